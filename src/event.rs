@@ -1,0 +1,343 @@
+//! The tool-call event: the one domain type every stage speaks.
+//!
+//! [`Event`] is what a client sends (after ingest has validated and normalised it);
+//! [`StoredEvent`] is what the WAL and the index hold: the scrubbed event plus what the
+//! collector adds (tenant, receive time, per-tenant sequence number, chained hash, and the
+//! list of redactions). JSON field names are the DESIGN.md names and are part of the external
+//! contract (`ship` input, HTTP ingest, search hits). Wire formats (protobuf) live in
+//! `ingest/`, never here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+/// The event schema version this collector writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How a tool call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    #[default]
+    Ok,
+    Error,
+    /// Refused by a gateway policy.
+    Denied,
+    /// The user refused consent.
+    ConsentDenied,
+    Timeout,
+}
+
+/// Whether and how the user consented to the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consent {
+    #[default]
+    NotRequired,
+    AllowedOnce,
+    AllowedAlways,
+    AutoApproved,
+    Denied,
+}
+
+/// How the MCP client talked to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    #[default]
+    Unknown,
+    Stdio,
+    StreamableHttp,
+    Sse,
+}
+
+macro_rules! str_enum {
+    ($ty:ty { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every accepted name, for error messages.
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $name),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($name => Some(Self::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+str_enum!(Outcome { Ok => "ok", Error => "error", Denied => "denied", ConsentDenied => "consent_denied", Timeout => "timeout" });
+str_enum!(Consent { NotRequired => "not_required", AllowedOnce => "allowed_once", AllowedAlways => "allowed_always", AutoApproved => "auto_approved", Denied => "denied" });
+str_enum!(Transport { Unknown => "unknown", Stdio => "stdio", StreamableHttp => "streamable_http", Sse => "sse" });
+
+/// MCP tool annotation hints. `None` means the gateway did not report the hint; the MCP
+/// spec defaults then apply (see the `effective_*` methods).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Annotations {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destructive: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotent: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_world: Option<bool>,
+}
+
+impl Annotations {
+    pub fn effective_read_only(&self) -> bool {
+        self.read_only.unwrap_or(false)
+    }
+    pub fn effective_destructive(&self) -> bool {
+        self.destructive.unwrap_or(true)
+    }
+    pub fn effective_idempotent(&self) -> bool {
+        self.idempotent.unwrap_or(false)
+    }
+    pub fn effective_open_world(&self) -> bool {
+        self.open_world.unwrap_or(true)
+    }
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_null(v: &serde_json::Value) -> bool {
+    v.is_null()
+}
+
+/// One tool call as observed by a gateway or agent, validated and normalised by ingest.
+///
+/// Empty strings mean "not reported" and are left out of the JSON form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub schema_version: u32,
+    /// Client-chosen unique id, the idempotency key (per tenant).
+    pub event_id: String,
+    /// When the call started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    pub method: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub server: String,
+    pub tool: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub client: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub conversation_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub session_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub span_id: String,
+    /// Tool arguments; `Null` when none were reported.
+    #[serde(default, skip_serializing_if = "is_null")]
+    pub arguments: serde_json::Value,
+    /// Result text or JSON text, possibly truncated by the gateway.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub result: String,
+    /// Size of the full result as the gateway saw it (before any truncation).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub result_bytes: u64,
+    #[serde(default)]
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    #[serde(default)]
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Annotations::is_empty")]
+    pub annotations: Annotations,
+    #[serde(default)]
+    pub consent: Consent,
+    #[serde(default)]
+    pub transport: Transport,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub remote_addr: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tool_description_hash: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Event {
+    /// A minimal valid event, for tests and generators.
+    pub fn new(event_id: impl Into<String>, method: &str, tool: &str) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            event_id: event_id.into(),
+            timestamp: OffsetDateTime::now_utc(),
+            source: String::new(),
+            method: method.to_string(),
+            server: String::new(),
+            tool: tool.to_string(),
+            user: String::new(),
+            client: String::new(),
+            conversation_id: String::new(),
+            session_id: String::new(),
+            trace_id: String::new(),
+            span_id: String::new(),
+            arguments: serde_json::Value::Null,
+            result: String::new(),
+            result_bytes: 0,
+            outcome: Outcome::Ok,
+            error: String::new(),
+            duration_ms: 0,
+            annotations: Annotations::default(),
+            consent: Consent::NotRequired,
+            transport: Transport::Unknown,
+            remote_addr: String::new(),
+            tool_description_hash: String::new(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// One secret removed by the scrubber: what kind, where, how many times.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Redaction {
+    /// Detector kind, e.g. `github_token`, `aws_access_key_id`, `password_field`.
+    pub kind: String,
+    /// Field path inside the event, e.g. `arguments.headers.Authorization`, `result`, `labels.db`.
+    pub path: String,
+    pub count: u32,
+}
+
+/// An event as stored: scrubbed, bound to a tenant, sequenced and hash-chained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    #[serde(flatten)]
+    pub event: Event,
+    /// Bound from the caller's token; an event never chooses its own tenant.
+    pub tenant: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    /// Per-tenant sequence number, starting at 1, without gaps.
+    pub seq: u64,
+    /// Hex SHA-256 of the previous event's hash (of the same tenant) and this event's
+    /// canonical bytes; see [`StoredEvent::chain_hash`].
+    pub hash: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redactions: Vec<Redaction>,
+}
+
+/// The hash that starts every tenant's chain.
+pub const GENESIS_HASH: [u8; 32] = [0u8; 32];
+
+impl StoredEvent {
+    /// The bytes the chain hash covers: the JSON of the stored event with an empty `hash`.
+    /// serde_json writes struct fields in declaration order and labels from a BTreeMap, so the
+    /// bytes are deterministic for a given event.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut copy = self.clone();
+        copy.hash.clear();
+        serde_json::to_vec(&copy).unwrap_or_default()
+    }
+
+    /// SHA-256(previous hash || canonical bytes).
+    pub fn chain_hash(&self, previous: &[u8; 32]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(previous);
+        h.update(self.canonical_bytes());
+        h.finalize().into()
+    }
+
+    /// The UTC day (days since the Unix epoch) of the event's timestamp; the index partition.
+    pub fn day(&self) -> i32 {
+        day_of(self.event.timestamp)
+    }
+}
+
+/// The idempotency key of an event: 128 bits of SHA-256 over tenant and event id. Collisions
+/// are negligible (birthday bound ~2^64 events), which is what lets the committer keep a
+/// compact in-memory duplicate filter.
+pub fn id_key(tenant: &str, event_id: &str) -> u128 {
+    let mut h = Sha256::new();
+    h.update((tenant.len() as u64).to_le_bytes());
+    h.update(tenant.as_bytes());
+    h.update(event_id.as_bytes());
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    u128::from_le_bytes(b)
+}
+
+/// Days since 1970-01-01 (UTC) of a timestamp.
+pub fn day_of(t: OffsetDateTime) -> i32 {
+    (t.unix_timestamp().div_euclid(86_400)) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_keeps_every_field() {
+        let mut e = Event::new("e1", "tools/call", "read_file");
+        e.arguments = serde_json::json!({"path": "/etc/hosts"});
+        e.annotations.read_only = Some(true);
+        e.labels.insert("env".into(), "prod".into());
+        e.outcome = Outcome::ConsentDenied;
+        e.transport = Transport::StreamableHttp;
+        let s = StoredEvent {
+            event: e,
+            tenant: "default".into(),
+            received_at: OffsetDateTime::now_utc(),
+            seq: 7,
+            hash: "ab".into(),
+            redactions: vec![Redaction { kind: "k".into(), path: "result".into(), count: 1 }],
+        };
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"outcome\":\"consent_denied\""), "{json}");
+        assert!(json.contains("\"transport\":\"streamable_http\""), "{json}");
+        let back: StoredEvent = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn chain_hash_changes_with_content_and_previous() {
+        let s = StoredEvent {
+            event: Event::new("e1", "tools/call", "t"),
+            tenant: "default".into(),
+            received_at: OffsetDateTime::now_utc(),
+            seq: 1,
+            hash: String::new(),
+            redactions: vec![],
+        };
+        let a = s.chain_hash(&GENESIS_HASH);
+        let mut t = s.clone();
+        t.event.tool = "u".into();
+        assert_ne!(a, t.chain_hash(&GENESIS_HASH));
+        assert_ne!(a, s.chain_hash(&[1u8; 32]));
+        let mut with_hash = s.clone();
+        with_hash.hash = hex::encode(a);
+        assert_eq!(a, with_hash.chain_hash(&GENESIS_HASH), "hash field is not covered");
+    }
+
+    #[test]
+    fn enum_names_round_trip() {
+        for n in Outcome::NAMES {
+            assert_eq!(Outcome::parse(n).unwrap().as_str(), *n);
+        }
+        assert_eq!(Outcome::parse("bogus"), None);
+    }
+}

@@ -1,0 +1,28 @@
+//! mcp-audit: an audit-log collector and anomaly detector for AI-agent tool calls.
+//!
+//! # Layout
+//! ```text
+//! ingest ─▶ scrub ─▶ wal (fsync, then ack) ─┬▶ index ─▶ api
+//!                                           └▶ live tail
+//! ```
+//! - [`event`]: the tool-call event, the one domain type every stage speaks.
+//! - [`ingest`]: gRPC and NDJSON front doors; validates events and binds them to a tenant.
+//! - [`scrub`]: removes secrets from every string of an event before anything is stored.
+//! - [`wal`]: durable, group-committed, hash-chained log; an event is acked only once it is here.
+//! - [`index`]: tantivy, one index per UTC day; search, histogram, terms. Only module using tantivy.
+//! - [`api`]: HTTP API (search, ingest, health, metrics) and the dashboard.
+//! - [`app`]: the wiring: opens the stages, starts the tasks, runs until shutdown.
+//! - [`config`]: TOML + environment + flags, checked once into [`config::Config`].
+//! - [`cli`]: the client commands (`ship`, `search`, `bench`, `demo`, `scrub`).
+
+pub mod error;
+pub mod event;
+pub mod index;
+pub mod scrub;
+pub mod wal;
+
+/// Generated gRPC code (prost/tonic output in OUT_DIR).
+pub mod proto {
+    #![allow(clippy::all)]
+    tonic::include_proto!("mcpaudit.v1");
+}
