@@ -304,7 +304,11 @@ mod tests {
             received_at: OffsetDateTime::now_utc(),
             seq: 7,
             hash: "ab".into(),
-            redactions: vec![Redaction { kind: "k".into(), path: "result".into(), count: 1 }],
+            redactions: vec![Redaction {
+                kind: "k".into(),
+                path: "result".into(),
+                count: 1,
+            }],
         };
         let json = serde_json::to_string(&s).unwrap();
         assert!(json.contains("\"outcome\":\"consent_denied\""), "{json}");
@@ -330,7 +334,11 @@ mod tests {
         assert_ne!(a, s.chain_hash(&[1u8; 32]));
         let mut with_hash = s.clone();
         with_hash.hash = hex::encode(a);
-        assert_eq!(a, with_hash.chain_hash(&GENESIS_HASH), "hash field is not covered");
+        assert_eq!(
+            a,
+            with_hash.chain_hash(&GENESIS_HASH),
+            "hash field is not covered"
+        );
     }
 
     #[test]

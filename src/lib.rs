@@ -15,9 +15,11 @@
 //! - [`config`]: TOML + environment + flags, checked once into [`config::Config`].
 //! - [`cli`]: the client commands (`ship`, `search`, `bench`, `demo`, `scrub`).
 
+pub mod config;
 pub mod error;
 pub mod event;
 pub mod index;
+pub mod metrics;
 pub mod scrub;
 pub mod wal;
 

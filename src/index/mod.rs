@@ -130,8 +130,19 @@ pub struct TermCount {
 
 /// Fields `terms` can aggregate on.
 pub const TERM_FIELDS: &[&str] = &[
-    "source", "method", "server", "tool", "user", "client", "conversation_id", "session_id",
-    "outcome", "consent", "transport", "remote_addr", "redaction",
+    "source",
+    "method",
+    "server",
+    "tool",
+    "user",
+    "client",
+    "conversation_id",
+    "session_id",
+    "outcome",
+    "consent",
+    "transport",
+    "remote_addr",
+    "redaction",
 ];
 
 /// All day indexes of one collector.

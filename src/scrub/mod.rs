@@ -11,7 +11,10 @@ pub enum ScrubError {
     #[error("`{key}`: {reason}")]
     Config { key: String, reason: String },
     #[error("scrub key file {path}: {source}")]
-    KeyFile { path: String, source: std::io::Error },
+    KeyFile {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A user-defined detector from config (`[[scrub.detectors]]`).

@@ -33,7 +33,11 @@ pub enum LogError {
     #[error("wal i/o on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("wal segment {path} is corrupt at byte {offset}: {reason}; it is not the last segment, so acknowledged events may be lost. Move the file aside only after keeping a copy")]
-    Corrupt { path: PathBuf, offset: u64, reason: String },
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
     #[error("wal record of {0} bytes is over the {MAX_RECORD_BYTES} byte limit")]
     TooLarge(usize),
 }
@@ -41,7 +45,10 @@ pub enum LogError {
 pub type Result<T> = std::result::Result<T, LogError>;
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
-    move |source| LogError::Io { path: path.to_path_buf(), source }
+    move |source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// An append-only log of byte records addressed by position.
@@ -102,35 +109,65 @@ fn scan_segment(path: &Path, first: u64, f: &mut dyn FnMut(u64, &[u8])) -> Resul
     let mut reader = io::BufReader::with_capacity(1 << 20, &mut file);
     let mut header = [0u8; HEADER_LEN as usize];
     if len < HEADER_LEN || reader.read_exact(&mut header).is_err() {
-        return Ok(Scan { records: 0, good_len: 0, bad: Some("segment header is incomplete".into()) });
+        return Ok(Scan {
+            records: 0,
+            good_len: 0,
+            bad: Some("segment header is incomplete".into()),
+        });
     }
-    if &header[..8] != MAGIC || u64::from_le_bytes(header[8..16].try_into().unwrap_or_default()) != first {
-        return Ok(Scan { records: 0, good_len: 0, bad: Some("segment header does not match its name".into()) });
+    if &header[..8] != MAGIC
+        || u64::from_le_bytes(header[8..16].try_into().unwrap_or_default()) != first
+    {
+        return Ok(Scan {
+            records: 0,
+            good_len: 0,
+            bad: Some("segment header does not match its name".into()),
+        });
     }
     let mut offset = HEADER_LEN;
     let mut records = 0u64;
     let mut payload = Vec::new();
     loop {
         if offset == len {
-            return Ok(Scan { records, good_len: offset, bad: None });
+            return Ok(Scan {
+                records,
+                good_len: offset,
+                bad: None,
+            });
         }
         let mut rh = [0u8; RECORD_HEADER_LEN];
         if len - offset < RECORD_HEADER_LEN as u64 {
-            return Ok(Scan { records, good_len: offset, bad: Some("record header is incomplete".into()) });
+            return Ok(Scan {
+                records,
+                good_len: offset,
+                bad: Some("record header is incomplete".into()),
+            });
         }
         reader.read_exact(&mut rh).map_err(io_err(path))?;
         let rec_len = u32::from_le_bytes([rh[0], rh[1], rh[2], rh[3]]) as usize;
         let crc = u32::from_le_bytes([rh[4], rh[5], rh[6], rh[7]]);
         if rec_len > MAX_RECORD_BYTES {
-            return Ok(Scan { records, good_len: offset, bad: Some(format!("record length {rec_len} is impossible")) });
+            return Ok(Scan {
+                records,
+                good_len: offset,
+                bad: Some(format!("record length {rec_len} is impossible")),
+            });
         }
         if len - offset - (RECORD_HEADER_LEN as u64) < rec_len as u64 {
-            return Ok(Scan { records, good_len: offset, bad: Some("record payload is incomplete".into()) });
+            return Ok(Scan {
+                records,
+                good_len: offset,
+                bad: Some("record payload is incomplete".into()),
+            });
         }
         payload.resize(rec_len, 0);
         reader.read_exact(&mut payload).map_err(io_err(path))?;
         if checksum(&rh[..4], &payload) != crc {
-            return Ok(Scan { records, good_len: offset, bad: Some("record checksum mismatch".into()) });
+            return Ok(Scan {
+                records,
+                good_len: offset,
+                bad: Some("record checksum mismatch".into()),
+            });
         }
         f(first + records, &payload);
         records += 1;
@@ -146,7 +183,9 @@ fn checksum(len_bytes: &[u8], payload: &[u8]) -> u32 {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 impl FileLog {
@@ -158,13 +197,18 @@ impl FileLog {
         for entry in fs::read_dir(dir).map_err(io_err(dir))? {
             let entry = entry.map_err(io_err(dir))?;
             let name = entry.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".wal")) else { continue };
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".wal")) else {
+                continue;
+            };
             if let Ok(first) = stem.parse::<u64>() {
                 segments.push(first);
             }
         }
         segments.sort_unstable();
-        let mut recovery = Recovery { segments: segments.len(), ..Recovery::default() };
+        let mut recovery = Recovery {
+            segments: segments.len(),
+            ..Recovery::default()
+        };
         let Some(&last) = segments.last() else {
             let log = Self::create_segment(dir, segment_bytes, Vec::new(), 0)?;
             return Ok((log, recovery));
@@ -173,7 +217,11 @@ impl FileLog {
         let scan = scan_segment(&path, last, &mut |_, _| {})?;
         let file_len = fs::metadata(&path).map_err(io_err(&path))?.len();
         if scan.good_len < HEADER_LEN && file_len > HEADER_LEN {
-            return Err(LogError::Corrupt { path, offset: 0, reason: scan.bad.unwrap_or_default() });
+            return Err(LogError::Corrupt {
+                path,
+                offset: 0,
+                reason: scan.bad.unwrap_or_default(),
+            });
         }
         if scan.good_len < HEADER_LEN {
             // Even the header is torn: the segment was being created when the crash hit and
@@ -189,13 +237,17 @@ impl FileLog {
             recovery.truncated_bytes = file_len - scan.good_len;
             recovery.reason = scan.bad;
         }
-        let file = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         if scan.good_len < file_len {
             file.set_len(scan.good_len).map_err(io_err(&path))?;
             file.sync_all().map_err(io_err(&path))?;
         }
         let mut file = file;
-        file.seek(SeekFrom::Start(scan.good_len)).map_err(io_err(&path))?;
+        file.seek(SeekFrom::Start(scan.good_len))
+            .map_err(io_err(&path))?;
         Ok((
             Self {
                 dir: dir.to_path_buf(),
@@ -210,9 +262,19 @@ impl FileLog {
         ))
     }
 
-    fn create_segment(dir: &Path, segment_bytes: u64, mut segments: Vec<u64>, first: u64) -> Result<Self> {
+    fn create_segment(
+        dir: &Path,
+        segment_bytes: u64,
+        mut segments: Vec<u64>,
+        first: u64,
+    ) -> Result<Self> {
         let path = segment_path(dir, first);
-        let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(&path).map_err(io_err(&path))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         let mut header = [0u8; HEADER_LEN as usize];
         header[..8].copy_from_slice(MAGIC);
         header[8..].copy_from_slice(&first.to_le_bytes());
@@ -240,7 +302,12 @@ impl FileLog {
     /// Closes the active segment durably and starts a new one at the next position.
     fn roll(&mut self) -> Result<()> {
         self.sync()?;
-        let next = Self::create_segment(&self.dir, self.segment_bytes, std::mem::take(&mut self.segments), self.next)?;
+        let next = Self::create_segment(
+            &self.dir,
+            self.segment_bytes,
+            std::mem::take(&mut self.segments),
+            self.next,
+        )?;
         *self = next;
         Ok(())
     }
@@ -263,7 +330,9 @@ impl Log for FileLog {
         let crc = checksum(&len_bytes, payload);
         let path = self.active_path();
         self.active.write_all(&len_bytes).map_err(io_err(&path))?;
-        self.active.write_all(&crc.to_le_bytes()).map_err(io_err(&path))?;
+        self.active
+            .write_all(&crc.to_le_bytes())
+            .map_err(io_err(&path))?;
         self.active.write_all(payload).map_err(io_err(&path))?;
         self.active_len += (RECORD_HEADER_LEN + payload.len()) as u64;
         let pos = self.next;
@@ -301,7 +370,11 @@ impl Log for FileLog {
             })?;
             if let Some(reason) = scan.bad {
                 if !is_last {
-                    return Err(LogError::Corrupt { path, offset: scan.good_len, reason });
+                    return Err(LogError::Corrupt {
+                        path,
+                        offset: scan.good_len,
+                        reason,
+                    });
                 }
             }
         }
@@ -326,7 +399,8 @@ mod tests {
 
     fn records(log: &FileLog, from: u64) -> Vec<(u64, Vec<u8>)> {
         let mut out = Vec::new();
-        log.replay(from, &mut |p, b| out.push((p, b.to_vec()))).unwrap();
+        log.replay(from, &mut |p, b| out.push((p, b.to_vec())))
+            .unwrap();
         out
     }
 
@@ -339,7 +413,10 @@ mod tests {
             assert_eq!(log.append(format!("record {i}").as_bytes()).unwrap(), i);
         }
         log.sync().unwrap();
-        assert!(log.segment_starts().len() > 1, "small segments must roll over");
+        assert!(
+            log.segment_starts().len() > 1,
+            "small segments must roll over"
+        );
         drop(log);
         let (log, rec) = FileLog::open(dir.path(), 100).unwrap();
         assert_eq!(rec.truncated_bytes, 0);
@@ -362,7 +439,10 @@ mod tests {
         assert_eq!(got.first().map(|r| r.0), Some(17));
         assert_eq!(got.len(), 13);
         assert!(log.segment_starts()[0] <= 17);
-        assert!(log.segment_starts()[0] > 0, "fully covered segments are deleted");
+        assert!(
+            log.segment_starts()[0] > 0,
+            "fully covered segments are deleted"
+        );
     }
 
     #[test]
