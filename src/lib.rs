@@ -15,10 +15,15 @@
 //! - [`config`]: TOML + environment + flags, checked once into [`config::Config`].
 //! - [`cli`]: the client commands (`ship`, `search`, `bench`, `demo`, `scrub`).
 
+pub mod api;
+pub mod app;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod event;
 pub mod index;
+pub mod ingest;
 pub mod metrics;
 pub mod scrub;
 pub mod wal;

@@ -132,10 +132,30 @@ impl Metrics {
             "HTTP API requests by route and status",
             self.http_requests.clone(),
         );
+        let rss: Gauge = Gauge::default();
+        rss.set(resident_bytes());
+        r.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the collector",
+            rss,
+        );
         let mut out = String::new();
         if encode(&mut out, &r).is_err() {
             out.clear();
         }
         out
     }
+}
+
+/// Resident set size from `/proc/self/statm` (0 where unavailable).
+fn resident_bytes() -> i64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<i64>().ok())
+        })
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
 }

@@ -1,0 +1,151 @@
+//! Search, histogram, terms and get-by-id.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::{parse_duration, tenant, Params, Problem};
+use crate::app::Shared;
+use crate::error::ErrorKind;
+use crate::index::{HistogramRequest, SearchRequest, TermsRequest};
+
+/// Largest page.
+pub const MAX_LIMIT: u64 = 10_000;
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "search task failed");
+        Err(Problem::new(
+            ErrorKind::Internal,
+            "internal error",
+            "the search failed; see the collector log",
+        ))
+    })
+}
+
+pub async fn search(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let started = Instant::now();
+    let tenant = tenant(&s, &headers)?;
+    let p = Params::new(raw, &["q", "start", "end", "limit", "cursor"])?;
+    let now = OffsetDateTime::now_utc();
+    let (start, end) = p.range(now)?;
+    let req = SearchRequest {
+        tenant: tenant.to_string(),
+        query: p.str("q").to_string(),
+        start,
+        end,
+        limit: p.uint("limit", 100, 1, MAX_LIMIT)? as usize,
+        cursor: p.opt("cursor").map(str::to_string),
+    };
+    let index = s.index.clone();
+    let result = blocking(move || index.search(&req).map_err(Problem::from)).await?;
+    let took = started.elapsed();
+    s.metrics.search.observe(took.as_secs_f64());
+    Ok(Json(json!({
+        "total": result.total,
+        "hits": result.hits,
+        "next_cursor": result.next_cursor,
+        "took_ms": took.as_millis() as u64,
+    }))
+    .into_response())
+}
+
+pub async fn histogram(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let tenant = tenant(&s, &headers)?;
+    let p = Params::new(raw, &["q", "start", "end", "interval"])?;
+    let now = OffsetDateTime::now_utc();
+    let (start, end) = p.range(now)?;
+    let interval = match p.opt("interval") {
+        None => {
+            // About 60 buckets over the range, rounded to a whole minute at least.
+            let secs = ((end - start).whole_seconds() / 60).max(60);
+            std::time::Duration::from_secs(secs as u64)
+        }
+        Some(v) => parse_duration(v)
+            .filter(|d| d.whole_seconds() > 0)
+            .and_then(|d| d.try_into().ok())
+            .ok_or_else(|| {
+                Problem::param(
+                    "interval",
+                    format!("{v:?} is not a duration like 30s, 5m, 1h or 1d"),
+                )
+            })?,
+    };
+    let req = HistogramRequest {
+        tenant: tenant.to_string(),
+        query: p.str("q").to_string(),
+        start,
+        end,
+        interval,
+    };
+    let index = s.index.clone();
+    let buckets = blocking(move || index.histogram(&req).map_err(Problem::from)).await?;
+    Ok(Json(json!({ "interval_secs": interval.as_secs(), "buckets": buckets })).into_response())
+}
+
+pub async fn terms(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let tenant = tenant(&s, &headers)?;
+    let p = Params::new(raw, &["q", "start", "end", "field", "size"])?;
+    let now = OffsetDateTime::now_utc();
+    let (start, end) = p.range(now)?;
+    let field = p.opt("field").ok_or_else(|| {
+        Problem::param(
+            "field",
+            format!(
+                "is required; one of {}",
+                crate::index::TERM_FIELDS.join(", ")
+            ),
+        )
+    })?;
+    let req = TermsRequest {
+        tenant: tenant.to_string(),
+        field: field.to_string(),
+        query: p.str("q").to_string(),
+        start,
+        end,
+        size: p.uint("size", 10, 1, 1000)? as usize,
+    };
+    let index = s.index.clone();
+    let terms = blocking(move || index.terms(&req).map_err(Problem::from)).await?;
+    Ok(Json(json!({ "field": field, "terms": terms })).into_response())
+}
+
+pub async fn event(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(event_id): Path<String>,
+) -> Result<Response, Problem> {
+    let tenant = tenant(&s, &headers)?;
+    let index = s.index.clone();
+    let id = event_id.clone();
+    let found = blocking(move || index.get(&tenant, &id).map_err(Problem::from)).await?;
+    match found {
+        Some(ev) => Ok(Json(ev).into_response()),
+        None => Err(Problem::new(
+            ErrorKind::NotFound,
+            "not found",
+            format!("no event with id {event_id:?} in the retained days"),
+        )),
+    }
+}

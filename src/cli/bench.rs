@@ -1,0 +1,364 @@
+//! `mcp-audit bench` (load generator) and `mcp-audit demo` (live realistic traffic).
+//!
+//! `bench` streams generated ~1 KB events over real gRPC `Ship` streams, measures ack latency
+//! per batch (send → durable ack), waits until every event is searchable, then times
+//! `user:X AND tool:Y` searches over the last 24 h, and samples the collector's RSS from
+//! `/metrics` throughout.
+
+use std::collections::VecDeque;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+use super::client::{connect, request, DEFAULT_GRPC, DEFAULT_HTTP};
+use crate::demo::Generator;
+use crate::ingest::proto as convert;
+use crate::proto::{ShipRequest, ToolCallEvent};
+
+#[derive(clap::Args, Clone)]
+pub struct Args {
+    #[arg(long, env = "MCP_AUDIT_ENDPOINT", default_value = DEFAULT_GRPC)]
+    endpoint: String,
+    /// HTTP API, for the searchable check, the search timing and RSS sampling.
+    #[arg(long, env = "MCP_AUDIT_HTTP_ENDPOINT", default_value = DEFAULT_HTTP)]
+    http_endpoint: String,
+    #[arg(long, env = "MCP_AUDIT_TOKEN")]
+    token: Option<String>,
+    /// Events to send.
+    #[arg(long, default_value_t = 200_000)]
+    events: u64,
+    /// gRPC connections, each with one Ship stream.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Events per batch.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Batches in flight per stream.
+    #[arg(long, default_value_t = 4)]
+    pipeline: usize,
+    /// Target total rate in events/s (default: as fast as acks come back).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Searches to time after ingest (0 to skip).
+    #[arg(long, default_value_t = 200)]
+    searches: usize,
+    /// Approximate JSON size of each event.
+    #[arg(long, default_value_t = 1000)]
+    event_bytes: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    #[arg(long, env = "MCP_AUDIT_ENDPOINT", default_value = DEFAULT_GRPC)]
+    endpoint: String,
+    #[arg(long, env = "MCP_AUDIT_TOKEN")]
+    token: Option<String>,
+    #[arg(long, default_value_t = 1000)]
+    events: u64,
+    /// Events per second.
+    #[arg(long, default_value_t = 50)]
+    rate: u64,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+struct ConnResult {
+    latencies: Vec<Duration>,
+    accepted: u64,
+    rejected: u64,
+}
+
+async fn search_total(
+    http: &reqwest::Client,
+    base: &str,
+    token: Option<&str>,
+    q: &str,
+) -> anyhow::Result<(u64, u64)> {
+    let mut req = http.get(format!("{base}/api/v1/search")).query(&[
+        ("q", q),
+        ("limit", "10"),
+        ("start", "-24h"),
+    ]);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let v: serde_json::Value = req.send().await?.error_for_status()?.json().await?;
+    Ok((
+        v["total"].as_u64().unwrap_or(0),
+        v["took_ms"].as_u64().unwrap_or(0),
+    ))
+}
+
+async fn rss_bytes(http: &reqwest::Client, base: &str) -> Option<u64> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with("mcp_audit_process_resident_memory_bytes "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let base = args.http_endpoint.trim_end_matches('/').to_string();
+    let http = reqwest::Client::new();
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let (before, _) = search_total(&http, &base, args.token.as_deref(), "")
+        .await
+        .with_context(|| format!("cannot reach the HTTP API at {base}"))?;
+
+    // A pool of realistic events; each send only changes id and timestamp, so the load
+    // generator spends its CPU on the wire, not on making text.
+    let mut g = Generator::new(args.seed);
+    let now = OffsetDateTime::now_utc();
+    let pool: Arc<Vec<ToolCallEvent>> = Arc::new(
+        (0..1024)
+            .map(|_| convert::encode(&g.benign(now, args.event_bytes)))
+            .collect(),
+    );
+    let wire: usize = pool.iter().map(prost::Message::encoded_len).sum::<usize>() / pool.len();
+    println!("bench: {} events of ~{} bytes (protobuf; ~{} bytes JSON), {} connections, batch {}, pipeline {}, rate {}", args.events, wire, args.event_bytes, args.connections, args.batch, args.pipeline, args.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "max".into()));
+
+    let peak_rss = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (http, base, peak) = (http.clone(), base.clone(), peak_rss.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Some(r) = rss_bytes(&http, &base).await {
+                    peak.fetch_max(r, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+
+    let started = Instant::now();
+    let per_conn = args.events / args.connections.max(1) as u64;
+    let mut tasks = Vec::new();
+    for c in 0..args.connections.max(1) {
+        let n = if c == 0 {
+            per_conn + args.events % args.connections.max(1) as u64
+        } else {
+            per_conn
+        };
+        let (args, pool, run_id) = (args.clone(), pool.clone(), run_id.clone());
+        tasks.push(tokio::spawn(async move {
+            connection(c, n, &args, &pool, &run_id).await
+        }));
+    }
+    let mut latencies = Vec::new();
+    let (mut accepted, mut rejected) = (0u64, 0u64);
+    for t in tasks {
+        let r = t.await.context("a connection task failed")??;
+        latencies.extend(r.latencies);
+        accepted += r.accepted;
+        rejected += r.rejected;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    println!(
+        "ingest: {accepted} acked, {rejected} rejected in {:.2} s = {:.0} events/s",
+        elapsed.as_secs_f64(),
+        accepted as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "ack latency per batch: p50 {}  p99 {}  max {}",
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
+        ms(percentile(&latencies, 1.0))
+    );
+
+    let want = before + accepted;
+    let wait_start = Instant::now();
+    loop {
+        let (total, _) = search_total(&http, &base, args.token.as_deref(), "").await?;
+        if total >= want {
+            println!(
+                "searchable: all {accepted} events {:.2} s after the last ack (total {total})",
+                wait_start.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        if wait_start.elapsed() > Duration::from_secs(300) {
+            println!(
+                "searchable: only {} of {accepted} after 300 s",
+                total.saturating_sub(before)
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    if args.searches > 0 {
+        let users = [
+            "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+        ];
+        let tools = [
+            "read_file",
+            "list_issues",
+            "query",
+            "post_message",
+            "fetch",
+            "create_ticket",
+        ];
+        let mut client_lat = Vec::with_capacity(args.searches);
+        let mut server_lat = Vec::with_capacity(args.searches);
+        for i in 0..args.searches {
+            let q = format!(
+                "user:{} AND tool:{}",
+                users[i % users.len()],
+                tools[(i / users.len()) % tools.len()]
+            );
+            let t = Instant::now();
+            let (_, took) = search_total(&http, &base, args.token.as_deref(), &q).await?;
+            client_lat.push(t.elapsed());
+            server_lat.push(Duration::from_millis(took));
+        }
+        client_lat.sort();
+        server_lat.sort();
+        let (docs, _) = search_total(&http, &base, args.token.as_deref(), "").await?;
+        println!(
+            "search `user:X AND tool:Y` over 24 h ({docs} events): p50 {}  p99 {}  max {} (client-side); server took_ms p99 {}",
+            ms(percentile(&client_lat, 0.5)),
+            ms(percentile(&client_lat, 0.99)),
+            ms(percentile(&client_lat, 1.0)),
+            ms(percentile(&server_lat, 0.99))
+        );
+    }
+    if let Some(r) = rss_bytes(&http, &base).await {
+        peak_rss.fetch_max(r, Ordering::Relaxed);
+    }
+    sampler.abort();
+    println!(
+        "collector RSS peak (sampled every 250 ms): {:.0} MiB",
+        peak_rss.load(Ordering::Relaxed) as f64 / (1 << 20) as f64
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn connection(
+    c: usize,
+    n: u64,
+    args: &Args,
+    pool: &[ToolCallEvent],
+    run_id: &str,
+) -> anyhow::Result<ConnResult> {
+    let mut client = connect(&args.endpoint).await?;
+    let (tx, rx) = mpsc::channel::<ShipRequest>(args.pipeline.max(1));
+    let mut responses = client
+        .ship(request(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            args.token.as_deref(),
+        )?)
+        .await
+        .context("cannot open a Ship stream")?
+        .into_inner();
+    let per_conn_rate = args.rate.map(|r| r as f64 / args.connections.max(1) as f64);
+    let mut sent_at: VecDeque<Instant> = VecDeque::new();
+    let mut result = ConnResult {
+        latencies: Vec::new(),
+        accepted: 0,
+        rejected: 0,
+    };
+    let mut sent = 0u64;
+    let started = Instant::now();
+    while sent < n || !sent_at.is_empty() {
+        let can_send = sent < n && sent_at.len() < args.pipeline.max(1);
+        let pace = match (can_send, per_conn_rate) {
+            (true, Some(r)) => {
+                let due = started + Duration::from_secs_f64(sent as f64 / r);
+                due.saturating_duration_since(Instant::now())
+            }
+            _ => Duration::ZERO,
+        };
+        tokio::select! {
+            biased;
+            resp = responses.next(), if !sent_at.is_empty() => {
+                let resp = resp.context("the collector closed the stream early")?.context("the collector failed a batch")?;
+                if let Some(t) = sent_at.pop_front() {
+                    result.latencies.push(t.elapsed());
+                }
+                result.accepted += resp.accepted.len() as u64;
+                result.rejected += resp.rejected.len() as u64;
+            }
+            _ = tokio::time::sleep(pace), if can_send => {
+                let size = (args.batch as u64).min(n - sent);
+                let ts = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64;
+                let events = (0..size)
+                    .map(|i| {
+                        let k = sent + i;
+                        let mut e = pool[(k as usize + c * 7) % pool.len()].clone();
+                        e.event_id = format!("bench-{run_id}-{c}-{k}");
+                        e.timestamp_unix_micros = ts;
+                        e
+                    })
+                    .collect();
+                sent_at.push_back(Instant::now());
+                tx.send(ShipRequest { events }).await.context("the Ship stream closed")?;
+                sent += size;
+            }
+        }
+    }
+    drop(tx);
+    Ok(result)
+}
+
+/// `mcp-audit demo`: live mixed traffic at a steady rate.
+pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let mut client = connect(&args.endpoint).await?;
+    let mut g = Generator::new(args.seed);
+    let mut sent = 0u64;
+    let mut accepted = 0u64;
+    let tick = Duration::from_millis(200);
+    let per_tick = (args.rate as f64 * tick.as_secs_f64()).ceil().max(1.0) as u64;
+    let mut interval = tokio::time::interval(tick);
+    while sent < args.events {
+        interval.tick().await;
+        let mut events = Vec::new();
+        while (events.len() as u64) < per_tick && sent + (events.len() as u64) < args.events {
+            events.extend(
+                g.mixed(OffsetDateTime::now_utc(), 900)
+                    .iter()
+                    .map(convert::encode),
+            );
+        }
+        sent += events.len() as u64;
+        let resp = client
+            .send(request(ShipRequest { events }, args.token.as_deref())?)
+            .await
+            .context("the collector refused a demo batch")?
+            .into_inner();
+        accepted += resp.accepted.len() as u64;
+        for r in resp.rejected {
+            eprintln!("rejected #{}: {}", r.index, r.reason);
+        }
+    }
+    eprintln!("demo: sent {sent} events ({accepted} accepted)");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,171 @@
+//! The command line: `serve` runs the collector; the other commands are clients of it or
+//! offline tools.
+
+mod bench;
+mod client;
+mod search;
+mod ship;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "mcp-audit",
+    version,
+    about = "Audit log and anomaly detection for AI-agent tool calls (MCP)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the collector (gRPC ingest, WAL, index, HTTP API).
+    Serve {
+        /// TOML config file.
+        #[arg(long, env = "MCP_AUDIT_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        grpc_listen: Option<String>,
+        #[arg(long)]
+        http_listen: Option<String>,
+        /// Fill a fresh instance with a day of generated MCP traffic, attacks included.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Send JSON Lines events (files or stdin) to the collector over gRPC.
+    Ship(ship::Args),
+    /// Search stored events.
+    Search(search::Args),
+    /// Generate realistic MCP traffic, attacks included, and ship it.
+    Demo(bench::DemoArgs),
+    /// Load generator: ships generated ~1 KB events and reports throughput and ack latency.
+    Bench(bench::Args),
+    /// Remove secrets from JSON Lines offline (stdout), with a summary per kind (stderr).
+    Scrub {
+        /// Input file; `-` or nothing for stdin.
+        file: Option<PathBuf>,
+        /// Data dir whose installation key to use, so fingerprints match the collector's.
+        #[arg(long, env = "MCP_AUDIT_DATA_DIR", default_value = "./mcp-audit-data")]
+        data_dir: PathBuf,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve {
+                config,
+                data_dir,
+                grpc_listen,
+                http_listen,
+                demo,
+            } => {
+                let flags = Overrides {
+                    data_dir,
+                    grpc_listen,
+                    http_listen,
+                    demo,
+                };
+                serve(config, flags).await.map(|()| ExitCode::SUCCESS)
+            }
+            Command::Ship(args) => ship::run(args).await,
+            Command::Search(args) => search::run(args).await,
+            Command::Demo(args) => bench::demo(args).await,
+            Command::Bench(args) => bench::run(args).await,
+            Command::Scrub { file, data_dir } => scrub(file, data_dir),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MCP_AUDIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+async fn serve(file: Option<PathBuf>, flags: Overrides) -> anyhow::Result<()> {
+    let config = Config::load(file.as_deref(), std::env::vars(), &flags)?;
+    let listeners = crate::app::Listeners::bind(&config).await?;
+    crate::app::run(config, listeners, shutdown_signal()).await
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn scrub(file: Option<PathBuf>, data_dir: PathBuf) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let key_path = data_dir.join("scrub.key");
+    let key = if key_path.exists() {
+        crate::scrub::load_or_create_key(&key_path)?
+    } else {
+        eprintln!("note: no installation key at {}; using a one-off key, so fingerprints will not match a collector's (pass --data-dir)", key_path.display());
+        rand::random()
+    };
+    let scrubber = crate::scrub::Scrubber::new(&crate::scrub::ScrubConfig::default(), key)?;
+    let stdout = std::io::stdout().lock();
+    let summary = match file.as_deref() {
+        None => crate::scrub::scrub_jsonl(&scrubber, std::io::stdin().lock(), stdout)?,
+        Some(p) if p.as_os_str() == "-" => {
+            crate::scrub::scrub_jsonl(&scrubber, std::io::stdin().lock(), stdout)?
+        }
+        Some(p) => {
+            let f =
+                std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+            crate::scrub::scrub_jsonl(&scrubber, std::io::BufReader::new(f), stdout)?
+        }
+    };
+    eprintln!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,111 @@
+//! `mcp-audit search`: queries the HTTP API and prints a table, or JSON with `--json`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::client::DEFAULT_HTTP;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// HTTP API of the collector.
+    #[arg(long, env = "MCP_AUDIT_HTTP_ENDPOINT", default_value = DEFAULT_HTTP)]
+    endpoint: String,
+    #[arg(long, env = "MCP_AUDIT_TOKEN")]
+    token: Option<String>,
+    /// How far back to look, e.g. 15m, 2h, 7d.
+    #[arg(long, default_value = "24h")]
+    since: String,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Print the API's JSON answer instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// The query, e.g. `tool:delete_file AND user:alice`.
+    query: Vec<String>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let q = args.query.join(" ");
+    let url = format!("{}/api/v1/search", args.endpoint.trim_end_matches('/'));
+    let client = reqwest::Client::new();
+    let mut req = client.get(&url).query(&[
+        ("q", q.as_str()),
+        ("start", &format!("-{}", args.since)),
+        ("limit", &args.limit.to_string()),
+    ]);
+    if let Some(t) = &args.token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.with_context(|| {
+        format!(
+            "cannot reach the collector at {}; is `mcp-audit serve` running?",
+            args.endpoint
+        )
+    })?;
+    let status = resp.status();
+    let body: Value = resp
+        .json()
+        .await
+        .context("the collector's answer is not JSON")?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "{}",
+            body.get("detail")
+                .and_then(Value::as_str)
+                .unwrap_or("search failed")
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let hits = body
+        .get("hits")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    println!(
+        "{:<20} {:<10} {:<28} {:<14} {:>7}  ARGUMENTS",
+        "TIME", "USER", "SERVER/TOOL", "OUTCOME", "MS"
+    );
+    for h in &hits {
+        let s = |k: &str| h.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let time = s("timestamp")
+            .chars()
+            .take(19)
+            .collect::<String>()
+            .replace('T', " ");
+        let tool = format!("{}/{}", s("server"), s("tool"));
+        let args_text = h
+            .get("arguments")
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let args_short: String = args_text.chars().take(60).collect();
+        let ms = h.get("duration_ms").and_then(Value::as_u64).unwrap_or(0);
+        println!(
+            "{:<20} {:<10} {:<28} {:<14} {:>7}  {}",
+            time,
+            trunc(&s("user"), 10),
+            trunc(&tool, 28),
+            s("outcome"),
+            ms,
+            args_short
+        );
+    }
+    let total = body.get("total").and_then(Value::as_u64).unwrap_or(0);
+    let took = body.get("took_ms").and_then(Value::as_u64).unwrap_or(0);
+    eprintln!("{} of {total} matching events ({took} ms)", hits.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn trunc(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}

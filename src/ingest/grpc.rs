@@ -1,0 +1,162 @@
+//! The gRPC `Ingest` service: bidirectional `Ship` stream and unary `Send`.
+//!
+//! On a `Ship` stream, up to [`PIPELINE`] batches are in flight at once (so their fsyncs are
+//! shared by group commit) and answered in request order. On shutdown a stream stops reading,
+//! answers every batch it already read, and ends.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::stream::FuturesOrdered;
+use futures::{Stream, StreamExt};
+use prost::Message;
+use tokio::sync::{mpsc, watch};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{proto as convert, Auth, BatchResult, Incoming, Ingestor};
+use crate::error::ErrorKind;
+use crate::proto::{self, ingest_server::Ingest};
+use crate::wal::WalError;
+
+/// Batches of one stream processed concurrently.
+pub const PIPELINE: usize = 16;
+
+pub struct IngestService {
+    pub ingestor: Arc<Ingestor>,
+    pub auth: Auth,
+    pub max_batch_events: usize,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+fn wal_status(e: WalError) -> Status {
+    let kind = match e {
+        WalError::ShuttingDown => ErrorKind::Unavailable,
+        _ => ErrorKind::Internal,
+    };
+    Status::new(kind.grpc_code(), e.to_string())
+}
+
+fn to_response(r: BatchResult) -> proto::ShipResponse {
+    proto::ShipResponse {
+        accepted: r.accepted,
+        rejected: r
+            .rejected
+            .into_iter()
+            .map(|r| proto::Rejected {
+                index: r.index,
+                event_id: r.event_id,
+                reason: r.reason,
+            })
+            .collect(),
+    }
+}
+
+fn decode_batch(req: proto::ShipRequest, max: usize) -> Result<Vec<Incoming>, Status> {
+    if req.events.len() > max {
+        return Err(Status::invalid_argument(format!(
+            "batch has {} events, over the limit of {max} (`ingest.max_batch_events`); split it",
+            req.events.len()
+        )));
+    }
+    Ok(req
+        .events
+        .into_iter()
+        .map(|p| {
+            let wire_bytes = p.encoded_len();
+            let id_hint = p.event_id.clone();
+            Incoming {
+                decoded: convert::decode(p),
+                wire_bytes,
+                id_hint,
+            }
+        })
+        .collect())
+}
+
+impl IngestService {
+    fn tenant<T>(&self, req: &Request<T>) -> Result<Arc<str>, Status> {
+        let header = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        self.auth
+            .tenant(header)
+            .map_err(|e| Status::unauthenticated(e.to_string()))
+    }
+}
+
+type ShipStream = Pin<Box<dyn Stream<Item = Result<proto::ShipResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Ingest for IngestService {
+    type ShipStream = ShipStream;
+
+    async fn ship(
+        &self,
+        request: Request<Streaming<proto::ShipRequest>>,
+    ) -> Result<Response<Self::ShipStream>, Status> {
+        let tenant = self.tenant(&request)?;
+        let mut inbound = request.into_inner();
+        let ingestor = self.ingestor.clone();
+        let max = self.max_batch_events;
+        let mut shutdown = self.shutdown.clone();
+        let (tx, rx) = mpsc::channel(PIPELINE);
+        tokio::spawn(async move {
+            let mut in_flight = FuturesOrdered::new();
+            let mut reading = true;
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                        if tx.send(done).await.is_err() {
+                            return;
+                        }
+                    }
+                    changed = shutdown.changed(), if reading => {
+                        if changed.is_err() || *shutdown.borrow() {
+                            reading = false;
+                        }
+                    }
+                    msg = inbound.next(), if reading && in_flight.len() < PIPELINE => {
+                        match msg {
+                            None => reading = false,
+                            Some(Err(status)) => {
+                                tracing::debug!(%status, "ship stream ended by the client");
+                                reading = false;
+                            }
+                            Some(Ok(req)) => {
+                                let ingestor = ingestor.clone();
+                                let tenant = tenant.clone();
+                                in_flight.push_back(async move {
+                                    let batch = decode_batch(req, max)?;
+                                    ingestor.ingest(tenant, batch).await.map(to_response).map_err(wal_status)
+                                });
+                            }
+                        }
+                    }
+                    else => break,
+                }
+                if !reading && in_flight.is_empty() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn send(
+        &self,
+        request: Request<proto::ShipRequest>,
+    ) -> Result<Response<proto::ShipResponse>, Status> {
+        let tenant = self.tenant(&request)?;
+        let batch = decode_batch(request.into_inner(), self.max_batch_events)?;
+        let result = self
+            .ingestor
+            .ingest(tenant, batch)
+            .await
+            .map_err(wal_status)?;
+        Ok(Response::new(to_response(result)))
+    }
+}
