@@ -57,6 +57,8 @@ pub struct Shared {
     pub tail: broadcast::Sender<Arc<StoredEvent>>,
     pub ready: AtomicBool,
     pub config: Config,
+    /// Becomes true when shutdown starts; long-lived responses (tail) end on it.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// How long servers get to finish in-flight requests after a shutdown signal.
@@ -140,6 +142,7 @@ pub async fn run(
         },
         metrics: metrics.clone(),
     });
+    let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         index,
         ingestor: ingestor.clone(),
@@ -148,9 +151,9 @@ pub async fn run(
         tail,
         ready: AtomicBool::new(false),
         config: config.clone(),
+        shutdown: stop_rx.clone(),
     });
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     let grpc_addr = listeners.grpc.local_addr()?;
     let http_addr = listeners.http.local_addr()?;
     let service = IngestService {
@@ -204,13 +207,18 @@ pub async fn run(
     tracing::info!("shutting down: finishing in-flight batches");
     shared.ready.store(false, Ordering::Release);
     let _ = stop_tx.send(true);
+    let (mut grpc, mut http) = (grpc, http);
     let drained = tokio::time::timeout(DRAIN, async {
-        let _ = grpc.await;
-        let _ = http.await;
+        let _ = (&mut grpc).await;
+        let _ = (&mut http).await;
     })
     .await;
     if drained.is_err() {
-        tracing::warn!("clients still connected after {DRAIN:?}; closing");
+        tracing::warn!("clients still connected after {DRAIN:?}; closing their connections");
+        grpc.abort();
+        http.abort();
+        let _ = grpc.await;
+        let _ = http.await;
     }
     // Dropping the last handles lets the committer drain its queue, fsync and stop; then the
     // indexer's channel closes and it makes a final commit.

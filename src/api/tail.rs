@@ -153,6 +153,10 @@ pub async fn tail(
         };
         futures::future::ready(out.map(Ok::<_, Infallible>))
     });
+    let mut stop = s.shutdown.clone();
+    let stream = stream.take_until(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
     Ok(axum::response::Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
