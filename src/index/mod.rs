@@ -18,6 +18,14 @@
 //!
 //! TODO(index helper): implementation.
 
+// Not wired into `Indexes` yet.
+#[allow(dead_code)]
+mod cursor;
+#[allow(dead_code)]
+mod query;
+#[allow(dead_code)]
+mod schema;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
