@@ -16,16 +16,41 @@
 //! replayed from the checkpoint and [`Indexes::add`] skips positions a day index already holds:
 //! a crash between two day commits neither loses nor duplicates an event.
 //!
-//! TODO(index helper): implementation.
+//! ## Threads
+//! [`Indexes::add`] and [`Indexes::commit`] are called from one indexing thread; searches from
+//! any number of threads. A search takes a snapshot (one tantivy `Searcher` per day in its
+//! range) under a short read lock and runs without any lock, so it never waits for a commit;
+//! a commit reloads each day's reader before it returns, so a search started after `commit()`
+//! sees everything committed.
+//!
+//! ## Submodules
+//! - `schema`: the fields of a day index and the document of an event.
+//! - `query`: the query language of `q`, parsed by hand into tantivy queries.
+//! - `search`: search, histogram, terms and get on a snapshot, with fast-field collectors.
+//! - `cursor`: the opaque paging cursor.
+//! - `day`: one day's folder, reader, writer and payload; the checkpoint file.
 
-use std::collections::BTreeMap;
+mod cursor;
+mod day;
+mod query;
+mod schema;
+mod search;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{btree_map, BTreeMap};
+use std::fs;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::event::StoredEvent;
+use crate::event::{day_of, StoredEvent};
+use day::{Day, DayWriter};
+use schema::Fields;
+use search::Snapshot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -146,63 +171,260 @@ pub const TERM_FIELDS: &[&str] = &[
 ];
 
 /// All day indexes of one collector.
-pub struct Indexes {}
+pub struct Indexes {
+    cfg: IndexConfig,
+    fields: Fields,
+    /// Every open day index, searchable. Searches clone what they need and let go at once.
+    days: RwLock<BTreeMap<i32, Arc<Day>>>,
+    /// The indexing thread's state; searches never take this lock.
+    ingest: Mutex<Ingest>,
+    /// The last checkpoint written (or read at open).
+    checkpoint: RwLock<Checkpoint>,
+}
+
+struct Ingest {
+    /// Open writers; a day without one gets one on its next event.
+    writers: BTreeMap<i32, DayWriter>,
+    /// Chain heads after every event passed to `add`.
+    heads: BTreeMap<String, ChainHead>,
+    /// The greatest position passed to `add`.
+    last_pos: Option<u64>,
+}
+
+/// A writer of a day older than yesterday is closed after this long without events.
+const IDLE_WRITER: Duration = Duration::from_secs(600);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves state that is still consistent for our use
+    // (tantivy keeps its own invariants); carry on rather than poison every later call.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
 
 impl Indexes {
     /// Opens (or creates) every day index under `cfg.dir` and reads the checkpoint.
-    pub fn open(_cfg: IndexConfig) -> Result<Self> {
-        todo!()
+    pub fn open(cfg: IndexConfig) -> Result<Self> {
+        fs::create_dir_all(&cfg.dir)?;
+        let fields = Fields::new();
+        let mut days = BTreeMap::new();
+        for entry in fs::read_dir(&cfg.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(day) = name.to_str().and_then(day::parse_folder_name) else {
+                continue;
+            };
+            if entry.file_type()?.is_dir() {
+                days.insert(day, Arc::new(Day::open(&cfg.dir, day, &fields.schema)?));
+            }
+        }
+        let checkpoint = day::read_checkpoint(&cfg.dir)?;
+        tracing::debug!(dir = %cfg.dir.display(), days = days.len(), wal_next = checkpoint.wal_next, "index opened");
+        Ok(Indexes {
+            fields,
+            days: RwLock::new(days),
+            ingest: Mutex::new(Ingest {
+                writers: BTreeMap::new(),
+                heads: checkpoint.heads.clone(),
+                last_pos: None,
+            }),
+            checkpoint: RwLock::new(checkpoint),
+            cfg,
+        })
     }
 
     /// Where WAL replay must start, and the chain heads at that point.
     pub fn checkpoint(&self) -> Checkpoint {
-        todo!()
+        read(&self.checkpoint).clone()
+    }
+
+    /// The first day kept at time `now`.
+    fn first_retained_day(&self, now: OffsetDateTime) -> i32 {
+        let keep = i32::try_from(self.cfg.retention_days).unwrap_or(i32::MAX);
+        day_of(now).saturating_sub(keep)
     }
 
     /// Adds one stored event at WAL position `pos`. Positions arrive in increasing order.
     /// Skips the event when its day index already holds `pos` (after a crash); events whose
     /// day is beyond retention are skipped.
-    pub fn add(&self, _pos: u64, _event: &StoredEvent) -> Result<()> {
-        todo!()
+    pub fn add(&self, pos: u64, event: &StoredEvent) -> Result<()> {
+        let mut ingest = lock(&self.ingest);
+        ingest.last_pos = Some(ingest.last_pos.map_or(pos, |p| p.max(pos)));
+        // The chain moves on whether or not this index needs the event.
+        ingest.heads.insert(
+            event.tenant.clone(),
+            ChainHead {
+                seq: event.seq,
+                hash: event.hash.clone(),
+            },
+        );
+        let day = event.day();
+        if day < self.first_retained_day(OffsetDateTime::now_utc()) {
+            return Ok(());
+        }
+        let w = match ingest.writers.entry(day) {
+            btree_map::Entry::Occupied(e) => e.into_mut(),
+            btree_map::Entry::Vacant(e) => {
+                let d = self.day_or_create(day)?;
+                e.insert(DayWriter::open(&d, &self.cfg)?)
+            }
+        };
+        if pos < w.committed {
+            return Ok(()); // replay after a crash: this day already holds it
+        }
+        w.writer.add_document(self.fields.document(pos, event))?;
+        w.dirty = true;
+        w.last_add = Instant::now();
+        Ok(())
+    }
+
+    fn day_or_create(&self, day: i32) -> Result<Arc<Day>> {
+        if let Some(d) = read(&self.days).get(&day) {
+            return Ok(d.clone());
+        }
+        // Only the indexing thread creates days, so nobody races us between the two locks.
+        let d = Arc::new(Day::open(&self.cfg.dir, day, &self.fields.schema)?);
+        write(&self.days).insert(day, d.clone());
+        Ok(d)
     }
 
     /// Commits every day index with pending documents with payload `wal_next`, then writes
     /// the checkpoint and makes the new documents visible to searches.
-    pub fn commit(&self, _wal_next: u64) -> Result<()> {
-        todo!()
+    ///
+    /// `wal_next` must be above every position passed to [`Indexes::add`] so far.
+    pub fn commit(&self, wal_next: u64) -> Result<()> {
+        let mut ingest = lock(&self.ingest);
+        if let Some(last) = ingest.last_pos.filter(|last| wal_next <= *last) {
+            return Err(IndexError::Param {
+                param: "wal_next",
+                reason: format!(
+                    "{wal_next} does not cover position {last}, already added; commit with the \
+                     position after the last event added"
+                ),
+            });
+        }
+        let mut committed = 0usize;
+        for (day, w) in ingest.writers.iter_mut().filter(|(_, w)| w.dirty) {
+            w.commit(wal_next)?;
+            if let Some(d) = read(&self.days).get(day) {
+                d.reader.reload()?;
+            }
+            committed += 1;
+        }
+        let checkpoint = Checkpoint {
+            wal_next,
+            heads: ingest.heads.clone(),
+        };
+        if checkpoint != *read(&self.checkpoint) {
+            day::write_checkpoint(&self.cfg.dir, &checkpoint)?;
+            *write(&self.checkpoint) = checkpoint;
+        }
+        tracing::trace!(wal_next, days = committed, "index committed");
+
+        // Old days rarely get events (late arrivals, replay): free their writers' memory.
+        let yesterday = day_of(OffsetDateTime::now_utc()) - 1;
+        ingest
+            .writers
+            .retain(|day, w| w.dirty || *day >= yesterday || w.last_add.elapsed() < IDLE_WRITER);
+        Ok(())
     }
 
-    pub fn search(&self, _req: &SearchRequest) -> Result<SearchResult> {
-        todo!()
+    /// Snapshots of the days that may hold events in `[start, end)`, newest first.
+    fn snapshots(&self, start: OffsetDateTime, end: OffsetDateTime) -> Vec<Snapshot> {
+        let (start_us, end_us) = (schema::micros(start), schema::micros(end));
+        if start_us >= end_us {
+            return Vec::new();
+        }
+        let (first, last) = search::day_span(start_us, end_us);
+        read(&self.days)
+            .range(first..=last)
+            .rev()
+            .map(|(day, d)| Snapshot {
+                day: *day,
+                searcher: d.reader.searcher(),
+            })
+            .collect()
     }
 
-    pub fn histogram(&self, _req: &HistogramRequest) -> Result<Vec<Bucket>> {
-        todo!()
+    fn all_snapshots(&self) -> Vec<Snapshot> {
+        read(&self.days)
+            .iter()
+            .rev()
+            .map(|(day, d)| Snapshot {
+                day: *day,
+                searcher: d.reader.searcher(),
+            })
+            .collect()
     }
 
-    pub fn terms(&self, _req: &TermsRequest) -> Result<Vec<TermCount>> {
-        todo!()
+    pub fn search(&self, req: &SearchRequest) -> Result<SearchResult> {
+        search::search(&self.fields, &self.snapshots(req.start, req.end), req)
+    }
+
+    pub fn histogram(&self, req: &HistogramRequest) -> Result<Vec<Bucket>> {
+        search::histogram(&self.fields, &self.snapshots(req.start, req.end), req)
+    }
+
+    pub fn terms(&self, req: &TermsRequest) -> Result<Vec<TermCount>> {
+        search::terms(&self.fields, &self.snapshots(req.start, req.end), req)
     }
 
     /// The stored event with this id, in any retained day.
-    pub fn get(&self, _tenant: &str, _event_id: &str) -> Result<Option<StoredEvent>> {
-        todo!()
+    pub fn get(&self, tenant: &str, event_id: &str) -> Result<Option<StoredEvent>> {
+        search::get(&self.fields, &self.all_snapshots(), tenant, event_id)
     }
 
     /// Calls `f(id_key, day)` for every committed event, where `id_key` is
     /// [`crate::event::id_key`] of its tenant and event id (stored as two u64 fast fields so
     /// this is a column scan): the committer rebuilds its duplicate filter from this on start.
-    pub fn for_each_id(&self, _f: &mut dyn FnMut(u128, i32)) -> Result<()> {
-        todo!()
+    pub fn for_each_id(&self, f: &mut dyn FnMut(u128, i32)) -> Result<()> {
+        for snap in self.all_snapshots() {
+            search::for_each_id(&snap, f)?;
+        }
+        Ok(())
     }
 
     /// Deletes day indexes older than `retention_days` before `now`; returns the days dropped.
-    pub fn apply_retention(&self, _now: OffsetDateTime) -> Result<Vec<i32>> {
-        todo!()
+    pub fn apply_retention(&self, now: OffsetDateTime) -> Result<Vec<i32>> {
+        let first = self.first_retained_day(now);
+        // Hold the indexing lock so no event re-creates a day while it is being deleted.
+        let mut ingest = lock(&self.ingest);
+        let old: Vec<i32> = read(&self.days)
+            .range(..first)
+            .map(|(day, _)| *day)
+            .collect();
+        let mut dropped = Vec::new();
+        for day in old {
+            if let Some(w) = ingest.writers.remove(&day) {
+                // Pending documents of an expired day are dropped with it.
+                if let Err(e) = w.writer.wait_merging_threads() {
+                    tracing::warn!(day = %day::folder_name(day), error = %e, "closing an expired day writer");
+                }
+            }
+            let Some(d) = write(&self.days).remove(&day) else {
+                continue;
+            };
+            let path = d.path.clone();
+            // Searches still holding a snapshot keep their open (mapped) files.
+            drop(d);
+            fs::remove_dir_all(&path)?;
+            tracing::info!(day = %day::folder_name(day), "day index dropped by retention");
+            dropped.push(day);
+        }
+        Ok(dropped)
     }
 
     /// Number of committed documents over all days (for metrics and tests).
     pub fn num_docs(&self) -> u64 {
-        todo!()
+        read(&self.days)
+            .values()
+            .map(|d| d.reader.searcher().num_docs())
+            .sum()
     }
 }

@@ -1,0 +1,421 @@
+//! The schema of a day index, and how a [`StoredEvent`] becomes a tantivy document.
+//!
+//! Every day index has the same schema, built by [`Fields::new`]; field handles are therefore
+//! valid in every day and a query compiled once runs against all of them. Only `_source` (the
+//! stored event as JSON) is stored: hits are rebuilt from it, every other field exists only to
+//! be searched, sorted or aggregated on.
+//!
+//! | field | how |
+//! |---|---|
+//! | `tenant` and the exact-match fields ([`RAW_FIELDS`]) | raw token, indexed + fast |
+//! | `redaction` | raw, one value per distinct redaction kind |
+//! | `timestamp` | date, indexed (seconds) + fast (microseconds) |
+//! | `duration_ms`, `result_bytes`, `seq` | u64, indexed + fast |
+//! | `pos` (WAL position), `id_hi`/`id_lo` (halves of [`id_key`]) | u64, fast |
+//! | `read_only`, `destructive`, `idempotent`, `open_world` | bool, indexed (effective hints) |
+//! | `arguments` | JSON, default tokenizer with positions |
+//! | `_arguments_text` | every leaf value of `arguments` as text: free text over arguments |
+//! | `labels` | JSON, raw tokenizer |
+//! | `result`, `error` | text, default tokenizer with positions |
+//! | `_source` | stored bytes: the [`StoredEvent`] JSON |
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tantivy::schema::{
+    DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
+    OwnedValue, Schema, TextFieldIndexing, FAST, INDEXED, STORED, STRING, TEXT,
+};
+use tantivy::{DateTime, TantivyDocument};
+use time::OffsetDateTime;
+
+use crate::event::{id_key, Consent, Outcome, StoredEvent, Transport};
+
+pub(crate) const TENANT: &str = "tenant";
+pub(crate) const TIMESTAMP: &str = "timestamp";
+pub(crate) const POS: &str = "pos";
+pub(crate) const ID_HI: &str = "id_hi";
+pub(crate) const ID_LO: &str = "id_lo";
+pub(crate) const SOURCE: &str = "_source";
+const ARGUMENTS_TEXT: &str = "_arguments_text";
+
+/// Exact-match fields: raw token (the whole value), indexed and fast, case-sensitive.
+pub(crate) const RAW_FIELDS: &[&str] = &[
+    "source",
+    "method",
+    "server",
+    "tool",
+    "user",
+    "client",
+    "conversation_id",
+    "session_id",
+    "trace_id",
+    "span_id",
+    "outcome",
+    "consent",
+    "transport",
+    "event_id",
+    "remote_addr",
+    "tool_description_hash",
+    "redaction",
+];
+
+const U64_FIELDS: &[&str] = &["duration_ms", "result_bytes", "seq"];
+const BOOL_FIELDS: &[&str] = &["read_only", "destructive", "idempotent", "open_world"];
+
+/// Every field name a query may use, in the order error messages list them. `arguments.<path>`
+/// and `labels.<key>` address inside the two JSON fields.
+pub(crate) const QUERY_FIELDS: &[&str] = &[
+    "tool",
+    "user",
+    "server",
+    "method",
+    "source",
+    "client",
+    "outcome",
+    "consent",
+    "transport",
+    "event_id",
+    "conversation_id",
+    "session_id",
+    "trace_id",
+    "span_id",
+    "remote_addr",
+    "tool_description_hash",
+    "redaction",
+    "timestamp",
+    "duration_ms",
+    "result_bytes",
+    "seq",
+    "read_only",
+    "destructive",
+    "idempotent",
+    "open_world",
+    "arguments",
+    "arguments.<path>",
+    "labels.<key>",
+    "result",
+    "error",
+];
+
+/// How a query field is matched.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FieldKind {
+    /// Whole-value match on a raw field.
+    Raw(Field),
+    /// A raw field whose values come from a closed set (outcome, consent, transport).
+    Enum(Field, &'static [&'static str]),
+    U64(Field),
+    Date(Field),
+    Bool(Field),
+    /// Tokenized text: `result`, `error`, and `arguments` without a path (all argument values).
+    Text(Field),
+    /// `arguments.<path>`: tokenized text inside the arguments JSON.
+    ArgumentsPath(Field),
+    /// `labels.<key>`: whole-value match of one label.
+    LabelsKey(Field),
+}
+
+/// The schema and its field handles.
+pub(crate) struct Fields {
+    pub schema: Schema,
+    pub tenant: Field,
+    raw: Vec<(&'static str, Field)>,
+    pub timestamp: Field,
+    u64s: Vec<(&'static str, Field)>,
+    pub pos: Field,
+    bools: Vec<(&'static str, Field)>,
+    pub arguments: Field,
+    pub arguments_text: Field,
+    pub labels: Field,
+    pub result: Field,
+    pub error: Field,
+    pub id_hi: Field,
+    pub id_lo: Field,
+    pub source: Field,
+}
+
+impl Fields {
+    pub fn new() -> Self {
+        let mut b = Schema::builder();
+        let tenant = b.add_text_field(TENANT, STRING | FAST);
+        let raw = RAW_FIELDS
+            .iter()
+            .map(|name| (*name, b.add_text_field(name, STRING | FAST)))
+            .collect();
+        let timestamp = b.add_date_field(
+            TIMESTAMP,
+            DateOptions::from(INDEXED)
+                .set_fast()
+                .set_precision(DateTimePrecision::Microseconds),
+        );
+        let u64s = U64_FIELDS
+            .iter()
+            .map(|name| {
+                (
+                    *name,
+                    b.add_u64_field(name, NumericOptions::from(INDEXED).set_fast()),
+                )
+            })
+            .collect();
+        let pos = b.add_u64_field(POS, FAST);
+        let bools = BOOL_FIELDS
+            .iter()
+            .map(|name| (*name, b.add_bool_field(name, INDEXED)))
+            .collect();
+        let positions = TextFieldIndexing::default()
+            .set_tokenizer("default")
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+        let arguments = b.add_json_field(
+            "arguments",
+            JsonObjectOptions::default().set_indexing_options(positions.clone()),
+        );
+        let arguments_text = b.add_text_field(ARGUMENTS_TEXT, TEXT);
+        let raw_json = TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_fieldnorms(false)
+            .set_index_option(IndexRecordOption::Basic);
+        let labels = b.add_json_field(
+            "labels",
+            JsonObjectOptions::default().set_indexing_options(raw_json),
+        );
+        let result = b.add_text_field("result", TEXT);
+        let error = b.add_text_field("error", TEXT);
+        let id_hi = b.add_u64_field(ID_HI, FAST);
+        let id_lo = b.add_u64_field(ID_LO, FAST);
+        let source = b.add_bytes_field(SOURCE, STORED);
+        Fields {
+            schema: b.build(),
+            tenant,
+            raw,
+            timestamp,
+            u64s,
+            pos,
+            bools,
+            arguments,
+            arguments_text,
+            labels,
+            result,
+            error,
+            id_hi,
+            id_lo,
+            source,
+        }
+    }
+
+    fn raw(&self, name: &str) -> Option<Field> {
+        self.raw.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    }
+
+    fn raw_field(&self, name: &str) -> Field {
+        // RAW_FIELDS is the list the schema was built from, so every name is present.
+        self.raw(name).unwrap_or(self.tenant)
+    }
+
+    /// How to match the query field `name` (without any `arguments.`/`labels.` path), or
+    /// `None` if it is not a query field.
+    pub fn kind(&self, name: &str) -> Option<FieldKind> {
+        let enum_names: Option<&'static [&'static str]> = match name {
+            "outcome" => Some(Outcome::NAMES),
+            "consent" => Some(Consent::NAMES),
+            "transport" => Some(Transport::NAMES),
+            _ => None,
+        };
+        if let Some(f) = self.raw(name) {
+            return Some(match enum_names {
+                Some(names) => FieldKind::Enum(f, names),
+                None => FieldKind::Raw(f),
+            });
+        }
+        if let Some((_, f)) = self.u64s.iter().find(|(n, _)| *n == name) {
+            return Some(FieldKind::U64(*f));
+        }
+        if let Some((_, f)) = self.bools.iter().find(|(n, _)| *n == name) {
+            return Some(FieldKind::Bool(*f));
+        }
+        match name {
+            TIMESTAMP => Some(FieldKind::Date(self.timestamp)),
+            "result" => Some(FieldKind::Text(self.result)),
+            "error" => Some(FieldKind::Text(self.error)),
+            "arguments" => Some(FieldKind::Text(self.arguments_text)),
+            _ => None,
+        }
+    }
+
+    /// The fields bare words and phrases search.
+    pub fn free_text(&self) -> [Field; 3] {
+        [self.arguments_text, self.result, self.error]
+    }
+
+    /// The tantivy document of one stored event at WAL position `pos`.
+    pub fn document(&self, pos: u64, stored: &StoredEvent) -> TantivyDocument {
+        let e = &stored.event;
+        let mut doc = TantivyDocument::new();
+        doc.add_text(self.tenant, &stored.tenant);
+        let raw: [(&str, &str); 16] = [
+            ("source", &e.source),
+            ("method", &e.method),
+            ("server", &e.server),
+            ("tool", &e.tool),
+            ("user", &e.user),
+            ("client", &e.client),
+            ("conversation_id", &e.conversation_id),
+            ("session_id", &e.session_id),
+            ("trace_id", &e.trace_id),
+            ("span_id", &e.span_id),
+            ("outcome", e.outcome.as_str()),
+            ("consent", e.consent.as_str()),
+            ("transport", e.transport.as_str()),
+            ("event_id", &e.event_id),
+            ("remote_addr", &e.remote_addr),
+            ("tool_description_hash", &e.tool_description_hash),
+        ];
+        for (name, value) in raw {
+            // An empty string means "not reported": no term, so `terms` never shows "".
+            if !value.is_empty() {
+                doc.add_text(self.raw_field(name), value);
+            }
+        }
+        let kinds: BTreeSet<&str> = stored.redactions.iter().map(|r| r.kind.as_str()).collect();
+        let redaction = self.raw_field("redaction");
+        for kind in kinds.into_iter().filter(|k| !k.is_empty()) {
+            doc.add_text(redaction, kind);
+        }
+
+        doc.add_date(
+            self.timestamp,
+            DateTime::from_timestamp_micros(micros(e.timestamp)),
+        );
+        for (name, value) in [
+            ("duration_ms", e.duration_ms),
+            ("result_bytes", e.result_bytes),
+            ("seq", stored.seq),
+        ] {
+            if let Some((_, f)) = self.u64s.iter().find(|(n, _)| *n == name) {
+                doc.add_u64(*f, value);
+            }
+        }
+        doc.add_u64(self.pos, pos);
+        let a = &e.annotations;
+        for (name, value) in [
+            ("read_only", a.effective_read_only()),
+            ("destructive", a.effective_destructive()),
+            ("idempotent", a.effective_idempotent()),
+            ("open_world", a.effective_open_world()),
+        ] {
+            if let Some((_, f)) = self.bools.iter().find(|(n, _)| *n == name) {
+                doc.add_bool(*f, value);
+            }
+        }
+
+        if !e.arguments.is_null() {
+            let mut leaves = Vec::new();
+            json_leaves(&e.arguments, &mut leaves);
+            for leaf in leaves {
+                doc.add_text(self.arguments_text, leaf);
+            }
+            doc.add_field_value(self.arguments, &OwnedValue::from(e.arguments.clone()));
+        }
+        if !e.labels.is_empty() {
+            let labels: BTreeMap<String, OwnedValue> = e
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), OwnedValue::Str(v.clone())))
+                .collect();
+            doc.add_object(self.labels, labels);
+        }
+        if !e.result.is_empty() {
+            doc.add_text(self.result, &e.result);
+        }
+        if !e.error.is_empty() {
+            doc.add_text(self.error, &e.error);
+        }
+
+        let key = id_key(&stored.tenant, &e.event_id);
+        let (hi, lo) = split_key(key);
+        doc.add_u64(self.id_hi, hi);
+        doc.add_u64(self.id_lo, lo);
+        // Serializing a StoredEvent cannot fail (string keys, no non-finite floats in Value).
+        doc.add_bytes(self.source, &serde_json::to_vec(stored).unwrap_or_default());
+        doc
+    }
+}
+
+/// Every scalar of a JSON value as text, for free-text search over arguments.
+fn json_leaves(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Null => {}
+        serde_json::Value::Bool(b) => out.push(b.to_string()),
+        serde_json::Value::Number(n) => out.push(n.to_string()),
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|i| json_leaves(i, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|i| json_leaves(i, out)),
+    }
+}
+
+/// Microseconds since the epoch (floor), the precision of the `timestamp` fast field.
+pub(crate) fn micros(t: OffsetDateTime) -> i64 {
+    let us = t.unix_timestamp_nanos().div_euclid(1000);
+    i64::try_from(us).unwrap_or(if us < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The time of a microsecond timestamp (clamped to what `time` can represent).
+pub(crate) fn from_micros(us: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).unwrap_or(if us < 0 {
+        time::macros::datetime!(-9999-01-01 0:00 UTC)
+    } else {
+        time::macros::datetime!(9999-12-31 23:59:59.999999 UTC)
+    })
+}
+
+pub(crate) const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// The UTC day (days since the epoch) of a microsecond timestamp.
+pub(crate) fn day_of_micros(us: i64) -> i32 {
+    i32::try_from(us.div_euclid(MICROS_PER_DAY)).unwrap_or(if us < 0 { i32::MIN } else { i32::MAX })
+}
+
+pub(crate) fn split_key(key: u128) -> (u64, u64) {
+    ((key >> 64) as u64, key as u64)
+}
+
+pub(crate) fn join_key(hi: u64, lo: u64) -> u128 {
+    (u128::from(hi) << 64) | u128::from(lo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_query_field_has_a_kind() {
+        let f = Fields::new();
+        for name in QUERY_FIELDS.iter().filter(|n| !n.contains('<')) {
+            assert!(f.kind(name).is_some(), "{name}");
+        }
+        assert!(f.kind("tenant").is_none());
+        assert!(f.kind(SOURCE).is_none());
+        assert!(f.kind(POS).is_none());
+        for name in crate::index::TERM_FIELDS {
+            assert!(
+                matches!(f.kind(name), Some(FieldKind::Raw(_) | FieldKind::Enum(..))),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_halves_round_trip() {
+        let k = id_key("t", "e");
+        let (hi, lo) = split_key(k);
+        assert_eq!(join_key(hi, lo), k);
+    }
+
+    #[test]
+    fn micros_floor_and_day() {
+        assert_eq!(micros(OffsetDateTime::UNIX_EPOCH), 0);
+        let t = from_micros(-1);
+        assert_eq!(micros(t), -1);
+        assert_eq!(day_of_micros(-1), -1);
+        assert_eq!(day_of_micros(MICROS_PER_DAY), 1);
+    }
+}

@@ -1,0 +1,639 @@
+//! Search, histogram, terms and get over a set of day snapshots.
+//!
+//! Every request runs on [`Snapshot`]s taken before it starts (a day and one tantivy
+//! `Searcher`), so it never holds a lock while it runs and never sees a commit half way.
+//! Each day is searched with `tenant = <caller> AND timestamp in [start, end) AND <query>`
+//! (the time clause is left out for days entirely inside the range) by collectors that read
+//! fast fields only; `_source` is loaded for the returned hits alone.
+
+use std::collections::HashMap;
+
+use tantivy::collector::{Collector, Count, SegmentCollector};
+use tantivy::columnar::Column;
+use tantivy::columnar::StrColumn;
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{IndexRecordOption, Value as _};
+use tantivy::{
+    DateTime, DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument,
+    Term,
+};
+
+use super::cursor::SortKey;
+use super::schema::{self, from_micros, micros, Fields, MICROS_PER_DAY};
+use super::{
+    query, Bucket, HistogramRequest, IndexError, Result, SearchRequest, SearchResult, TermCount,
+    TermsRequest, TERM_FIELDS,
+};
+use crate::event::StoredEvent;
+
+/// Largest page.
+pub(crate) const MAX_LIMIT: usize = 10_000;
+/// Most histogram buckets.
+pub(crate) const MAX_BUCKETS: i64 = 10_000;
+/// Most terms returned.
+pub(crate) const MAX_TERMS: usize = 10_000;
+
+/// One day index as of the start of a request.
+pub(crate) struct Snapshot {
+    pub day: i32,
+    pub searcher: Searcher,
+}
+
+impl From<tantivy::TantivyError> for IndexError {
+    fn from(e: tantivy::TantivyError) -> Self {
+        IndexError::Tantivy(e.to_string())
+    }
+}
+
+/// The time range of a request in microseconds, `None` when it is empty.
+fn micros_range(start: time::OffsetDateTime, end: time::OffsetDateTime) -> Option<(i64, i64)> {
+    let (s, e) = (micros(start), micros(end));
+    (s < e).then_some((s, e))
+}
+
+/// The days a `[start, end)` microsecond range touches, inclusive.
+pub(crate) fn day_span(start_us: i64, end_us: i64) -> (i32, i32) {
+    (
+        schema::day_of_micros(start_us),
+        schema::day_of_micros(end_us - 1),
+    )
+}
+
+/// The filter of one day: tenant, the time range when it cuts the day, the user query.
+fn day_query(
+    fields: &Fields,
+    tenant: &str,
+    user: Option<&dyn Query>,
+    day: i32,
+    (start_us, end_us): (i64, i64),
+) -> Box<dyn Query> {
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(
+        Occur::Must,
+        Box::new(TermQuery::new(
+            Term::from_field_text(fields.tenant, tenant),
+            IndexRecordOption::Basic,
+        )),
+    )];
+    let day_start = i64::from(day) * MICROS_PER_DAY;
+    if start_us > day_start || end_us < day_start + MICROS_PER_DAY {
+        let bound =
+            |us| Term::from_field_date(fields.timestamp, DateTime::from_timestamp_micros(us));
+        clauses.push((
+            Occur::Must,
+            Box::new(RangeQuery::new(
+                std::ops::Bound::Included(bound(start_us)),
+                std::ops::Bound::Excluded(bound(end_us)),
+            )),
+        ));
+    }
+    if let Some(q) = user {
+        clauses.push((Occur::Must, q.box_clone()));
+    }
+    Box::new(BooleanQuery::new(clauses))
+}
+
+pub(crate) fn search(
+    fields: &Fields,
+    days: &[Snapshot],
+    req: &SearchRequest,
+) -> Result<SearchResult> {
+    let limit = req.limit.clamp(1, MAX_LIMIT);
+    let after = req.cursor.as_deref().map(SortKey::decode).transpose()?;
+    let user = query::compile(&req.query, fields)?;
+    let empty = SearchResult {
+        total: 0,
+        hits: Vec::new(),
+        next_cursor: None,
+    };
+    let Some(range) = micros_range(req.start, req.end) else {
+        return Ok(empty);
+    };
+    let after_day = after.map(|a| schema::day_of_micros(a.ts_micros));
+
+    let mut total = 0u64;
+    // (key, index into `days`, address), newest first: days are visited newest first and
+    // every hit of a day is newer than every hit of an older day.
+    let mut hits: Vec<(SortKey, usize, DocAddress)> = Vec::new();
+    for (i, snap) in days.iter().enumerate() {
+        let q = day_query(fields, &req.tenant, user.as_deref(), snap.day, range);
+        // One more than the page, to know whether another page follows.
+        let wanted = (limit + 1).saturating_sub(hits.len());
+        let before_cursor = after_day.is_some_and(|d| snap.day > d);
+        if wanted == 0 || before_cursor {
+            total += snap.searcher.search(&*q, &Count)? as u64;
+            continue;
+        }
+        let (count, top) = snap
+            .searcher
+            .search(&*q, &TopCollector { k: wanted, after })?;
+        total += count;
+        hits.extend(top.into_iter().map(|(key, addr)| (key, i, addr)));
+    }
+
+    let more = hits.len() > limit;
+    hits.truncate(limit);
+    let next_cursor = if more {
+        hits.last().map(|(key, _, _)| key.encode())
+    } else {
+        None
+    };
+    let hits = hits
+        .into_iter()
+        .map(|(_, i, addr)| load(fields, &days[i].searcher, addr))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(SearchResult {
+        total,
+        hits,
+        next_cursor,
+    })
+}
+
+/// Rebuilds a hit from its `_source`.
+pub(crate) fn load(fields: &Fields, searcher: &Searcher, addr: DocAddress) -> Result<StoredEvent> {
+    let doc: TantivyDocument = searcher.doc(addr)?;
+    let bytes = doc
+        .get_first(fields.source)
+        .and_then(|v| v.as_bytes())
+        .ok_or_else(|| IndexError::Tantivy(format!("document {addr:?} has no `_source`")))?;
+    serde_json::from_slice(bytes)
+        .map_err(|e| IndexError::Tantivy(format!("document {addr:?} has a corrupt `_source`: {e}")))
+}
+
+/// The newest event with this id (the WAL committer keeps ids unique per tenant).
+pub(crate) fn get(
+    fields: &Fields,
+    days: &[Snapshot],
+    tenant: &str,
+    event_id: &str,
+) -> Result<Option<StoredEvent>> {
+    let term = |f, v: &str| -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(f, v),
+            IndexRecordOption::Basic,
+        ))
+    };
+    let event_field = fields
+        .kind("event_id")
+        .and_then(|k| match k {
+            schema::FieldKind::Raw(f) => Some(f),
+            _ => None,
+        })
+        .ok_or_else(|| IndexError::Tantivy("schema has no `event_id` field".into()))?;
+    let q = BooleanQuery::new(vec![
+        (Occur::Must, term(fields.tenant, tenant)),
+        (Occur::Must, term(event_field, event_id)),
+    ]);
+    for snap in days {
+        let (_, top) = snap
+            .searcher
+            .search(&q, &TopCollector { k: 1, after: None })?;
+        if let Some((_, addr)) = top.first() {
+            return load(fields, &snap.searcher, *addr).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+pub(crate) fn histogram(
+    fields: &Fields,
+    days: &[Snapshot],
+    req: &HistogramRequest,
+) -> Result<Vec<Bucket>> {
+    let interval = i64::try_from(req.interval.as_micros()).unwrap_or(i64::MAX);
+    if interval < 1000 {
+        return Err(IndexError::Param {
+            param: "interval",
+            reason: "must be at least 1ms, e.g. 1m or 1h".into(),
+        });
+    }
+    let user = query::compile(&req.query, fields)?;
+    let Some(range) = micros_range(req.start, req.end) else {
+        return Ok(Vec::new());
+    };
+    let first = range.0.div_euclid(interval) * interval;
+    let n = (range.1 - first + interval - 1) / interval;
+    if n > MAX_BUCKETS {
+        return Err(IndexError::Param {
+            param: "interval",
+            reason: format!(
+                "{n} buckets between start and end; the limit is {MAX_BUCKETS}: use a longer interval or a shorter range"
+            ),
+        });
+    }
+    let n = n as usize;
+    let mut counts = vec![0u64; n];
+    for snap in days {
+        let q = day_query(fields, &req.tenant, user.as_deref(), snap.day, range);
+        let day_counts = snap
+            .searcher
+            .search(&*q, &HistogramCollector { first, interval, n })?;
+        for (c, d) in counts.iter_mut().zip(day_counts) {
+            *c += d;
+        }
+    }
+    Ok(counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, count)| Bucket {
+            time: from_micros(first + i as i64 * interval),
+            count,
+        })
+        .collect())
+}
+
+pub(crate) fn terms(
+    fields: &Fields,
+    days: &[Snapshot],
+    req: &TermsRequest,
+) -> Result<Vec<TermCount>> {
+    let Some(field) = TERM_FIELDS.iter().find(|f| **f == req.field) else {
+        return Err(IndexError::Param {
+            param: "field",
+            reason: format!(
+                "`{}` cannot be aggregated; use one of: {}",
+                req.field.chars().take(64).collect::<String>(),
+                TERM_FIELDS.join(", ")
+            ),
+        });
+    };
+    let size = req.size.clamp(1, MAX_TERMS);
+    let user = query::compile(&req.query, fields)?;
+    let Some(range) = micros_range(req.start, req.end) else {
+        return Ok(Vec::new());
+    };
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    for snap in days {
+        let q = day_query(fields, &req.tenant, user.as_deref(), snap.day, range);
+        for (value, n) in snap.searcher.search(&*q, &TermsCollector { field })? {
+            *counts.entry(value).or_default() += n;
+        }
+    }
+    let mut out: Vec<TermCount> = counts
+        .into_iter()
+        .map(|(value, count)| TermCount { value, count })
+        .collect();
+    out.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+    out.truncate(size);
+    Ok(out)
+}
+
+/// Calls `f` with the id key of every live document of a day.
+pub(crate) fn for_each_id(snap: &Snapshot, f: &mut dyn FnMut(u128, i32)) -> Result<()> {
+    for seg in snap.searcher.segment_readers() {
+        let hi = seg.fast_fields().u64(schema::ID_HI)?;
+        let lo = seg.fast_fields().u64(schema::ID_LO)?;
+        for doc in seg.doc_ids_alive() {
+            if let (Some(h), Some(l)) = (hi.first(doc), lo.first(doc)) {
+                f(schema::join_key(h, l), snap.day);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Counts every match and keeps the `k` greatest sort keys strictly below `after`.
+struct TopCollector {
+    k: usize,
+    after: Option<SortKey>,
+}
+
+struct TopSegment {
+    segment: SegmentOrdinal,
+    ts: Column<DateTime>,
+    pos: Column<u64>,
+    after: Option<SortKey>,
+    count: u64,
+    top: TopK,
+    ts_buf: Vec<Option<DateTime>>,
+}
+
+impl Collector for TopCollector {
+    type Fruit = (u64, Vec<(SortKey, DocAddress)>);
+    type Child = TopSegment;
+
+    fn for_segment(
+        &self,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<TopSegment> {
+        Ok(TopSegment {
+            segment,
+            ts: reader.fast_fields().date(schema::TIMESTAMP)?,
+            pos: reader.fast_fields().u64(schema::POS)?,
+            after: self.after,
+            count: 0,
+            top: TopK::new(self.k),
+            ts_buf: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<(u64, Vec<(SortKey, DocAddress)>)>,
+    ) -> tantivy::Result<Self::Fruit> {
+        let mut count = 0;
+        let mut all = Vec::new();
+        for (c, hits) in fruits {
+            count += c;
+            all.extend(hits);
+        }
+        all.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+        all.truncate(self.k);
+        Ok((count, all))
+    }
+}
+
+impl TopSegment {
+    fn offer(&mut self, doc: DocId, ts: Option<DateTime>) {
+        let Some(ts) = ts else { return };
+        let ts_micros = ts.into_timestamp_micros();
+        // Cheap rejections on the timestamp alone, before reading `pos`.
+        if self.top.below_threshold_ts(ts_micros)
+            || self.after.is_some_and(|a| ts_micros > a.ts_micros)
+        {
+            return;
+        }
+        let key = SortKey {
+            ts_micros,
+            pos: self.pos.first(doc).unwrap_or(0),
+        };
+        if self.after.is_some_and(|a| key >= a) {
+            return;
+        }
+        self.top.push(key, doc);
+    }
+}
+
+impl SegmentCollector for TopSegment {
+    type Fruit = (u64, Vec<(SortKey, DocAddress)>);
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        self.count += 1;
+        let ts = self.ts.first(doc);
+        self.offer(doc, ts);
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        self.count += docs.len() as u64;
+        let mut buf = std::mem::take(&mut self.ts_buf);
+        buf.clear();
+        buf.resize(docs.len(), None);
+        self.ts.first_vals(docs, &mut buf);
+        for (doc, ts) in docs.iter().zip(&buf) {
+            self.offer(*doc, *ts);
+        }
+        self.ts_buf = buf;
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        let segment = self.segment;
+        let hits = self
+            .top
+            .into_sorted()
+            .into_iter()
+            .map(|(key, doc)| (key, DocAddress::new(segment, doc)))
+            .collect();
+        (self.count, hits)
+    }
+}
+
+/// The `k` greatest keys pushed, in amortized O(1) per push: a buffer of up to `2k` entries
+/// is cut back to its `k` greatest whenever it fills, and keys not above the k-th greatest
+/// seen so far are rejected at once.
+struct TopK {
+    k: usize,
+    buf: Vec<(SortKey, DocId)>,
+    threshold: Option<SortKey>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        TopK {
+            k,
+            buf: Vec::new(),
+            threshold: None,
+        }
+    }
+
+    /// Whether every key with this timestamp is already out of the top k.
+    fn below_threshold_ts(&self, ts_micros: i64) -> bool {
+        self.threshold.is_some_and(|t| ts_micros < t.ts_micros)
+    }
+
+    fn push(&mut self, key: SortKey, doc: DocId) {
+        if self.k == 0 || self.threshold.is_some_and(|t| key <= t) {
+            return;
+        }
+        self.buf.push((key, doc));
+        if self.buf.len() >= 2 * self.k {
+            self.cut();
+        }
+    }
+
+    fn cut(&mut self) {
+        let k = self.k;
+        self.buf.select_nth_unstable_by(k - 1, |a, b| b.0.cmp(&a.0));
+        self.buf.truncate(k);
+        self.threshold = self.buf.iter().map(|e| e.0).min();
+    }
+
+    fn into_sorted(mut self) -> Vec<(SortKey, DocId)> {
+        self.buf.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+        self.buf.truncate(self.k);
+        self.buf
+    }
+}
+
+/// Counts per time bucket.
+struct HistogramCollector {
+    first: i64,
+    interval: i64,
+    n: usize,
+}
+
+struct HistogramSegment {
+    c: HistogramCollector,
+    ts: Column<DateTime>,
+    counts: Vec<u64>,
+    buf: Vec<Option<DateTime>>,
+}
+
+impl Collector for HistogramCollector {
+    type Fruit = Vec<u64>;
+    type Child = HistogramSegment;
+
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<HistogramSegment> {
+        Ok(HistogramSegment {
+            c: HistogramCollector {
+                first: self.first,
+                interval: self.interval,
+                n: self.n,
+            },
+            ts: reader.fast_fields().date(schema::TIMESTAMP)?,
+            counts: vec![0; self.n],
+            buf: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<u64>>) -> tantivy::Result<Vec<u64>> {
+        let mut total = vec![0; self.n];
+        for f in fruits {
+            for (t, c) in total.iter_mut().zip(f) {
+                *t += c;
+            }
+        }
+        Ok(total)
+    }
+}
+
+impl HistogramSegment {
+    fn add(&mut self, ts: Option<DateTime>) {
+        if let Some(ts) = ts {
+            let i = (ts.into_timestamp_micros() - self.c.first).div_euclid(self.c.interval);
+            if let Some(c) = usize::try_from(i).ok().and_then(|i| self.counts.get_mut(i)) {
+                *c += 1;
+            }
+        }
+    }
+}
+
+impl SegmentCollector for HistogramSegment {
+    type Fruit = Vec<u64>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let ts = self.ts.first(doc);
+        self.add(ts);
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.resize(docs.len(), None);
+        self.ts.first_vals(docs, &mut buf);
+        for ts in &buf {
+            self.add(*ts);
+        }
+        self.buf = buf;
+    }
+
+    fn harvest(self) -> Vec<u64> {
+        self.counts
+    }
+}
+
+/// Counts per value of one raw fast field (each value once per document).
+struct TermsCollector {
+    field: &'static str,
+}
+
+struct TermsSegment {
+    column: Option<StrColumn>,
+    /// Per term ordinal of this segment's dictionary.
+    counts: Vec<u64>,
+}
+
+impl Collector for TermsCollector {
+    type Fruit = Vec<(String, u64)>;
+    type Child = TermsSegment;
+
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<TermsSegment> {
+        let column = reader.fast_fields().str(self.field)?;
+        let n = column.as_ref().map_or(0, |c| c.num_terms());
+        Ok(TermsSegment {
+            column,
+            counts: vec![0; n],
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<tantivy::Result<Vec<(String, u64)>>>,
+    ) -> tantivy::Result<Self::Fruit> {
+        let mut merged: HashMap<String, u64> = HashMap::new();
+        for fruit in fruits {
+            for (value, n) in fruit? {
+                *merged.entry(value).or_default() += n;
+            }
+        }
+        Ok(merged.into_iter().collect())
+    }
+}
+
+impl SegmentCollector for TermsSegment {
+    type Fruit = tantivy::Result<Vec<(String, u64)>>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if let Some(column) = &self.column {
+            for ord in column.ords().values_for_doc(doc) {
+                if let Some(c) = self.counts.get_mut(ord as usize) {
+                    *c += 1;
+                }
+            }
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        let Some(column) = self.column else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (ord, n) in self.counts.into_iter().enumerate().filter(|(_, n)| *n > 0) {
+            let mut value = String::new();
+            column
+                .ord_to_str(ord as u64, &mut value)
+                .map_err(|e| tantivy::TantivyError::IoError(e.into()))?;
+            out.push((value, n));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_keeps_the_greatest() {
+        let mut t = TopK::new(3);
+        for i in 0..100u64 {
+            t.push(
+                SortKey {
+                    ts_micros: (i % 10) as i64,
+                    pos: i,
+                },
+                i as DocId,
+            );
+        }
+        let got: Vec<u64> = t.into_sorted().iter().map(|(k, _)| k.pos).collect();
+        assert_eq!(got, vec![99, 89, 79]);
+        let mut t = TopK::new(0);
+        t.push(
+            SortKey {
+                ts_micros: 0,
+                pos: 0,
+            },
+            0,
+        );
+        assert!(t.into_sorted().is_empty());
+    }
+}
