@@ -304,6 +304,7 @@ fn run_indexer(
         let wait = next_commit.saturating_duration_since(Instant::now());
         let closed = match rx.recv_timeout(wait) {
             Ok(chunk) => {
+                metrics.index_queue.dec();
                 for (pos, ev) in chunk {
                     if failed {
                         continue;

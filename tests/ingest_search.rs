@@ -14,6 +14,7 @@ async fn every_field_round_trips_and_every_query_form_finds_it() {
     let target = full_event("target-1");
     let mut other = full_event("other-1");
     other.user = "bob".into();
+    other.source = "gw-2".into();
     other.tool = "delete_file".into();
     other.server = "filesystem".into();
     other.outcome = Outcome::Denied;
@@ -40,7 +41,12 @@ async fn every_field_round_trips_and_every_query_form_finds_it() {
                 &time::format_description::well_known::Rfc3339,
             )
             .unwrap();
-            assert_eq!(a, target.timestamp, "timestamp");
+            // The protobuf wire carries microseconds.
+            assert_eq!(
+                a.unix_timestamp_nanos() / 1000,
+                target.timestamp.unix_timestamp_nanos() / 1000,
+                "timestamp"
+            );
         } else {
             assert_eq!(&hit[k], v, "field {k}");
         }
@@ -63,6 +69,10 @@ async fn every_field_round_trips_and_every_query_form_finds_it() {
         "consent:allowed_once AND user:alice",
         "transport:streamable_http AND user:alice",
         "event_id:target-1",
+        "trace_id:4bf92f3577b34da6a3ce929d0e0e4736 AND user:alice",
+        "span_id:00f067aa0ba902b7 AND user:alice",
+        "remote_addr:\"10.1.2.3\" AND user:alice",
+        "tool_description_hash:\"sha256:abc123\" AND user:alice",
         "duration_ms:>1000",
         "duration_ms:>=1500",
         "result_bytes:<100",

@@ -239,8 +239,11 @@ pub fn start<L: Log>(
                         for (_, ev) in &fresh {
                             let _ = downstream.tail.send(ev.clone());
                         }
-                        if !fresh.is_empty() && downstream.index.send(fresh).is_err() {
-                            tracing::error!("indexer stopped; events stay in the WAL and are indexed on restart");
+                        if !fresh.is_empty() {
+                            metrics.index_queue.inc();
+                            if downstream.index.send(fresh).is_err() {
+                                tracing::error!("indexer stopped; events stay in the WAL and are indexed on restart");
+                            }
                         }
                     }
                     Err(e) => {
