@@ -66,6 +66,12 @@ pub enum IndexError {
     Tantivy(String),
 }
 
+impl From<tantivy::TantivyError> for IndexError {
+    fn from(e: tantivy::TantivyError) -> Self {
+        IndexError::Tantivy(e.to_string())
+    }
+}
+
 pub type Result<T> = std::result::Result<T, IndexError>;
 
 /// Checked index settings.

@@ -29,7 +29,7 @@ use tantivy::query::{
     AllQuery, BooleanQuery, ExistsQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
+use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{DateTime, Term};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -525,16 +525,14 @@ pub(crate) fn compile(text: &str, fields: &Fields) -> Result<Option<Box<dyn Quer
     };
     let mut c = Compiler {
         fields,
-        analyzer: TokenizerManager::default()
-            .get("default")
-            .ok_or_else(|| IndexError::Tantivy("the default tokenizer is missing".into()))?,
+        analyzer: fields.analyzer.clone(),
     };
     c.node(&node).map(Some)
 }
 
 struct Compiler<'a> {
     fields: &'a Fields,
-    /// The tokenizer of `arguments`, `result` and `error` (tantivy's `default`).
+    /// A copy of [`Fields::analyzer`] (tokenizing needs `&mut`).
     analyzer: TextAnalyzer,
 }
 

@@ -25,10 +25,11 @@ use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
     OwnedValue, Schema, TextFieldIndexing, FAST, INDEXED, STORED, STRING, TEXT,
 };
+use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
 use tantivy::{DateTime, TantivyDocument};
 use time::OffsetDateTime;
 
-use crate::event::{id_key, Consent, Outcome, StoredEvent, Transport};
+use crate::event::{id_key, Annotations, Consent, Outcome, StoredEvent, Transport};
 
 pub(crate) const TENANT: &str = "tenant";
 pub(crate) const TIMESTAMP: &str = "timestamp";
@@ -132,6 +133,8 @@ pub(crate) struct Fields {
     pub id_hi: Field,
     pub id_lo: Field,
     pub source: Field,
+    /// The tokenizer of `arguments`, `result` and `error` (tantivy's `default`), for queries.
+    pub analyzer: TextAnalyzer,
 }
 
 impl Fields {
@@ -183,6 +186,10 @@ impl Fields {
         let id_hi = b.add_u64_field(ID_HI, FAST);
         let id_lo = b.add_u64_field(ID_LO, FAST);
         let source = b.add_bytes_field(SOURCE, STORED);
+        // Every tantivy index registers `default` with this same analyzer.
+        let analyzer = TokenizerManager::default()
+            .get("default")
+            .unwrap_or_else(|| TextAnalyzer::from(tantivy::tokenizer::SimpleTokenizer::default()));
         Fields {
             schema: b.build(),
             tenant,
@@ -199,16 +206,12 @@ impl Fields {
             id_hi,
             id_lo,
             source,
+            analyzer,
         }
     }
 
     fn raw(&self, name: &str) -> Option<Field> {
         self.raw.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
-    }
-
-    fn raw_field(&self, name: &str) -> Field {
-        // RAW_FIELDS is the list the schema was built from, so every name is present.
-        self.raw(name).unwrap_or(self.tenant)
     }
 
     /// How to match the query field `name` (without any `arguments.`/`labels.` path), or
@@ -251,68 +254,34 @@ impl Fields {
         let e = &stored.event;
         let mut doc = TantivyDocument::new();
         doc.add_text(self.tenant, &stored.tenant);
-        let raw: [(&str, &str); 16] = [
-            ("source", &e.source),
-            ("method", &e.method),
-            ("server", &e.server),
-            ("tool", &e.tool),
-            ("user", &e.user),
-            ("client", &e.client),
-            ("conversation_id", &e.conversation_id),
-            ("session_id", &e.session_id),
-            ("trace_id", &e.trace_id),
-            ("span_id", &e.span_id),
-            ("outcome", e.outcome.as_str()),
-            ("consent", e.consent.as_str()),
-            ("transport", e.transport.as_str()),
-            ("event_id", &e.event_id),
-            ("remote_addr", &e.remote_addr),
-            ("tool_description_hash", &e.tool_description_hash),
-        ];
-        for (name, value) in raw {
+        let kinds: BTreeSet<&str> = stored.redactions.iter().map(|r| r.kind.as_str()).collect();
+        for (name, field) in &self.raw {
+            if *name == "redaction" {
+                for kind in kinds.iter().filter(|k| !k.is_empty()) {
+                    doc.add_text(*field, kind);
+                }
+                continue;
+            }
             // An empty string means "not reported": no term, so `terms` never shows "".
+            let value = raw_value(name, stored);
             if !value.is_empty() {
-                doc.add_text(self.raw_field(name), value);
+                doc.add_text(*field, value);
             }
         }
-        let kinds: BTreeSet<&str> = stored.redactions.iter().map(|r| r.kind.as_str()).collect();
-        let redaction = self.raw_field("redaction");
-        for kind in kinds.into_iter().filter(|k| !k.is_empty()) {
-            doc.add_text(redaction, kind);
-        }
-
         doc.add_date(
             self.timestamp,
             DateTime::from_timestamp_micros(micros(e.timestamp)),
         );
-        for (name, value) in [
-            ("duration_ms", e.duration_ms),
-            ("result_bytes", e.result_bytes),
-            ("seq", stored.seq),
-        ] {
-            if let Some((_, f)) = self.u64s.iter().find(|(n, _)| *n == name) {
-                doc.add_u64(*f, value);
-            }
+        for (name, field) in &self.u64s {
+            doc.add_u64(*field, u64_value(name, stored));
         }
         doc.add_u64(self.pos, pos);
-        let a = &e.annotations;
-        for (name, value) in [
-            ("read_only", a.effective_read_only()),
-            ("destructive", a.effective_destructive()),
-            ("idempotent", a.effective_idempotent()),
-            ("open_world", a.effective_open_world()),
-        ] {
-            if let Some((_, f)) = self.bools.iter().find(|(n, _)| *n == name) {
-                doc.add_bool(*f, value);
-            }
+        for (name, field) in &self.bools {
+            doc.add_bool(*field, hint_value(name, &e.annotations));
         }
 
         if !e.arguments.is_null() {
-            let mut leaves = Vec::new();
-            json_leaves(&e.arguments, &mut leaves);
-            for leaf in leaves {
-                doc.add_text(self.arguments_text, leaf);
-            }
+            add_json_leaves(&mut doc, self.arguments_text, &e.arguments);
             doc.add_field_value(self.arguments, &OwnedValue::from(e.arguments.clone()));
         }
         if !e.labels.is_empty() {
@@ -340,15 +309,61 @@ impl Fields {
     }
 }
 
-/// Every scalar of a JSON value as text, for free-text search over arguments.
-fn json_leaves(v: &serde_json::Value, out: &mut Vec<String>) {
+/// The value of the single-valued raw field `name` ("" for none).
+fn raw_value<'a>(name: &str, stored: &'a StoredEvent) -> &'a str {
+    let e = &stored.event;
+    match name {
+        "source" => &e.source,
+        "method" => &e.method,
+        "server" => &e.server,
+        "tool" => &e.tool,
+        "user" => &e.user,
+        "client" => &e.client,
+        "conversation_id" => &e.conversation_id,
+        "session_id" => &e.session_id,
+        "trace_id" => &e.trace_id,
+        "span_id" => &e.span_id,
+        "outcome" => e.outcome.as_str(),
+        "consent" => e.consent.as_str(),
+        "transport" => e.transport.as_str(),
+        "event_id" => &e.event_id,
+        "remote_addr" => &e.remote_addr,
+        "tool_description_hash" => &e.tool_description_hash,
+        _ => "",
+    }
+}
+
+fn u64_value(name: &str, stored: &StoredEvent) -> u64 {
+    match name {
+        "duration_ms" => stored.event.duration_ms,
+        "result_bytes" => stored.event.result_bytes,
+        "seq" => stored.seq,
+        _ => 0,
+    }
+}
+
+/// The effective annotation hint `name` (absent hints take the MCP defaults).
+fn hint_value(name: &str, a: &Annotations) -> bool {
+    match name {
+        "read_only" => a.effective_read_only(),
+        "destructive" => a.effective_destructive(),
+        "idempotent" => a.effective_idempotent(),
+        "open_world" => a.effective_open_world(),
+        _ => false,
+    }
+}
+
+/// Adds every scalar of a JSON value as a text value of `field` (free text over arguments).
+fn add_json_leaves(doc: &mut TantivyDocument, field: Field, v: &serde_json::Value) {
     match v {
         serde_json::Value::Null => {}
-        serde_json::Value::Bool(b) => out.push(b.to_string()),
-        serde_json::Value::Number(n) => out.push(n.to_string()),
-        serde_json::Value::String(s) => out.push(s.clone()),
-        serde_json::Value::Array(items) => items.iter().for_each(|i| json_leaves(i, out)),
-        serde_json::Value::Object(map) => map.values().for_each(|i| json_leaves(i, out)),
+        serde_json::Value::Bool(b) => doc.add_text(field, if *b { "true" } else { "false" }),
+        serde_json::Value::Number(n) => doc.add_text(field, n.to_string()),
+        serde_json::Value::String(s) => doc.add_text(field, s),
+        serde_json::Value::Array(items) => {
+            items.iter().for_each(|i| add_json_leaves(doc, field, i))
+        }
+        serde_json::Value::Object(map) => map.values().for_each(|i| add_json_leaves(doc, field, i)),
     }
 }
 
@@ -400,6 +415,52 @@ mod tests {
                 matches!(f.kind(name), Some(FieldKind::Raw(_) | FieldKind::Enum(..))),
                 "{name}"
             );
+        }
+    }
+
+    #[test]
+    fn every_raw_field_has_a_value_getter() {
+        let mut s = StoredEvent {
+            event: crate::event::Event::new("id", "m", "t"),
+            tenant: "x".into(),
+            received_at: OffsetDateTime::UNIX_EPOCH,
+            seq: 1,
+            hash: String::new(),
+            redactions: vec![],
+        };
+        let e = &mut s.event;
+        for f in [
+            &mut e.source,
+            &mut e.server,
+            &mut e.user,
+            &mut e.client,
+            &mut e.conversation_id,
+            &mut e.session_id,
+            &mut e.trace_id,
+            &mut e.span_id,
+            &mut e.remote_addr,
+            &mut e.tool_description_hash,
+        ] {
+            *f = "v".into();
+        }
+        for name in RAW_FIELDS.iter().filter(|n| **n != "redaction") {
+            assert!(!raw_value(name, &s).is_empty(), "{name}");
+        }
+        for name in U64_FIELDS {
+            assert_eq!(
+                u64_value(name, &s),
+                if *name == "seq" { 1 } else { 0 },
+                "{name}"
+            );
+        }
+        let a = Annotations {
+            read_only: Some(true),
+            destructive: Some(true),
+            idempotent: Some(true),
+            open_world: Some(true),
+        };
+        for name in BOOL_FIELDS {
+            assert!(hint_value(name, &a), "{name}");
         }
     }
 

@@ -39,12 +39,6 @@ pub(crate) struct Snapshot {
     pub searcher: Searcher,
 }
 
-impl From<tantivy::TantivyError> for IndexError {
-    fn from(e: tantivy::TantivyError) -> Self {
-        IndexError::Tantivy(e.to_string())
-    }
-}
-
 /// The time range of a request in microseconds, `None` when it is empty.
 fn micros_range(start: time::OffsetDateTime, end: time::OffsetDateTime) -> Option<(i64, i64)> {
     let (s, e) = (micros(start), micros(end));
