@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod search;
 mod ship;
+mod verify;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -50,6 +51,8 @@ enum Command {
     Demo(bench::DemoArgs),
     /// Load generator: ships generated ~1 KB events and reports throughput and ack latency.
     Bench(bench::Args),
+    /// Check every tenant's tamper-evident hash chain (collector stopped).
+    Verify(verify::Args),
     /// Remove secrets from JSON Lines offline (stdout), with a summary per kind (stderr).
     Scrub {
         /// Input file; `-` or nothing for stdin.
@@ -94,6 +97,7 @@ pub fn main() -> ExitCode {
             Command::Search(args) => search::run(args).await,
             Command::Demo(args) => bench::demo(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Verify(args) => verify::run(args),
             Command::Scrub { file, data_dir } => scrub(file, data_dir),
         }
     });

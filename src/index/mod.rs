@@ -396,6 +396,20 @@ impl Indexes {
         Ok(())
     }
 
+    /// Calls `f` with every committed event of every retained day, in no particular order
+    /// (for `verify`; reads every stored document).
+    pub fn for_each_event(&self, f: &mut dyn FnMut(StoredEvent)) -> Result<()> {
+        for snap in self.all_snapshots() {
+            for (ord, seg) in snap.searcher.segment_readers().iter().enumerate() {
+                for doc in seg.doc_ids_alive() {
+                    let addr = tantivy::DocAddress::new(ord as u32, doc);
+                    f(search::load(&self.fields, &snap.searcher, addr)?);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes day indexes older than `retention_days` before `now`; returns the days dropped.
     pub fn apply_retention(&self, now: OffsetDateTime) -> Result<Vec<i32>> {
         let first = self.first_retained_day(now);
