@@ -1,5 +1,7 @@
 //! Ingest → search round trips against a real collector on loopback.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{full_event, Server};

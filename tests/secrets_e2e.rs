@@ -1,6 +1,8 @@
 //! End to end: secret-laden events go in; no raw secret can be found anywhere afterwards — not
 //! in the data dir's bytes, not in any API response, not as a searchable term, not in metrics.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{full_event, Server};

@@ -1,5 +1,7 @@
 //! `mcp-audit verify` finds edits and deletions in stored history.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! Shared helpers for integration tests: a real collector on loopback (ephemeral ports, temp
 //! data dir), real gRPC and HTTP clients.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,12 +27,13 @@ pub struct Server {
 
 /// A config for tests: temp data dir, fast commits, a small index writer.
 pub fn test_config(data_dir: &Path) -> Config {
-    let mut c = Config::default();
-    c.data_dir = data_dir.to_path_buf();
-    c.commit_interval = Duration::from_millis(100);
-    c.writer_memory_bytes = 32 << 20;
-    c.writer_threads = 1;
-    c
+    Config {
+        data_dir: data_dir.to_path_buf(),
+        commit_interval: Duration::from_millis(100),
+        writer_memory_bytes: 32 << 20,
+        writer_threads: 1,
+        ..Config::default()
+    }
 }
 
 impl Server {
