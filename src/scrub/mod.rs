@@ -1,9 +1,93 @@
 //! Secret scrubbing: removes credentials from every string of an event before anything is
 //! written anywhere.
 //!
-//! TODO(scrub helper): implementation (see issue 3).
+//! Every event passes through [`Scrubber::scrub`] between ingest and the WAL, so a raw secret
+//! never reaches the WAL, the index, logs, metrics, findings, alerts, webhooks or API responses.
+//! A secret becomes `[REDACTED:<kind>:<fp>]`, where `<fp>` is the first 12 hex digits of
+//! HMAC-SHA256(installation key, secret): the same leaked key can be followed across events
+//! without being stored. The scrubber returns what it removed, one [`Redaction`] per
+//! (kind, path), sorted by path then kind; counting and searching them is the caller's job.
+//!
+//! # What is scanned
+//! `arguments` (every leaf of the JSON tree, with its key as context and its path, e.g.
+//! `arguments.headers.Authorization`, `arguments.items[3]`), `result`, `error`, `labels.<key>`
+//! (the label key is context: label `db_password` is a sensitive key), and the short fields
+//! that can carry a credential-bearing URI: `tool`, `server`, `source`, `user`, `client`,
+//! `remote_addr`. Ids, hashes and the method are not scanned. Object keys are never secrets.
+//! A string that is itself JSON (tool results often are) is walked as JSON, with paths such as
+//! `result.items[0].token`, and rewritten only where a token changed (see [`json`]).
+//!
+//! # How (one pass, then bounded work)
+//! [`engine`] runs one Aho-Corasick automaton over each string, holding the keywords of every
+//! detector, plus a digit-run scan for card numbers. Strings without a hit cost that pass and
+//! nothing else. Each hit runs only its own detectors, on a bounded window around the hit: a
+//! regex and a validator ([`rules`] is the table, [`checks`] the validators), or a hand-written
+//! finder ([`finders`]). Structure and checksums decide, not entropy: GitHub and npm tokens
+//! must carry their CRC32, JWT headers must decode to JSON, cards must pass Luhn and an issuer
+//! prefix, Basic credentials must decode to `user:password`.
+//!
+//! # Sensitive keys
+//! The value of a key named like a credential (`password`, `passwd`, `secret`, `token`,
+//! `api_key`, `private_key`, `client_secret`, `authorization`…; see [`keys`] for the rule) is
+//! redacted whole as `password_field`, or as a specific kind when the name and the value's
+//! shape agree (`aws_secret_access_key`, `datadog_api_key`…). This applies to JSON keys, label
+//! keys, and to `KEY=value`, `key: value`, `"key": "value"`, `<key>value</key>` and
+//! `--key value` inside text. When a specific detector finds a secret inside such a value,
+//! only that secret is replaced.
+//!
+//! Values that only stand in for a secret are left alone: shorter than 4 characters; `null`,
+//! `true`/`false`, `none`, type names and similar stopwords; masked (`********`, `xxxx`,
+//! anything with `***` or `redacted`); references (`$VAR`, `${VAR}`, `${{ secrets.X }}`,
+//! `{{ x }}`, `<your-token>`, `%VAR%`, `YOUR_API_KEY`); code (`config.token`,
+//! `os.getenv(…)`, `process.env.X`); and a value equal to its key (`password=password`).
+//! Numbers under a sensitive key are redacted from 4 digits on (the marker replaces the
+//! number with a string).
+//!
+//! # Idempotence
+//! An existing marker is protected: no detector may match across it, a sensitive key whose
+//! value holds a marker is left alone, and markers contain no keyword that could start a
+//! detection of their own. So `scrub(scrub(x)) == scrub(x)`.
+//!
+//! # Never redacted
+//! UUIDs, git and SHA hashes, trace ids, SRI strings, base64 of ordinary text, placeholders,
+//! masked values and long identifiers carry no keyword a detector needs, or fail the
+//! detector's structure check; the tests hold a corpus of such look-alikes.
+//!
+//! # Custom rules
+//! [`ScrubConfig`] adds detectors (a kind, a regex whose whole match or group `secret` is the
+//! secret, and optional keywords: with keywords the regex runs over a string only when one
+//! occurs in it; without, on every string) and allowlist regexes (a candidate secret that
+//! matches one is left alone). Both are checked by [`Scrubber::new`], which names the config
+//! key at fault: `scrub.detectors[2].regex: regex parse error: …`.
+//!
+//! The scrubber does not decide where the key file lives, count metrics, or wire the CLI;
+//! [`offline`] provides the JSON Lines filter behind `mcp-audit scrub`.
+
+mod checks;
+mod engine;
+mod finders;
+mod json;
+mod keyfile;
+mod keys;
+pub mod offline;
+mod rules;
+pub mod samples;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::event::{Event, Redaction};
+use engine::{Engine, Found, KindId};
+
+pub use keyfile::{key_from_hex, load_or_create_key};
+pub use offline::{scrub_jsonl, OfflineSummary};
+
+/// Every marker starts with this.
+pub const MARKER_PREFIX: &str = "[REDACTED:";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScrubError {
@@ -38,33 +122,262 @@ pub struct ScrubConfig {
     pub allowlist: Vec<String>,
 }
 
+/// What one scrub removed, before it is turned into [`Redaction`]s.
+#[derive(Default)]
+pub(crate) struct Report {
+    counts: BTreeMap<(String, KindId), u32>,
+}
+
+impl Report {
+    fn add(&mut self, path: &str, kind: KindId) {
+        *self.counts.entry((path.to_string(), kind)).or_default() += 1;
+    }
+}
+
 /// The scrubber: built once, shared by all ingest tasks (`Send + Sync`).
-pub struct Scrubber {}
+pub struct Scrubber {
+    engine: Engine,
+    mac: Hmac<Sha256>,
+}
 
 impl Scrubber {
     /// Builds the detectors; `key` is the per-installation HMAC key for fingerprints.
-    pub fn new(_config: &ScrubConfig, _key: [u8; 32]) -> Result<Self, ScrubError> {
-        Ok(Self {})
+    pub fn new(config: &ScrubConfig, key: [u8; 32]) -> Result<Self, ScrubError> {
+        let engine = Engine::new(config)?;
+        let mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|e| ScrubError::Config {
+            key: "scrub.key".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self { engine, mac })
     }
 
     /// Replaces every secret in every string of the event (arguments, result, error, labels
     /// and the other free-text fields) with `[REDACTED:<kind>:<fp>]` and returns what was
     /// removed, one entry per (kind, path).
-    pub fn scrub(&self, _event: &mut Event) -> Vec<Redaction> {
-        Vec::new()
+    pub fn scrub(&self, event: &mut Event) -> Vec<Redaction> {
+        let mut rep = Report::default();
+        let mut path = String::with_capacity(64);
+        path.push_str("arguments");
+        json::scrub_value(self, &mut event.arguments, None, &mut path, &mut rep, 0);
+        let fields = [
+            ("result", &mut event.result),
+            ("error", &mut event.error),
+            ("tool", &mut event.tool),
+            ("server", &mut event.server),
+            ("source", &mut event.source),
+            ("user", &mut event.user),
+            ("client", &mut event.client),
+            ("remote_addr", &mut event.remote_addr),
+        ];
+        for (name, value) in fields {
+            path.clear();
+            path.push_str(name);
+            self.scrub_field(value, None, &mut path, &mut rep);
+        }
+        for (key, value) in event.labels.iter_mut() {
+            path.clear();
+            path.push_str("labels.");
+            path.push_str(key);
+            self.scrub_field(value, Some(key), &mut path, &mut rep);
+        }
+        self.redactions(rep)
     }
-}
 
-/// Loads the installation key from `path`, or generates one there (mode 0600) if absent.
-pub fn load_or_create_key(_path: &std::path::Path) -> Result<[u8; 32], ScrubError> {
-    Ok([0u8; 32])
-}
+    /// Scrubs one free-text string; `path` names it in the returned redactions.
+    pub fn scrub_string(&self, path: &str, text: &mut String) -> Vec<Redaction> {
+        let mut rep = Report::default();
+        let mut p = path.to_string();
+        self.scrub_field(text, None, &mut p, &mut rep);
+        self.redactions(rep)
+    }
 
-/// Scrubs JSON Lines (placeholder until the scrubber lands).
-pub fn scrub_jsonl(
-    _s: &Scrubber,
-    _input: impl std::io::BufRead,
-    _output: impl std::io::Write,
-) -> std::io::Result<String> {
-    todo!()
+    /// Scrubs a JSON value the way `arguments` is scrubbed, paths rooted at `path`.
+    pub fn scrub_json(&self, path: &str, value: &mut serde_json::Value) -> Vec<Redaction> {
+        let mut rep = Report::default();
+        let mut p = path.to_string();
+        json::scrub_value(self, value, None, &mut p, &mut rep, 0);
+        self.redactions(rep)
+    }
+
+    /// Every kind this scrubber can write (built-in and custom), e.g. to pre-register
+    /// per-kind counters.
+    pub fn kinds(&self) -> impl Iterator<Item = &str> {
+        let internal = |k: &&str| *k == "redacted" || *k == "unscanned";
+        self.engine
+            .kinds
+            .iter()
+            .map(String::as_str)
+            .filter(move |k| !internal(k))
+    }
+
+    /// The 12-hex-digit keyed fingerprint a marker carries for `secret`.
+    pub fn fingerprint(&self, secret: &str) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(secret.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..6])
+    }
+
+    /// Scrubs one JSON Lines line: a JSON object or array is walked with paths rooted at its
+    /// own keys (`result`, `arguments.x`); anything else is text with path `line`.
+    pub(crate) fn scrub_line(&self, line: &str) -> (Option<String>, Vec<Redaction>) {
+        if self.engine.scan(line).is_empty() {
+            return (None, Vec::new());
+        }
+        let mut rep = Report::default();
+        let mut path = String::new();
+        let walked = if json::looks_like_json(line) {
+            json::scrub_json_text(self, line, &mut path, &mut rep, 1)
+        } else {
+            None
+        };
+        let out = match walked {
+            Some(out) => out,
+            None => {
+                path.push_str("line");
+                self.scrub_text(line, None, &mut path, &mut rep, json::MAX_NEST)
+            }
+        };
+        (out, self.redactions(rep))
+    }
+
+    fn scrub_field(
+        &self,
+        value: &mut String,
+        key: Option<&str>,
+        path: &mut String,
+        rep: &mut Report,
+    ) {
+        if value.is_empty() {
+            return;
+        }
+        if let Some(new) = self.scrub_text(value, key, path, rep, 0) {
+            *value = new;
+        }
+    }
+
+    fn redactions(&self, rep: Report) -> Vec<Redaction> {
+        let mut out: Vec<Redaction> = rep
+            .counts
+            .into_iter()
+            .map(|((path, kind), count)| Redaction {
+                kind: self.kind_name(kind).to_string(),
+                path,
+                count,
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| a.kind.cmp(&b.kind)));
+        out
+    }
+
+    fn kind_name(&self, kind: KindId) -> &str {
+        self.engine
+            .kinds
+            .get(usize::from(kind))
+            .map_or("unknown", String::as_str)
+    }
+
+    fn marker(&self, kind: KindId, secret: &str) -> String {
+        format!(
+            "{MARKER_PREFIX}{}:{}]",
+            self.kind_name(kind),
+            self.fingerprint(secret)
+        )
+    }
+
+    /// Scrubs one string: JSON text is walked, other text scanned; with nothing found, the
+    /// whole value goes if `key` is sensitive. `None` when nothing changed.
+    fn scrub_text(
+        &self,
+        s: &str,
+        key: Option<&str>,
+        path: &mut String,
+        rep: &mut Report,
+        nest: u8,
+    ) -> Option<String> {
+        let hits = self.engine.scan(s);
+        if hits.is_empty() {
+            return self.whole_value(s, key, path, rep);
+        }
+        if nest < json::MAX_NEST && json::looks_like_json(s) {
+            if let Some(out) = json::scrub_json_text(self, s, path, rep, nest + 1) {
+                return out;
+            }
+        }
+        let detection = self.engine.resolve(s, &hits);
+        if detection.found.is_empty() {
+            if detection.matched || detection.marker {
+                return None;
+            }
+            return self.whole_value(s, key, path, rep);
+        }
+        Some(self.replace(s, &detection.found, path, rep))
+    }
+
+    /// The value of a sensitive key, redacted whole.
+    fn whole_value(
+        &self,
+        s: &str,
+        key: Option<&str>,
+        path: &str,
+        rep: &mut Report,
+    ) -> Option<String> {
+        let key = key?;
+        if s.len() < 4 {
+            return None;
+        }
+        let name = keys::sensitive_key(key)?;
+        if keys::is_placeholder(s) || s.contains(MARKER_PREFIX) || self.engine.allowed(s) {
+            return None;
+        }
+        let kind = self.engine.key_kind(&name, s);
+        rep.add(path, kind);
+        Some(self.marker(kind, s))
+    }
+
+    fn replace(&self, s: &str, found: &[Found], path: &str, rep: &mut Report) -> String {
+        let mut out = String::with_capacity(s.len());
+        let mut last = 0;
+        for f in found {
+            let (Some(before), Some(secret)) = (s.get(last..f.start), s.get(f.start..f.end)) else {
+                continue;
+            };
+            out.push_str(before);
+            out.push_str(&self.marker(f.kind, secret));
+            rep.add(path, f.kind);
+            last = f.end;
+        }
+        out.push_str(s.get(last..).unwrap_or(""));
+        out
+    }
+
+    /// Whether a JSON number could be a secret: a card-sized integer, or under a sensitive key.
+    fn number_may_be_secret(&self, n: Option<u64>, key: Option<&str>) -> bool {
+        n.is_some_and(|n| n >= 1_000_000_000_000)
+            || key.is_some_and(|k| keys::sensitive_key(k).is_some())
+    }
+
+    /// A marker for a JSON number that is a card number or the value of a sensitive key.
+    fn scrub_number(
+        &self,
+        text: &str,
+        key: Option<&str>,
+        path: &str,
+        rep: &mut Report,
+    ) -> Option<String> {
+        let mut cards = Vec::new();
+        finders::cards(text, &mut cards);
+        if cards.first() == Some(&(0, text.len())) {
+            let kind = self.engine.card_kind();
+            rep.add(path, kind);
+            return Some(self.marker(kind, text));
+        }
+        self.whole_value(text, key, path, rep)
+    }
+
+    /// The marker for an `arguments` subtree too deep to walk.
+    fn too_deep(&self, path: &str, rep: &mut Report) -> String {
+        let kind = self.engine.unscanned_kind();
+        rep.add(path, kind);
+        self.marker(kind, "")
+    }
 }

@@ -1,0 +1,635 @@
+//! The detection engine: one keyword automaton, then bounded work where a hit points.
+//!
+//! [`Engine::scan`] makes the only pass over every byte of a string: the Aho-Corasick
+//! automaton over all keywords of all rules (ASCII case-insensitive; rules whose keywords are
+//! case-sensitive re-check the hit's bytes), plus a hand-written digit-run scan for card numbers
+//! (digits are everywhere, so they make poor keywords). A string with no hit costs exactly that.
+//! [`Engine::resolve`] then runs each hit's rules on a window around the hit, validates the
+//! candidates, drops those that overlap an existing marker, keeps the best of overlapping
+//! candidates (higher priority, then longer) and applies the allowlist.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::{Regex, RegexSet};
+
+use super::finders;
+use super::keys::{self, KEYED};
+use super::rules::{self, Bound, Find, Rule, GENERIC, RULES, SPECIFIC, STRUCTURED};
+use super::{ScrubConfig, ScrubError};
+
+/// Index into [`Engine::kinds`].
+pub(super) type KindId = u16;
+
+/// A secret to replace: `start..end` of the scanned string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Found {
+    pub start: usize,
+    pub end: usize,
+    pub kind: KindId,
+    prio: u8,
+}
+
+impl Found {
+    pub(super) fn new(start: usize, end: usize, kind: KindId, prio: u8) -> Self {
+        Self {
+            start,
+            end,
+            kind,
+            prio,
+        }
+    }
+}
+
+/// What [`Engine::scan`] saw: keyword hits and validated card-number spans.
+#[derive(Default)]
+pub(super) struct Hits {
+    keywords: Vec<(u32, usize, usize)>,
+    cards: Vec<(usize, usize)>,
+    always: bool,
+}
+
+impl Hits {
+    pub(super) fn is_empty(&self) -> bool {
+        self.keywords.is_empty() && self.cards.is_empty() && !self.always
+    }
+}
+
+/// What [`Engine::resolve`] decided.
+pub(super) struct Detection {
+    /// Non-overlapping secrets, sorted by start.
+    pub found: Vec<Found>,
+    /// Something matched, even if the allowlist then spared it.
+    pub matched: bool,
+    /// The string already carries a redaction marker.
+    pub marker: bool,
+}
+
+enum Finder {
+    Regex {
+        re: Regex,
+        secret: Option<usize>,
+        whole: bool,
+    },
+    Url,
+    Pem,
+    Assignment,
+    Marker,
+}
+
+struct Compiled {
+    kind: KindId,
+    finder: Finder,
+    before: usize,
+    span: usize,
+    near: bool,
+    check: Option<fn(&str) -> bool>,
+    prio: u8,
+    bound: Bound,
+}
+
+struct Trigger {
+    rule: usize,
+    /// The keyword's exact bytes, when the rule is case-sensitive.
+    exact: Option<Box<[u8]>>,
+}
+
+pub(super) struct Engine {
+    automaton: AhoCorasick,
+    /// Per automaton pattern: the rules it triggers.
+    triggers: Vec<Vec<Trigger>>,
+    rules: Vec<Compiled>,
+    /// Custom rules without keywords: they run on every string.
+    always: Vec<usize>,
+    allow: Option<RegexSet>,
+    pub(super) kinds: Vec<String>,
+    keyed: Vec<KindId>,
+    pub(super) password: KindId,
+    card: KindId,
+    unscanned: KindId,
+    database: KindId,
+    url: KindId,
+}
+
+fn config_error(key: String, reason: impl std::fmt::Display) -> ScrubError {
+    let reason = reason
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    ScrubError::Config { key, reason }
+}
+
+fn valid_kind(kind: &str) -> bool {
+    kind.len() <= 64
+        && kind.starts_with(|c: char| c.is_ascii_lowercase())
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+#[derive(Default)]
+struct Builder {
+    kinds: Vec<String>,
+    patterns: Vec<String>,
+    triggers: Vec<Vec<Trigger>>,
+    rules: Vec<Compiled>,
+}
+
+impl Builder {
+    fn kind(&mut self, name: &str) -> KindId {
+        match self.kinds.iter().position(|k| k == name) {
+            Some(i) => i as KindId,
+            None => {
+                self.kinds.push(name.to_string());
+                (self.kinds.len() - 1) as KindId
+            }
+        }
+    }
+
+    fn keyword(&mut self, keyword: &str, rule: usize, case_sensitive: bool) {
+        let lower = keyword.to_ascii_lowercase();
+        let slot = match self.patterns.iter().position(|p| *p == lower) {
+            Some(i) => i,
+            None => {
+                self.patterns.push(lower);
+                self.triggers.push(Vec::new());
+                self.patterns.len() - 1
+            }
+        };
+        let exact = case_sensitive.then(|| keyword.as_bytes().into());
+        self.triggers[slot].push(Trigger { rule, exact });
+    }
+
+    fn builtin(&mut self, r: &Rule) -> Result<(), ScrubError> {
+        let finder = match r.find {
+            Find::Regex(pattern) => {
+                let re = Regex::new(pattern)
+                    .map_err(|e| config_error(format!("builtin detector {}", r.kind), e))?;
+                let secret = secret_group(&re);
+                Finder::Regex {
+                    re,
+                    secret,
+                    whole: false,
+                }
+            }
+            Find::Url => Finder::Url,
+            Find::Pem => Finder::Pem,
+            Find::Assignment => Finder::Assignment,
+            Find::Marker => Finder::Marker,
+        };
+        let index = self.rules.len();
+        for k in r.keywords {
+            self.keyword(k, index, !r.ci);
+        }
+        let kind = self.kind(r.kind);
+        self.rules.push(Compiled {
+            kind,
+            finder,
+            before: r.before,
+            span: r.span,
+            near: r.near,
+            check: r.check,
+            prio: r.prio,
+            bound: r.bound,
+        });
+        Ok(())
+    }
+
+    fn custom(&mut self, i: usize, d: &super::CustomDetector) -> Result<usize, ScrubError> {
+        let key = |field: &str| format!("scrub.detectors[{i}].{field}");
+        if !valid_kind(&d.kind) {
+            return Err(config_error(
+                key("kind"),
+                format!(
+                    "`{}` is not a snake_case name (a-z, 0-9, _; at most 64)",
+                    d.kind
+                ),
+            ));
+        }
+        let re = Regex::new(&d.regex).map_err(|e| config_error(key("regex"), e))?;
+        if re.is_match("") {
+            return Err(config_error(key("regex"), "matches the empty string"));
+        }
+        let index = self.rules.len();
+        for (j, k) in d.keywords.iter().enumerate() {
+            if k.is_empty() {
+                return Err(config_error(
+                    format!("scrub.detectors[{i}].keywords[{j}]"),
+                    "is empty",
+                ));
+            }
+            self.keyword(k, index, false);
+        }
+        let secret = secret_group(&re);
+        let kind = self.kind(&d.kind);
+        self.rules.push(Compiled {
+            kind,
+            finder: Finder::Regex {
+                re,
+                secret,
+                whole: true,
+            },
+            before: 0,
+            span: 0,
+            near: true,
+            check: None,
+            prio: SPECIFIC,
+            bound: Bound::None,
+        });
+        Ok(index)
+    }
+}
+
+fn secret_group(re: &Regex) -> Option<usize> {
+    re.capture_names().position(|n| n == Some("secret"))
+}
+
+fn floor_char(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_char(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+fn bounded(s: &str, start: usize, end: usize, bound: Bound) -> bool {
+    let b = s.as_bytes();
+    let before = if finders::escape_before(b, start) {
+        None
+    } else {
+        start.checked_sub(1).and_then(|i| b.get(i)).copied()
+    };
+    let after = b.get(end).copied();
+    match bound {
+        Bound::None => true,
+        Bound::Alnum => {
+            !before.is_some_and(|c| c.is_ascii_alphanumeric())
+                && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+        }
+        Bound::Digits => {
+            !before.is_some_and(|c| c.is_ascii_digit())
+                && !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        }
+    }
+}
+
+impl Engine {
+    pub(super) fn new(config: &ScrubConfig) -> Result<Self, ScrubError> {
+        let mut b = Builder::default();
+        for r in RULES {
+            b.builtin(r)?;
+        }
+        let mut always = Vec::new();
+        for (i, d) in config.detectors.iter().enumerate() {
+            let index = b.custom(i, d)?;
+            if d.keywords.is_empty() {
+                always.push(index);
+            }
+        }
+        for (i, a) in config.allowlist.iter().enumerate() {
+            Regex::new(a).map_err(|e| config_error(format!("scrub.allowlist[{i}]"), e))?;
+        }
+        let allow = if config.allowlist.is_empty() {
+            None
+        } else {
+            Some(
+                RegexSet::new(&config.allowlist)
+                    .map_err(|e| config_error("scrub.allowlist".into(), e))?,
+            )
+        };
+        let keyed = KEYED.iter().map(|k| b.kind(k.kind)).collect();
+        let password = b.kind("password_field");
+        let card = b.kind(rules::CREDIT_CARD);
+        let unscanned = b.kind("unscanned");
+        let database = b.kind(rules::DATABASE_URI);
+        let url = b.kind("url_credentials");
+        let automaton = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&b.patterns)
+            .map_err(|e| config_error("scrub.detectors".into(), e))?;
+        Ok(Self {
+            automaton,
+            triggers: b.triggers,
+            rules: b.rules,
+            always,
+            allow,
+            kinds: b.kinds,
+            keyed,
+            password,
+            card,
+            unscanned,
+            database,
+            url,
+        })
+    }
+
+    /// The kind a sensitive key gives its value: a [`KEYED`] refinement or `password_field`.
+    pub(super) fn key_kind(&self, name: &keys::KeyName, value: &str) -> KindId {
+        name.refine(value).map_or(self.password, |i| self.keyed[i])
+    }
+
+    pub(super) fn card_kind(&self) -> KindId {
+        self.card
+    }
+
+    /// The kind for an `arguments` subtree too deep to walk.
+    pub(super) fn unscanned_kind(&self) -> KindId {
+        self.unscanned
+    }
+
+    pub(super) fn allowed(&self, secret: &str) -> bool {
+        self.allow.as_ref().is_some_and(|a| a.is_match(secret))
+    }
+
+    /// The single pass over the bytes: keyword hits and card numbers.
+    pub(super) fn scan(&self, s: &str) -> Hits {
+        let mut hits = Hits {
+            always: !self.always.is_empty(),
+            ..Hits::default()
+        };
+        for m in self.automaton.find_overlapping_iter(s) {
+            hits.keywords
+                .push((m.pattern().as_u32(), m.start(), m.end()));
+        }
+        finders::cards(s, &mut hits.cards);
+        hits
+    }
+
+    /// Runs the rules the hits point at and picks the secrets to replace.
+    pub(super) fn resolve(&self, s: &str, hits: &Hits) -> Detection {
+        let mut candidates = Vec::new();
+        let mut markers = Vec::new();
+        // Per rule: hits before this offset are inside what the rule already handled.
+        let mut handled: Vec<(usize, usize)> = Vec::new();
+        for &(pattern, start, end) in &hits.keywords {
+            let Some(triggers) = self.triggers.get(pattern as usize) else {
+                continue;
+            };
+            for t in triggers {
+                if t.exact
+                    .as_deref()
+                    .is_some_and(|e| s.as_bytes().get(start..end) != Some(e))
+                {
+                    continue;
+                }
+                let done = handled.iter().find(|h| h.0 == t.rule).map_or(0, |h| h.1);
+                if start < done {
+                    continue;
+                }
+                let until = self.run(t.rule, s, start, end, &mut candidates, &mut markers);
+                match handled.iter_mut().find(|h| h.0 == t.rule) {
+                    Some(h) => h.1 = h.1.max(until),
+                    None => handled.push((t.rule, until)),
+                }
+            }
+        }
+        for &(a, b) in &hits.cards {
+            candidates.push(Found::new(a, b, self.card, SPECIFIC));
+        }
+        for &rule in &self.always {
+            self.run(rule, s, 0, 0, &mut candidates, &mut markers);
+        }
+        let matched = !candidates.is_empty();
+        let mut found = select(candidates, &markers);
+        if self.allow.is_some() {
+            found.retain(|f| !self.allowed(&s[f.start..f.end]));
+        }
+        Detection {
+            found,
+            matched,
+            marker: !markers.is_empty(),
+        }
+    }
+
+    /// Runs one rule at one hit; returns the offset up to which later hits of this rule are
+    /// redundant.
+    fn run(
+        &self,
+        rule: usize,
+        s: &str,
+        start: usize,
+        end: usize,
+        out: &mut Vec<Found>,
+        markers: &mut Vec<(usize, usize)>,
+    ) -> usize {
+        let Some(r) = self.rules.get(rule) else {
+            return 0;
+        };
+        match &r.finder {
+            Finder::Regex { re, secret, whole } => {
+                self.run_regex(r, re, *secret, *whole, s, start, end, out)
+            }
+            Finder::Marker => match finders::marker(s, start, end) {
+                Some(m) => {
+                    markers.push(m);
+                    m.1
+                }
+                None => 0,
+            },
+            Finder::Pem => match finders::pem(s, start, end, r.span) {
+                Some((a, b)) => {
+                    out.push(Found::new(a, b, r.kind, r.prio));
+                    b
+                }
+                None => 0,
+            },
+            Finder::Url => match finders::url_password(s, start, end, r.span) {
+                Some(u) => {
+                    let secret = &s[u.password.0..u.password.1];
+                    if !keys::is_placeholder(secret) {
+                        let kind = if u.database { self.database } else { self.url };
+                        out.push(Found::new(u.password.0, u.password.1, kind, STRUCTURED));
+                    }
+                    u.authority_end
+                }
+                None => 0,
+            },
+            Finder::Assignment => {
+                let a = finders::assignment(s, start, end);
+                if let Some((vs, ve)) = a.value {
+                    let value = &s[vs..ve];
+                    if let Some(name) = keys::sensitive_key(&s[a.key.0..a.key.1]) {
+                        if !keys::is_placeholder(value) && !same_word(&s[a.key.0..a.key.1], value) {
+                            out.push(Found::new(vs, ve, self.key_kind(&name, value), GENERIC));
+                        }
+                    }
+                }
+                a.key.1
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_regex(
+        &self,
+        r: &Compiled,
+        re: &Regex,
+        secret: Option<usize>,
+        whole: bool,
+        s: &str,
+        start: usize,
+        end: usize,
+        out: &mut Vec<Found>,
+    ) -> usize {
+        let (lo, hi) = if whole {
+            (0, s.len())
+        } else if r.near {
+            (
+                start.saturating_sub(r.before),
+                end.saturating_add(r.before).saturating_add(r.span),
+            )
+        } else {
+            (start.saturating_sub(r.before), start.saturating_add(r.span))
+        };
+        let (lo, hi) = (floor_char(s, lo), ceil_char(s, hi));
+        let hay = &s[..hi];
+        let mut locs = re.capture_locations();
+        let mut at = lo;
+        let mut last = 0;
+        while at <= hay.len() {
+            let (ms, me, ss, se) = match secret {
+                Some(g) => {
+                    let Some(m) = re.captures_read_at(&mut locs, hay, at) else {
+                        break;
+                    };
+                    let (ss, se) = locs.get(g).unwrap_or((m.start(), m.end()));
+                    (m.start(), m.end(), ss, se)
+                }
+                None => {
+                    let Some(m) = re.find_at(hay, at) else { break };
+                    (m.start(), m.end(), m.start(), m.end())
+                }
+            };
+            if !r.near && ms > start {
+                break;
+            }
+            let covers_hit = r.near || (ms <= start && me >= end);
+            if covers_hit
+                && se > ss
+                && bounded(s, ms, me, r.bound)
+                && r.check.is_none_or(|f| f(&s[ss..se]))
+            {
+                out.push(Found::new(ss, se, r.kind, r.prio));
+                last = last.max(me);
+            }
+            at = if me > at { me } else { ceil_char(s, at + 1) };
+        }
+        if whole {
+            usize::MAX
+        } else {
+            last
+        }
+    }
+}
+
+/// `password=password`, `token: token`: the value repeats the key, a template.
+fn same_word(key: &str, value: &str) -> bool {
+    key.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .eq_ignore_ascii_case(value)
+}
+
+/// Drops candidates that overlap or touch a marker, then keeps the best of overlapping ones.
+///
+/// Touching counts: a marker replaced something this candidate overlapped on the previous
+/// pass (or changed what borders it), so taking it now would break idempotence.
+fn select(mut candidates: Vec<Found>, markers: &[(usize, usize)]) -> Vec<Found> {
+    candidates.retain(|c| {
+        let i = markers.partition_point(|m| m.1 < c.start);
+        markers.get(i).is_none_or(|m| m.0 > c.end)
+    });
+    candidates.sort_by(|a, b| {
+        b.prio
+            .cmp(&a.prio)
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut chosen: Vec<Found> = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        let i = chosen.partition_point(|x| x.start < c.start);
+        let clashes_prev = i > 0 && chosen[i - 1].end > c.start;
+        let clashes_next = chosen.get(i).is_some_and(|x| x.start < c.end);
+        if !clashes_prev && !clashes_next {
+            chosen.insert(i, c);
+        }
+    }
+    chosen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_compile_and_cover_forty_families() {
+        let e = Engine::new(&ScrubConfig::default()).unwrap();
+        assert!(e.kinds.len() >= 45, "{} kinds", e.kinds.len());
+    }
+
+    #[test]
+    fn select_prefers_priority_then_length() {
+        let c = vec![
+            Found::new(0, 10, 1, GENERIC),
+            Found::new(2, 8, 2, SPECIFIC),
+            Found::new(12, 20, 3, STRUCTURED),
+            Found::new(11, 21, 4, STRUCTURED),
+        ];
+        let s = select(c, &[]);
+        assert_eq!(
+            s,
+            vec![
+                Found::new(2, 8, 2, SPECIFIC),
+                Found::new(11, 21, 4, STRUCTURED)
+            ]
+        );
+    }
+
+    #[test]
+    fn markers_protect_their_span() {
+        let c = vec![
+            Found::new(5, 9, 1, SPECIFIC),
+            Found::new(20, 30, 1, SPECIFIC),
+        ];
+        assert_eq!(select(c, &[(0, 10)]), vec![Found::new(20, 30, 1, SPECIFIC)]);
+    }
+
+    #[test]
+    fn custom_detector_errors_name_the_key() {
+        let bad = |d: super::super::CustomDetector| {
+            let cfg = ScrubConfig {
+                detectors: vec![d],
+                allowlist: vec![],
+            };
+            match Engine::new(&cfg) {
+                Err(ScrubError::Config { key, reason }) => format!("{key}: {reason}"),
+                Err(e) => e.to_string(),
+                Ok(_) => "ok".into(),
+            }
+        };
+        let d = |kind: &str, regex: &str, kw: &[&str]| super::super::CustomDetector {
+            kind: kind.into(),
+            regex: regex.into(),
+            keywords: kw.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(bad(d("acme", "acme_[a-z]{10}", &["acme_"])) == "ok");
+        assert!(bad(d("Acme Token", "x", &[])).starts_with("scrub.detectors[0].kind:"));
+        assert!(bad(d("acme", "(unclosed", &[])).starts_with("scrub.detectors[0].regex:"));
+        assert!(bad(d("acme", "a*", &[])).contains("empty string"));
+        assert!(bad(d("acme", "acme", &["ok", ""])).starts_with("scrub.detectors[0].keywords[1]:"));
+        let cfg = ScrubConfig {
+            detectors: vec![],
+            allowlist: vec!["ok".into(), "[".into()],
+        };
+        match Engine::new(&cfg) {
+            Err(ScrubError::Config { key, .. }) => assert_eq!(key, "scrub.allowlist[1]"),
+            _ => panic!("allowlist error expected"),
+        }
+    }
+}
