@@ -253,6 +253,43 @@ impl StoredEvent {
         serde_json::to_vec(&copy).unwrap_or_default()
     }
 
+    /// The canonical bytes assembled from the event's own JSON (`serde_json::to_vec(&event)`,
+    /// which ingest computes in parallel, off the single committer thread) and the fields the
+    /// collector adds. Equal to [`Self::canonical_bytes`] (see the test), because a flattened
+    /// struct serializes as the inner object's fields followed by the outer ones.
+    pub fn canonical_from_parts(
+        event_json: &[u8],
+        tenant: &str,
+        received_at: OffsetDateTime,
+        seq: u64,
+        redactions: &[Redaction],
+    ) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Added<'a> {
+            tenant: &'a str,
+            #[serde(with = "time::serde::rfc3339")]
+            received_at: OffsetDateTime,
+            seq: u64,
+            hash: &'static str,
+            #[serde(skip_serializing_if = "<[Redaction]>::is_empty")]
+            redactions: &'a [Redaction],
+        }
+        let added = serde_json::to_vec(&Added {
+            tenant,
+            received_at,
+            seq,
+            hash: "",
+            redactions,
+        })
+        .unwrap_or_default();
+        let mut out = Vec::with_capacity(event_json.len() + added.len());
+        // `{...event fields}` + `{...added fields}` → `{...event fields,...added fields}`
+        out.extend_from_slice(event_json.strip_suffix(b"}").unwrap_or(event_json));
+        out.push(b',');
+        out.extend_from_slice(added.strip_prefix(b"{").unwrap_or(&added));
+        out
+    }
+
     /// SHA-256(previous hash || canonical bytes).
     pub fn chain_hash(&self, previous: &[u8; 32]) -> [u8; 32] {
         let mut h = Sha256::new();
@@ -339,6 +376,41 @@ mod tests {
             with_hash.chain_hash(&GENESIS_HASH),
             "hash field is not covered"
         );
+    }
+
+    #[test]
+    fn canonical_bytes_from_parts_equal_serde() {
+        let mut e = Event::new("e\"1", "tools/call", "t");
+        e.arguments = serde_json::json!({"hash": "", "x": [1, {"y": null}]});
+        e.labels.insert("k".into(), "v\n".into());
+        for redactions in [
+            vec![],
+            vec![Redaction {
+                kind: "jwt".into(),
+                path: "result".into(),
+                count: 2,
+            }],
+        ] {
+            let s = StoredEvent {
+                event: e.clone(),
+                tenant: "t\u{e9}".into(),
+                received_at: OffsetDateTime::now_utc(),
+                seq: 42,
+                hash: String::new(),
+                redactions,
+            };
+            let parts = StoredEvent::canonical_from_parts(
+                &serde_json::to_vec(&s.event).unwrap(),
+                &s.tenant,
+                s.received_at,
+                s.seq,
+                &s.redactions,
+            );
+            assert_eq!(
+                String::from_utf8(parts).unwrap(),
+                String::from_utf8(s.canonical_bytes()).unwrap()
+            );
+        }
     }
 
     #[test]

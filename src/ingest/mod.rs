@@ -69,7 +69,7 @@ impl Ingestor {
                     for r in &redactions {
                         self.metrics.redacted(&r.kind, r.count as u64);
                     }
-                    pending.push(Pending { event, redactions });
+                    pending.push(Pending::new(event, redactions));
                 }
                 Err(invalid) => {
                     self.metrics.reject(invalid.code);

@@ -52,6 +52,19 @@ pub enum WalError {
 pub struct Pending {
     pub event: Event,
     pub redactions: Vec<Redaction>,
+    /// `serde_json::to_vec(&event)`, made by the caller so the committer does not serialize.
+    pub event_json: Vec<u8>,
+}
+
+impl Pending {
+    pub fn new(event: Event, redactions: Vec<Redaction>) -> Self {
+        let event_json = serde_json::to_vec(&event).unwrap_or_default();
+        Self {
+            event,
+            redactions,
+            event_json,
+        }
+    }
 }
 
 /// What happened to a batch: which events were stored now and which were already there.
@@ -297,18 +310,22 @@ fn commit_group<L: Log>(
                 .heads
                 .entry(batch.tenant.clone())
                 .or_insert((0, GENESIS_HASH));
+            let seq = head.0 + 1;
+            let canonical = StoredEvent::canonical_from_parts(
+                &p.event_json,
+                &batch.tenant,
+                now,
+                seq,
+                &p.redactions,
+            );
             let mut stored = StoredEvent {
                 event: p.event,
                 tenant: batch.tenant.to_string(),
                 received_at: now,
-                seq: head.0 + 1,
+                seq,
                 hash: String::new(),
                 redactions: p.redactions,
             };
-            let canonical = serde_json::to_vec(&stored).map_err(|e| WalError::Record {
-                pos: log.next_position(),
-                reason: e.to_string(),
-            })?;
             let hash: [u8; 32] = {
                 use sha2::Digest;
                 let mut h = sha2::Sha256::new();
@@ -390,10 +407,7 @@ mod tests {
             Metrics::new(),
         );
         let tenant: Arc<str> = Arc::from("t1");
-        let mk = |id: &str| Pending {
-            event: Event::new(id, "tools/call", "x"),
-            redactions: vec![],
-        };
+        let mk = |id: &str| Pending::new(Event::new(id, "tools/call", "x"), vec![]);
         let a = handle
             .commit(tenant.clone(), vec![mk("a"), mk("b"), mk("a")])
             .await
