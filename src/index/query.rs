@@ -606,6 +606,12 @@ impl Compiler<'_> {
             return Ok(any_of(queries));
         };
         let name = field.name.as_str();
+        if name.chars().any(char::is_control) {
+            return Err(err(format!(
+                "the field name at position {} contains a control character",
+                field.at
+            )));
+        }
         if name == "tenant" {
             return Err(err(format!(
                 "`tenant` at position {} cannot be queried: every search is limited to the \
@@ -653,12 +659,12 @@ impl Compiler<'_> {
                 let upper = map_bound(upper, |v| {
                     parse_u64(name, v, at).map(|n| Term::from_field_u64(f, n))
                 })?;
-                Ok(Box::new(RangeQuery::new(lower, upper)))
+                Ok(range_query(name, lower, upper))
             }
             (Value::Range { lower, upper }, FieldKind::Date(f)) => {
                 let lower = map_bound(lower, |v| parse_time(name, v, at).map(|t| date_term(f, t)))?;
                 let upper = map_bound(upper, |v| parse_time(name, v, at).map(|t| date_term(f, t)))?;
-                Ok(Box::new(RangeQuery::new(lower, upper)))
+                Ok(range_query(name, lower, upper))
             }
             (Value::Range { .. }, _) => Err(err(format!(
                 "`{name}` at position {} does not support ranges; comparisons and ranges work on \
@@ -742,6 +748,14 @@ impl Compiler<'_> {
             _ => Some(Box::new(PhraseQuery::new_with_offset(terms))),
         }
     }
+}
+
+/// A range on a fast field; `[* TO *]` means "has a value" (tantivy's range needs a bound).
+fn range_query(name: &str, lower: Bound<Term>, upper: Bound<Term>) -> Box<dyn Query> {
+    if matches!((&lower, &upper), (Bound::Unbounded, Bound::Unbounded)) {
+        return Box::new(ExistsQuery::new(name.to_string(), false));
+    }
+    Box::new(RangeQuery::new(lower, upper))
 }
 
 fn map_bound(

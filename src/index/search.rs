@@ -29,7 +29,7 @@ use crate::event::StoredEvent;
 /// Largest page.
 pub(crate) const MAX_LIMIT: usize = 10_000;
 /// Most histogram buckets.
-pub(crate) const MAX_BUCKETS: i64 = 10_000;
+pub(crate) const MAX_BUCKETS: i128 = 10_000;
 /// Most terms returned.
 pub(crate) const MAX_TERMS: usize = 10_000;
 
@@ -68,8 +68,8 @@ fn day_query(
             IndexRecordOption::Basic,
         )),
     )];
-    let day_start = i64::from(day) * MICROS_PER_DAY;
-    if start_us > day_start || end_us < day_start + MICROS_PER_DAY {
+    let day_start = i64::from(day).saturating_mul(MICROS_PER_DAY);
+    if start_us > day_start || end_us < day_start.saturating_add(MICROS_PER_DAY) {
         let bound =
             |us| Term::from_field_date(fields.timestamp, DateTime::from_timestamp_micros(us));
         clauses.push((
@@ -193,7 +193,8 @@ pub(crate) fn histogram(
     days: &[Snapshot],
     req: &HistogramRequest,
 ) -> Result<Vec<Bucket>> {
-    let interval = i64::try_from(req.interval.as_micros()).unwrap_or(i64::MAX);
+    // Bucket arithmetic in i128: no interval or range can overflow it.
+    let interval = i128::try_from(req.interval.as_micros()).unwrap_or(i128::MAX);
     if interval < 1000 {
         return Err(IndexError::Param {
             param: "interval",
@@ -204,8 +205,8 @@ pub(crate) fn histogram(
     let Some(range) = micros_range(req.start, req.end) else {
         return Ok(Vec::new());
     };
-    let first = range.0.div_euclid(interval) * interval;
-    let n = (range.1 - first + interval - 1) / interval;
+    let first = i128::from(range.0).div_euclid(interval) * interval;
+    let n = (i128::from(range.1) - first + interval - 1) / interval;
     if n > MAX_BUCKETS {
         return Err(IndexError::Param {
             param: "interval",
@@ -229,7 +230,7 @@ pub(crate) fn histogram(
         .into_iter()
         .enumerate()
         .map(|(i, count)| Bucket {
-            time: from_micros(first + i as i64 * interval),
+            time: from_micros(clamp_i64(first + i as i128 * interval)),
             count,
         })
         .collect())
@@ -269,6 +270,10 @@ pub(crate) fn terms(
     out.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
     out.truncate(size);
     Ok(out)
+}
+
+fn clamp_i64(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// Calls `f` with the id key of every live document of a day.
@@ -444,8 +449,8 @@ impl TopK {
 
 /// Counts per time bucket.
 struct HistogramCollector {
-    first: i64,
-    interval: i64,
+    first: i128,
+    interval: i128,
     n: usize,
 }
 
@@ -495,7 +500,8 @@ impl Collector for HistogramCollector {
 impl HistogramSegment {
     fn add(&mut self, ts: Option<DateTime>) {
         if let Some(ts) = ts {
-            let i = (ts.into_timestamp_micros() - self.c.first).div_euclid(self.c.interval);
+            let i =
+                (i128::from(ts.into_timestamp_micros()) - self.c.first).div_euclid(self.c.interval);
             if let Some(c) = usize::try_from(i).ok().and_then(|i| self.counts.get_mut(i)) {
                 *c += 1;
             }

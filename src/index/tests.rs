@@ -819,3 +819,124 @@ fn indexes_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Indexes>();
 }
+
+#[test]
+fn edge_queries_run_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Indexes::open(config(dir.path())).unwrap();
+    let (a, b) = rich_pair("acme");
+    ix.add(0, &a).unwrap();
+    ix.add(1, &b).unwrap();
+    ix.commit(2).unwrap();
+    assert_eq!(
+        search_ids(&ix, "acme", "duration_ms:[* TO *]"),
+        set(&["e1", "e2"])
+    );
+    assert_eq!(search_ids(&ix, "acme", "duration_ms:[500 TO 5]"), set(&[]));
+    assert_eq!(
+        search_ids(&ix, "acme", "timestamp:{* TO *}"),
+        set(&["e1", "e2"])
+    );
+    assert_eq!(search_ids(&ix, "acme", "arguments.count:1e400"), set(&[]));
+    assert!(matches!(
+        ix.search(&request("acme", "arguments.a\u{0}b:5")),
+        Err(IndexError::Query { .. })
+    ));
+    let hist = |interval| {
+        ix.histogram(&HistogramRequest {
+            tenant: "acme".into(),
+            query: String::new(),
+            start: today() - 3 * DAY,
+            end: today() + DAY,
+            interval,
+        })
+    };
+    let one = hist(Duration::MAX).unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].count, 2);
+    assert!(matches!(
+        hist(Duration::from_millis(1)),
+        Err(IndexError::Param { .. })
+    ));
+}
+
+#[test]
+fn random_queries_never_panic_a_search() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Indexes::open(config(dir.path())).unwrap();
+    let (a, b) = rich_pair("acme");
+    ix.add(0, &a).unwrap();
+    ix.add(1, &b).unwrap();
+    ix.commit(2).unwrap();
+
+    let piece = prop_oneof![
+        Just("tool:"),
+        Just("duration_ms:"),
+        Just("timestamp:"),
+        Just("arguments."),
+        Just("labels."),
+        Just("redaction:"),
+        Just("destructive:"),
+        Just("user:"),
+        Just("result:"),
+        Just("("),
+        Just(")"),
+        Just("\""),
+        Just(" "),
+        Just("AND "),
+        Just("OR "),
+        Just("NOT "),
+        Just("-"),
+        Just("["),
+        Just("]"),
+        Just("{"),
+        Just("}"),
+        Just(" TO "),
+        Just(">="),
+        Just("<"),
+        Just("*"),
+        Just("\\"),
+        Just(":"),
+        Just("\u{0}"),
+        Just("2025-01-31T00:00:00Z"),
+        Just("true"),
+        Just("5"),
+        Just("passwd"),
+    ]
+    .prop_map(str::to_string)
+    .boxed();
+    let strategy = prop_oneof![
+        proptest::collection::vec(prop_oneof![piece, "[a-z0-9._/]{1,5}"], 0..16)
+            .prop_map(|parts| parts.concat()),
+        ".{0,40}",
+    ];
+    let mut runner = TestRunner::new(Config {
+        cases: 400,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |q| {
+            let _ = ix.search(&request("acme", &q));
+            let _ = ix.histogram(&HistogramRequest {
+                tenant: "acme".into(),
+                query: q.clone(),
+                start: today(),
+                end: today() + DAY,
+                interval: Duration::from_secs(3600),
+            });
+            let _ = ix.terms(&TermsRequest {
+                tenant: "acme".into(),
+                field: q.clone(),
+                query: q,
+                start: today(),
+                end: today() + DAY,
+                size: 3,
+            });
+            Ok(())
+        })
+        .unwrap();
+}
