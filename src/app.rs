@@ -108,7 +108,8 @@ pub async fn run(
     metrics.index_docs.set(index.num_docs() as i64);
 
     let covered = Arc::new(AtomicU64::new(index.checkpoint().wal_next));
-    let (index_tx, index_rx) = std::sync::mpsc::sync_channel::<Vec<Positioned>>(256);
+    let (index_tx, index_rx) =
+        std::sync::mpsc::sync_channel::<Vec<Positioned>>(wal::INDEX_QUEUE_CHUNKS);
     let (tail, _) = broadcast::channel(4096);
     let (committer, committer_thread) = wal::start(
         log,

@@ -33,6 +33,11 @@ use crate::event::{day_of, id_key, Event, Redaction, StoredEvent, GENESIS_HASH};
 use crate::index::{ChainHead, Checkpoint};
 use crate::metrics::Metrics;
 
+/// Events per chunk handed to the indexer; the indexer channel holds [`INDEX_QUEUE_CHUNKS`].
+pub const INDEX_CHUNK: usize = 1024;
+/// Chunks that may wait for the indexer (at most ~64k events, ~100 MB).
+pub const INDEX_QUEUE_CHUNKS: usize = 64;
+
 /// Batches that may wait for the committer before senders wait too (backpressure).
 const QUEUE_BATCHES: usize = 1024;
 
@@ -252,11 +257,16 @@ pub fn start<L: Log>(
                         for (_, ev) in &fresh {
                             let _ = downstream.tail.send(ev.clone());
                         }
-                        if !fresh.is_empty() {
+                        // Bounded in events, not groups (a group can hold 50,000 events): a
+                        // lagging indexer slows acks down instead of growing memory.
+                        let mut fresh = fresh;
+                        while !fresh.is_empty() {
+                            let rest = fresh.split_off(fresh.len().min(INDEX_CHUNK));
                             metrics.index_queue.inc();
                             if downstream.index.send(fresh).is_err() {
                                 tracing::error!("indexer stopped; events stay in the WAL and are indexed on restart");
                             }
+                            fresh = rest;
                         }
                     }
                     Err(e) => {
