@@ -8,12 +8,12 @@
 //! candidates, drops those that overlap an existing marker, keeps the best of overlapping
 //! candidates (higher priority, then longer) and applies the allowlist.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::{Regex, RegexSet};
 
 use super::finders;
 use super::keys::{self, KEYED};
 use super::rules::{self, Bound, Find, Rule, GENERIC, RULES, SPECIFIC, STRUCTURED};
+use super::scan::Keywords;
 use super::{ScrubConfig, ScrubError};
 
 /// Index into [`Engine::kinds`].
@@ -61,6 +61,16 @@ pub(super) struct Detection {
     pub matched: bool,
     /// The string already carries a redaction marker.
     pub marker: bool,
+    /// A sensitive key holds a JSON object or array: only a JSON walk can judge its leaves.
+    pub nested: bool,
+}
+
+/// Work in progress of one [`Engine::resolve`].
+#[derive(Default)]
+struct Scratch {
+    candidates: Vec<Found>,
+    markers: Vec<(usize, usize)>,
+    nested: bool,
 }
 
 enum Finder {
@@ -93,7 +103,7 @@ struct Trigger {
 }
 
 pub(super) struct Engine {
-    automaton: AhoCorasick,
+    keywords: Keywords,
     /// Per automaton pattern: the rules it triggers.
     triggers: Vec<Vec<Trigger>>,
     rules: Vec<Compiled>,
@@ -310,13 +320,10 @@ impl Engine {
         let unscanned = b.kind("unscanned");
         let database = b.kind(rules::DATABASE_URI);
         let url = b.kind("url_credentials");
-        let automaton = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(&b.patterns)
-            .map_err(|e| config_error("scrub.detectors".into(), e))?;
+        let keywords =
+            Keywords::new(&b.patterns).map_err(|e| config_error("scrub.detectors".into(), e))?;
         Ok(Self {
-            automaton,
+            keywords,
             triggers: b.triggers,
             rules: b.rules,
             always,
@@ -355,18 +362,14 @@ impl Engine {
             always: !self.always.is_empty(),
             ..Hits::default()
         };
-        for m in self.automaton.find_overlapping_iter(s) {
-            hits.keywords
-                .push((m.pattern().as_u32(), m.start(), m.end()));
-        }
+        self.keywords.find(s.as_bytes(), &mut hits.keywords);
         finders::cards(s, &mut hits.cards);
         hits
     }
 
     /// Runs the rules the hits point at and picks the secrets to replace.
     pub(super) fn resolve(&self, s: &str, hits: &Hits) -> Detection {
-        let mut candidates = Vec::new();
-        let mut markers = Vec::new();
+        let mut w = Scratch::default();
         // Per rule: hits before this offset are inside what the rule already handled.
         let mut handled: Vec<(usize, usize)> = Vec::new();
         for &(pattern, start, end) in &hits.keywords {
@@ -384,7 +387,7 @@ impl Engine {
                 if start < done {
                     continue;
                 }
-                let until = self.run(t.rule, s, start, end, &mut candidates, &mut markers);
+                let until = self.run(t.rule, s, start, end, &mut w);
                 match handled.iter_mut().find(|h| h.0 == t.rule) {
                     Some(h) => h.1 = h.1.max(until),
                     None => handled.push((t.rule, until)),
@@ -392,44 +395,38 @@ impl Engine {
             }
         }
         for &(a, b) in &hits.cards {
-            candidates.push(Found::new(a, b, self.card, SPECIFIC));
+            w.candidates.push(Found::new(a, b, self.card, SPECIFIC));
         }
         for &rule in &self.always {
-            self.run(rule, s, 0, 0, &mut candidates, &mut markers);
+            self.run(rule, s, 0, 0, &mut w);
         }
-        let matched = !candidates.is_empty();
-        let mut found = select(candidates, &markers);
+        let matched = !w.candidates.is_empty();
+        let mut found = select(w.candidates, &w.markers);
         if self.allow.is_some() {
             found.retain(|f| !self.allowed(&s[f.start..f.end]));
         }
         Detection {
             found,
             matched,
-            marker: !markers.is_empty(),
+            marker: !w.markers.is_empty(),
+            nested: w.nested,
         }
     }
 
     /// Runs one rule at one hit; returns the offset up to which later hits of this rule are
     /// redundant.
-    fn run(
-        &self,
-        rule: usize,
-        s: &str,
-        start: usize,
-        end: usize,
-        out: &mut Vec<Found>,
-        markers: &mut Vec<(usize, usize)>,
-    ) -> usize {
+    fn run(&self, rule: usize, s: &str, start: usize, end: usize, w: &mut Scratch) -> usize {
         let Some(r) = self.rules.get(rule) else {
             return 0;
         };
+        let out = &mut w.candidates;
         match &r.finder {
             Finder::Regex { re, secret, whole } => {
                 self.run_regex(r, re, *secret, *whole, s, start, end, out)
             }
             Finder::Marker => match finders::marker(s, start, end) {
                 Some(m) => {
-                    markers.push(m);
+                    w.markers.push(m);
                     m.1
                 }
                 None => 0,
@@ -454,12 +451,18 @@ impl Engine {
             },
             Finder::Assignment => {
                 let a = finders::assignment(s, start, end);
+                if a.value.is_none() && !a.nested {
+                    return a.key.1;
+                }
+                let key = &s[a.key.0..a.key.1];
+                let Some(name) = keys::sensitive_key(key) else {
+                    return a.key.1;
+                };
+                w.nested |= a.nested;
                 if let Some((vs, ve)) = a.value {
                     let value = &s[vs..ve];
-                    if let Some(name) = keys::sensitive_key(&s[a.key.0..a.key.1]) {
-                        if !keys::is_placeholder(value) && !same_word(&s[a.key.0..a.key.1], value) {
-                            out.push(Found::new(vs, ve, self.key_kind(&name, value), GENERIC));
-                        }
+                    if !keys::is_placeholder(value) && !same_word(key, value) {
+                        out.push(Found::new(vs, ve, self.key_kind(&name, value), GENERIC));
                     }
                 }
                 a.key.1

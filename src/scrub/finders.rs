@@ -36,37 +36,19 @@ pub(super) fn cards(s: &str, out: &mut Vec<(usize, usize)>) {
     let b = s.as_bytes();
     let n = b.len();
     let mut i = 0;
-    while i < n {
-        if !b[i].is_ascii_digit() {
-            i += 1;
+    while let Some(start) = next_digit(b, i) {
+        // Most digit runs are short numbers: leave them without building a `Run`.
+        let e = start + b[start..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let joined = e + 1 < n && matches!(b[e], b' ' | b'-') && b[e + 1].is_ascii_digit();
+        if e - start < 13 && !joined {
+            i = e;
             continue;
         }
-        let start = i;
-        let mut groups = [(0usize, 0usize); 8];
-        let mut count = 0;
-        let mut sep = None;
-        let mut consistent = true;
-        loop {
-            let g = i;
-            while i < n && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            if count < groups.len() {
-                groups[count] = (g, i);
-            }
-            count += 1;
-            if i + 1 < n && matches!(b[i], b' ' | b'-') && b[i + 1].is_ascii_digit() {
-                consistent &= sep.is_none_or(|s| s == b[i]);
-                sep = Some(b[i]);
-                i += 1;
-            } else {
-                break;
-            }
-        }
-        if count > groups.len() {
+        let run = Run::at(b, start);
+        i = run.end;
+        if run.digits < 13 {
             continue;
         }
-        let groups = &groups[..count];
         let left_ok = |a: usize| {
             a == 0
                 || escape_before(b, a)
@@ -79,32 +61,117 @@ pub(super) fn cards(s: &str, out: &mut Vec<(usize, usize)>) {
                     || b[e] == b'_'
                     || (b[e] == b'.' && e + 1 < n && b[e + 1].is_ascii_digit()))
         };
-        if consistent
-            && printed_like_card(groups)
+        if run.printed_like_card()
             && left_ok(start)
-            && right_ok(i)
-            && is_card(b, groups)
+            && right_ok(run.end)
+            && is_card(b, run.groups())
         {
-            out.push((start, i));
-        } else if sep == Some(b' ') || count == 1 {
-            for &(a, e) in groups {
-                let first = a == start;
-                let last = e == i;
-                if (!first || left_ok(a)) && (!last || right_ok(e)) && is_card(b, &[(a, e)]) {
+            out.push((start, run.end));
+        } else if run.sep != Some(b'-') {
+            // Space-separated numbers: each long enough group on its own.
+            let mut a = start;
+            while a < run.end {
+                let e = a + b[a..run.end]
+                    .iter()
+                    .take_while(|c| c.is_ascii_digit())
+                    .count();
+                if e - a >= 13
+                    && (a != start || left_ok(a))
+                    && (e != run.end || right_ok(e))
+                    && is_card(b, &[(a, e)])
+                {
                     out.push((a, e));
                 }
+                a = e + 1;
             }
         }
     }
 }
 
-fn printed_like_card(groups: &[(usize, usize)]) -> bool {
-    let lens: Vec<usize> = groups.iter().map(|g| g.1 - g.0).collect();
-    match lens.as_slice() {
-        [_] => true,
-        [4, 6, 5] | [4, 6, 4] => true,
-        [init @ .., last] => init.iter().all(|&l| l == 4) && (1..=4).contains(last),
-        [] => false,
+/// Whether any byte of the word is an ASCII digit (`0x2f < byte < 0x3a`, exact for all bytes).
+fn has_digit(x: u64) -> bool {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH: u64 = ONES * 128;
+    let low7 = x & (ONES * 127);
+    (ONES * (127 + 0x3a)).wrapping_sub(low7) & !x & low7.wrapping_add(ONES * (127 - 0x2f)) & HIGH
+        != 0
+}
+
+/// The first digit at or after `from`, eight bytes at a time.
+fn next_digit(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(word) = b.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        if has_digit(u64::from_le_bytes(w)) {
+            break;
+        }
+        i += 8;
+    }
+    b.get(i..)?
+        .iter()
+        .position(u8::is_ascii_digit)
+        .map(|p| i + p)
+}
+
+/// A run of digit groups joined by single spaces or dashes.
+struct Run {
+    end: usize,
+    /// The first groups (a card has at most five).
+    first: [(usize, usize); 6],
+    count: usize,
+    digits: usize,
+    sep: Option<u8>,
+    consistent: bool,
+}
+
+impl Run {
+    fn at(b: &[u8], start: usize) -> Self {
+        let mut run = Run {
+            end: start,
+            first: [(0, 0); 6],
+            count: 0,
+            digits: 0,
+            sep: None,
+            consistent: true,
+        };
+        let mut i = start;
+        loop {
+            let g = i;
+            i += b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if let Some(slot) = run.first.get_mut(run.count) {
+                *slot = (g, i);
+            }
+            run.count += 1;
+            run.digits += i - g;
+            if i + 1 < b.len() && matches!(b[i], b' ' | b'-') && b[i + 1].is_ascii_digit() {
+                run.consistent &= run.sep.is_none_or(|s| s == b[i]);
+                run.sep = Some(b[i]);
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        run.end = i;
+        run
+    }
+
+    fn groups(&self) -> &[(usize, usize)] {
+        &self.first[..self.count.min(self.first.len())]
+    }
+
+    /// 13–19 digits, ungrouped or grouped the way cards are printed: 4-4-4-4[-1..4],
+    /// Amex 4-6-5, Diners 4-6-4.
+    fn printed_like_card(&self) -> bool {
+        if !(13..=19).contains(&self.digits) || !self.consistent || self.count > self.first.len() {
+            return false;
+        }
+        let len = |i: usize| self.first[i].1 - self.first[i].0;
+        match self.count {
+            1 => true,
+            3 if len(0) == 4 && len(1) == 6 && (len(2) == 4 || len(2) == 5) => true,
+            n => (0..n - 1).all(|i| len(i) == 4) && (1..=4).contains(&len(n - 1)),
+        }
     }
 }
 
@@ -264,6 +331,8 @@ pub(super) fn url_password(
 pub(super) struct Assignment {
     pub key: (usize, usize),
     pub value: Option<(usize, usize)>,
+    /// The value is a JSON object or array (`"secrets": [ … ]`): only a JSON walk can say.
+    pub nested: bool,
 }
 
 fn ident(c: u8) -> bool {
@@ -292,9 +361,37 @@ pub(super) fn assignment(s: &str, start: usize, end: usize) -> Assignment {
     while ke > end && matches!(b[ke - 1], b'.' | b'-') {
         ke -= 1;
     }
-    Assignment {
-        key: (ks, ke),
-        value: value_after(s, ks, ke),
+    let key = (ks, ke);
+    match value_after(s, ks, ke) {
+        Value::Span(a, e) => Assignment {
+            key,
+            value: Some((a, e)),
+            nested: false,
+        },
+        Value::Nested => Assignment {
+            key,
+            value: None,
+            nested: true,
+        },
+        Value::None => Assignment {
+            key,
+            value: None,
+            nested: false,
+        },
+    }
+}
+
+enum Value {
+    None,
+    Span(usize, usize),
+    Nested,
+}
+
+fn span(start: usize, end: usize) -> Value {
+    if end > start {
+        Value::Span(start, end)
+    } else {
+        Value::None
     }
 }
 
@@ -352,14 +449,20 @@ fn code_path(v: &[u8]) -> bool {
         })
 }
 
-fn value_after(s: &str, ks: usize, ke: usize) -> Option<(usize, usize)> {
+fn value_after(s: &str, ks: usize, ke: usize) -> Value {
     let b = s.as_bytes();
     let n = b.len();
     if ks > 0 && b[ks - 1] == b'<' && b.get(ke) == Some(&b'>') {
         let vs = ke + 1;
-        let len = b[vs..n.min(vs + 1024)].iter().position(|&c| c == b'<')?;
+        let Some(len) = b[vs..n.min(vs + 1024)].iter().position(|&c| c == b'<') else {
+            return Value::None;
+        };
         let closes = b[vs + len..].starts_with(b"</");
-        return (closes && len > 0).then_some((vs, vs + len));
+        return if closes {
+            span(vs, vs + len)
+        } else {
+            Value::None
+        };
     }
     let mut i = ke;
     if b[i..].starts_with(b"\\\"") {
@@ -371,14 +474,16 @@ fn value_after(s: &str, ks: usize, ke: usize) -> Option<(usize, usize)> {
     i = skip_blanks(b, i, 4);
     match (b.get(i), b.get(i + 1)) {
         (Some(b'='), Some(b'>')) | (Some(b':'), Some(b'=')) => i += 2,
-        (Some(b'='), Some(b'=')) | (Some(b':'), Some(b':')) => return None,
+        (Some(b'='), Some(b'=')) | (Some(b':'), Some(b':')) => return Value::None,
         (Some(b'=' | b':'), _) => i += 1,
         (Some(_), _) if b[ks] == b'-' && i > before_sep => {}
-        _ => return None,
+        _ => return Value::None,
     }
     i = skip_blanks(b, i, 8);
-    if i >= n {
-        return None;
+    match b.get(i) {
+        None => return Value::None,
+        Some(b'[' | b'{') => return Value::Nested,
+        Some(_) => {}
     }
     let quote: &[u8] = if b[i..].starts_with(b"\\\"") {
         b"\\\""
@@ -407,20 +512,20 @@ fn value_after(s: &str, ks: usize, ke: usize) -> Option<(usize, usize)> {
             find(&b[vs..limit], quote).map(|p| vs + p)
         };
         let ve = close.unwrap_or_else(|| bare_end(s, vs, 4096));
-        return (ve > vs).then_some((vs, ve));
+        return span(vs, ve);
     }
     let vs = i;
     let ve = bare_end(s, vs, 1024);
     if ve == vs || matches!(b.get(ve), Some(b'(' | b'<' | b'[')) || code_path(&b[vs..ve]) {
-        return None;
+        return Value::None;
     }
     let word = &s[vs..ve];
     if SCHEMES.iter().any(|w| word.eq_ignore_ascii_case(w)) && b.get(ve) == Some(&b' ') {
         let cs = ve + 1;
         let ce = bare_end(s, cs, 4096);
-        return (ce > cs).then_some((cs, ce));
+        return span(cs, ce);
     }
-    Some((vs, ve))
+    Value::Span(vs, ve)
 }
 
 #[cfg(test)]
@@ -461,6 +566,17 @@ mod tests {
         ] {
             assert!(cards_in(s).is_empty(), "{s}");
         }
+    }
+
+    #[test]
+    fn digit_search_is_exact() {
+        for byte in 0..=255u8 {
+            let word = u64::from_le_bytes([b'a', byte, 0xff, b'/', b':', 0x80, b' ', 0]);
+            assert_eq!(has_digit(word), byte.is_ascii_digit(), "{byte}");
+        }
+        let text = b"no digits here at all, then 7 and more text after it";
+        assert_eq!(next_digit(text, 0), Some(28));
+        assert_eq!(next_digit(text, 29), None);
     }
 
     #[test]

@@ -72,6 +72,7 @@ mod keys;
 pub mod offline;
 mod rules;
 pub mod samples;
+mod scan;
 #[cfg(test)]
 mod tests;
 
@@ -298,12 +299,16 @@ impl Scrubber {
         if hits.is_empty() {
             return self.whole_value(s, key, path, rep);
         }
-        if nest < json::MAX_NEST && json::looks_like_json(s) {
+        // The text-level pass sees what a JSON walk would (quoted values, escaped JSON,
+        // numbers); the walk adds exact paths and key context for nested values. So JSON text
+        // is walked only when the text-level pass says there is something to walk.
+        let detection = self.engine.resolve(s, &hits);
+        let something = !detection.found.is_empty() || detection.matched || detection.nested;
+        if something && nest < json::MAX_NEST && json::looks_like_json(s) {
             if let Some(out) = json::scrub_json_text(self, s, path, rep, nest + 1) {
                 return out;
             }
         }
-        let detection = self.engine.resolve(s, &hits);
         if detection.found.is_empty() {
             if detection.matched || detection.marker {
                 return None;

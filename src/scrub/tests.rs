@@ -281,6 +281,8 @@ fn sensitive_keys_and_their_exceptions() {
     });
     e.labels.insert("db_password".into(), "s3cret!".into());
     e.labels.insert("env".into(), "prod".into());
+    e.result = r#"{"secret": ["abc123xyz", "def456uvw"], "rows": 2}"#.into();
+    e.tool = "mysql://root:r00tpw@db/shop".into();
     let r = sc.scrub(&mut e);
     let got: Vec<(&str, &str)> = r
         .iter()
@@ -295,7 +297,16 @@ fn sensitive_keys_and_their_exceptions() {
             ("arguments.headers.X-Api-Key", "password_field"),
             ("arguments.password", "password_field"),
             ("labels.db_password", "password_field"),
+            ("result.secret[0]", "password_field"),
+            ("result.secret[1]", "password_field"),
+            ("tool", "database_uri"),
         ]
+    );
+    assert!(e.result.ends_with(r#"], "rows": 2}"#), "{}", e.result);
+    assert!(
+        e.tool.starts_with("mysql://root:[REDACTED:database_uri:"),
+        "{}",
+        e.tool
     );
     assert_eq!(e.arguments["db"]["max_tokens"], 4096);
     assert_eq!(e.arguments["db"]["token"], "********");
