@@ -54,7 +54,7 @@ fn file_read(rng: &mut Rng) -> Event {
     let name = rng.pick(&["config", "handler", "main", "client", "schema"]);
     e.arguments = json!({"path": format!("/home/dev/project/src/{name}.rs")});
     let mut code = String::from("use std::collections::HashMap;\nuse crate::error::Error;\n\n");
-    for i in 0..12 {
+    for i in 0..7 {
         code.push_str(&format!(
             "    // {}\n    let value_{i} = settings.get(\"{}\").unwrap_or({});\n",
             sentence(rng, 6),
@@ -68,8 +68,8 @@ fn file_read(rng: &mut Rng) -> Event {
 
 fn sql_query(rng: &mut Rng) -> Event {
     let mut e = base(rng, "query", "postgres");
-    e.arguments = json!({"sql": "SELECT id, email, plan, created_at FROM customers WHERE org_id = $1 ORDER BY created_at DESC LIMIT 8", "params": [rng.below(100_000)]});
-    let rows: Vec<_> = (0..8)
+    e.arguments = json!({"sql": "SELECT id, email, plan, created_at FROM customers WHERE org_id = $1 ORDER BY created_at DESC LIMIT 5", "params": [rng.below(100_000)]});
+    let rows: Vec<_> = (0..5)
         .map(|i| {
             json!({"id": 1000 + i, "email": format!("user{}@example.com", rng.below(9999)), "plan": rng.pick(&["free", "pro", "team"]), "created_at": format!("2024-0{}-1{}T10:2{}:00Z", 1 + rng.below(9), rng.below(10), rng.below(10))})
         })
@@ -83,8 +83,8 @@ fn http_fetch(rng: &mut Rng) -> Event {
     let page = rng.pick(&["guide/getting-started", "api/reference", "blog/2024/05/release-notes"]);
     e.arguments = json!({"url": format!("https://docs.example.com/{page}"), "method": "GET", "headers": {"Accept": "text/html", "User-Agent": "mcp-fetch/1.2"}});
     let mut body = String::from("# Documentation\n\n");
-    for _ in 0..6 {
-        body.push_str(&sentence(rng, 18));
+    for _ in 0..4 {
+        body.push_str(&sentence(rng, 16));
         body.push_str(" See https://docs.example.com/guide for details.\n\n");
     }
     e.result = body;
@@ -93,8 +93,8 @@ fn http_fetch(rng: &mut Rng) -> Event {
 
 fn github_api(rng: &mut Rng) -> Event {
     let mut e = base(rng, "list_commits", "github");
-    e.arguments = json!({"owner": "acme", "repo": "widgets", "per_page": 3});
-    let commits: Vec<_> = (0..3)
+    e.arguments = json!({"owner": "acme", "repo": "widgets", "per_page": 2});
+    let commits: Vec<_> = (0..2)
         .map(|_| {
             let sha = samples::fill(rng, "{x:40}");
             json!({
@@ -113,7 +113,7 @@ fn shell(rng: &mut Rng) -> Event {
     let mut e = base(rng, "run_command", "shell");
     e.arguments = json!({"command": "ls -la /var/log/app", "timeout_ms": 30000});
     let mut out = String::from("total 1840\n");
-    for i in 0..14 {
+    for i in 0..9 {
         out.push_str(&format!(
             "-rw-r--r-- 1 app app {:>7} May  {} 10:{:02} app-{i}.log\n",
             rng.below(900_000),

@@ -91,9 +91,36 @@ struct Compiled {
     before: usize,
     span: usize,
     near: bool,
+    /// A byte that must occur within so many bytes after the hit for the regex to run.
+    needs: Option<(u8, usize)>,
     check: Option<fn(&str) -> bool>,
     prio: u8,
     bound: Bound,
+}
+
+/// How far a rule got in one string: hits before `skip` are redundant, and its context
+/// window already covered bytes before `scanned`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Progress {
+    skip: usize,
+    scanned: usize,
+}
+
+impl Progress {
+    fn max(self, other: Progress) -> Progress {
+        Progress {
+            skip: self.skip.max(other.skip),
+            scanned: self.scanned.max(other.scanned),
+        }
+    }
+}
+
+/// A keyword hit, and where its rule's previous context window ended.
+#[derive(Clone, Copy)]
+struct Window {
+    start: usize,
+    end: usize,
+    scanned: usize,
 }
 
 struct Trigger {
@@ -197,6 +224,7 @@ impl Builder {
             before: r.before,
             span: r.span,
             near: r.near,
+            needs: r.needs,
             check: r.check,
             prio: r.prio,
             bound: r.bound,
@@ -241,6 +269,7 @@ impl Builder {
             before: 0,
             span: 0,
             near: true,
+            needs: None,
             check: None,
             prio: SPECIFIC,
             bound: Bound::None,
@@ -362,16 +391,17 @@ impl Engine {
             always: !self.always.is_empty(),
             ..Hits::default()
         };
-        self.keywords.find(s.as_bytes(), &mut hits.keywords);
-        finders::cards(s, &mut hits.cards);
+        if self.keywords.find(s.as_bytes(), &mut hits.keywords) {
+            finders::cards(s, &mut hits.cards);
+        }
         hits
     }
 
     /// Runs the rules the hits point at and picks the secrets to replace.
     pub(super) fn resolve(&self, s: &str, hits: &Hits) -> Detection {
         let mut w = Scratch::default();
-        // Per rule: hits before this offset are inside what the rule already handled.
-        let mut handled: Vec<(usize, usize)> = Vec::new();
+        // Per rule: what it already handled, so each byte is looked at a bounded number of times.
+        let mut handled: Vec<(usize, Progress)> = Vec::new();
         for &(pattern, start, end) in &hits.keywords {
             let Some(triggers) = self.triggers.get(pattern as usize) else {
                 continue;
@@ -383,14 +413,17 @@ impl Engine {
                 {
                     continue;
                 }
-                let done = handled.iter().find(|h| h.0 == t.rule).map_or(0, |h| h.1);
-                if start < done {
+                let done = handled
+                    .iter()
+                    .find(|h| h.0 == t.rule)
+                    .map_or(Progress::default(), |h| h.1);
+                if start < done.skip {
                     continue;
                 }
-                let until = self.run(t.rule, s, start, end, &mut w);
+                let now = self.run(t.rule, s, start, end, done.scanned, &mut w);
                 match handled.iter_mut().find(|h| h.0 == t.rule) {
-                    Some(h) => h.1 = h.1.max(until),
-                    None => handled.push((t.rule, until)),
+                    Some(h) => h.1 = h.1.max(now),
+                    None => handled.push((t.rule, now)),
                 }
             }
         }
@@ -398,7 +431,7 @@ impl Engine {
             w.candidates.push(Found::new(a, b, self.card, SPECIFIC));
         }
         for &rule in &self.always {
-            self.run(rule, s, 0, 0, &mut w);
+            self.run(rule, s, 0, 0, 0, &mut w);
         }
         let matched = !w.candidates.is_empty();
         let mut found = select(w.candidates, &w.markers);
@@ -415,14 +448,27 @@ impl Engine {
 
     /// Runs one rule at one hit; returns the offset up to which later hits of this rule are
     /// redundant.
-    fn run(&self, rule: usize, s: &str, start: usize, end: usize, w: &mut Scratch) -> usize {
+    fn run(
+        &self,
+        rule: usize,
+        s: &str,
+        start: usize,
+        end: usize,
+        scanned: usize,
+        w: &mut Scratch,
+    ) -> Progress {
         let Some(r) = self.rules.get(rule) else {
-            return 0;
+            return Progress::default();
         };
         let out = &mut w.candidates;
-        match &r.finder {
+        let skip = match &r.finder {
             Finder::Regex { re, secret, whole } => {
-                self.run_regex(r, re, *secret, *whole, s, start, end, out)
+                let window = Window {
+                    start,
+                    end,
+                    scanned,
+                };
+                return self.run_regex(r, re, *secret, *whole, s, window, out);
             }
             Finder::Marker => match finders::marker(s, start, end) {
                 Some(m) => {
@@ -451,23 +497,22 @@ impl Engine {
             },
             Finder::Assignment => {
                 let a = finders::assignment(s, start, end);
-                if a.value.is_none() && !a.nested {
-                    return a.key.1;
-                }
                 let key = &s[a.key.0..a.key.1];
-                let Some(name) = keys::sensitive_key(key) else {
-                    return a.key.1;
-                };
-                w.nested |= a.nested;
-                if let Some((vs, ve)) = a.value {
-                    let value = &s[vs..ve];
-                    if !keys::is_placeholder(value) && !same_word(key, value) {
-                        out.push(Found::new(vs, ve, self.key_kind(&name, value), GENERIC));
+                let sensitive = (a.value.is_some() || a.nested).then(|| keys::sensitive_key(key));
+                if let Some(name) = sensitive.flatten() {
+                    w.nested |= a.nested;
+                    if let Some((vs, ve)) = a.value {
+                        let value = &s[vs..ve];
+                        if !keys::is_placeholder(value) && !same_word(key, value) {
+                            out.push(Found::new(vs, ve, self.key_kind(&name, value), GENERIC));
+                        }
                     }
                 }
-                a.key.1
+                // Key names inside this key or its value are not assignments of their own.
+                a.value.map_or(a.key.1, |v| v.1.max(a.key.1))
             }
-        }
+        };
+        Progress { skip, scanned: 0 }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -478,17 +523,31 @@ impl Engine {
         secret: Option<usize>,
         whole: bool,
         s: &str,
-        start: usize,
-        end: usize,
+        window: Window,
         out: &mut Vec<Found>,
-    ) -> usize {
+    ) -> Progress {
+        let Window {
+            start,
+            end,
+            scanned,
+        } = window;
+        if let Some((byte, within)) = r.needs {
+            let after = s
+                .as_bytes()
+                .get(end..end.saturating_add(within).min(s.len()));
+            if !after.is_some_and(|a| a.contains(&byte)) {
+                return Progress::default();
+            }
+        }
         let (lo, hi) = if whole {
             (0, s.len())
         } else if r.near {
-            (
-                start.saturating_sub(r.before),
-                end.saturating_add(r.before).saturating_add(r.span),
-            )
+            // Resume where this rule's previous window ended (less one token), so a cluster of
+            // context keywords does not rescan the same bytes.
+            let lo = start
+                .saturating_sub(r.before)
+                .max(scanned.saturating_sub(r.span));
+            (lo, end.saturating_add(r.before).saturating_add(r.span))
         } else {
             (start.saturating_sub(r.before), start.saturating_add(r.span))
         };
@@ -515,20 +574,21 @@ impl Engine {
                 break;
             }
             let covers_hit = r.near || (ms <= start && me >= end);
-            if covers_hit
-                && se > ss
-                && bounded(s, ms, me, r.bound)
-                && r.check.is_none_or(|f| f(&s[ss..se]))
-            {
+            let is_bounded = bounded(s, ms, me, r.bound);
+            if covers_hit && se > ss && is_bounded && r.check.is_none_or(|f| f(&s[ss..se])) {
                 out.push(Found::new(ss, se, r.kind, r.prio));
                 last = last.max(me);
+            } else if !is_bounded && me == hay.len() && hi < s.len() {
+                // The token runs past the longest this rule accepts: later hits inside it are
+                // part of the same over-long token.
+                last = last.max(hi);
             }
             at = if me > at { me } else { ceil_char(s, at + 1) };
         }
-        if whole {
-            usize::MAX
-        } else {
-            last
+        let skip = if whole { usize::MAX } else { last };
+        Progress {
+            skip,
+            scanned: if r.near { hi } else { 0 },
         }
     }
 }

@@ -51,6 +51,9 @@ pub(super) struct Rule {
     pub before: usize,
     pub span: usize,
     pub near: bool,
+    /// A byte that must occur within so many bytes after the keyword (a cheap memchr that
+    /// spares the regex a long failing scan).
+    pub needs: Option<(u8, usize)>,
     pub check: Option<fn(&str) -> bool>,
     pub prio: u8,
     pub bound: Bound,
@@ -70,6 +73,7 @@ const fn rule(
         before: 0,
         span,
         near: false,
+        needs: None,
         check: None,
         prio: SPECIFIC,
         bound: Bound::Alnum,
@@ -98,6 +102,10 @@ impl Rule {
         self.near = true;
         self.before = n;
         self.ci = true;
+        self
+    }
+    const fn needs(mut self, byte: u8, within: usize) -> Self {
+        self.needs = Some((byte, within));
         self
     }
     const fn ci(mut self) -> Self {
@@ -133,7 +141,7 @@ const KEY_STEMS: &[&str] = &[
     "appkey",
     "app_key",
     "app-key",
-    "application_key",
+    "application",
     "signing",
     "encryption",
     "masterkey",
@@ -157,14 +165,14 @@ pub(super) const RULES: &[Rule] = &[
     rx("google_oauth_token", &["ya29."], r"ya29\.[A-Za-z0-9_-]{30,}", 2100),
     rx("slack_token", &["xox"], r"xox(?:[abposr]|e(?:\.xox[bp])?)-[0-9A-Za-z][0-9A-Za-z-]{9,}", 300).check(checks::slack),
     rx("slack_token", &["xapp-"], r"xapp-[0-9]-[A-Z0-9]+-[0-9]+-[a-z0-9]+", 200),
-    rx("slack_webhook", &["hooks.slack.com/"], r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+-]{20,}", 240).before(8),
+    rx("slack_webhook", &["hooks.slack."], r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+-]{20,}", 240).before(8),
     rx("stripe_key", &["sk_live_", "sk_test_", "sk_prod_", "rk_live_", "rk_test_", "rk_prod_"], r"[sr]k_(?:live|test|prod)_[A-Za-z0-9]{20,}", 260),
     rx("webhook_secret", &["whsec_"], r"whsec_[A-Za-z0-9+/=]{24,}", 110),
     rx("openai_key", &["T3BlbkFJ"], r"sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_-]{20,}T3BlbkFJ[A-Za-z0-9_-]{20,}", 420).before(210),
     rx("anthropic_key", &["sk-ant-"], r"sk-ant-[a-z]{2,10}[0-9]{2}-[A-Za-z0-9_-]{80,}", 140).check(checks::ends_aa),
-    rx("jwt", &["eyJ"], r"eyJ[A-Za-z0-9_-]{8,}\.ey[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", 16384).check(checks::jwt),
-    rx("age_secret_key", &["AGE-SECRET-KEY-1"], r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}", 74),
-    rx("azure_connection_string", &["AccountKey=", "SharedAccessKey="],
+    rx("jwt", &["eyJ"], r"eyJ[A-Za-z0-9_-]{8,}\.ey[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", 16384).needs(b'.', 2048).check(checks::jwt),
+    rx("age_secret_key", &["AGE-SECRET-"], r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}", 74),
+    rx("azure_connection_string", &["AccountKey=", "AccessKey="],
         r"(?:AccountName|SharedAccessKeyName)=[^;\s]{1,256};\s*(?:AccountKey|SharedAccessKey)=(?P<secret>[A-Za-z0-9+/]{20,}={0,2})", 140).before(300),
     rx("azure_sas_token", &["sig="], r"sv=[0-9]{4}-[0-9]{2}-[0-9]{2}[^\s\x22'<>]{0,600}?[?&]sig=(?P<secret>[A-Za-z0-9%+/=]{20,})", 200).before(640),
     rx("azure_client_secret", &["Q~"], r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}", 38).before(4),
@@ -187,8 +195,8 @@ pub(super) const RULES: &[Rule] = &[
     rx("linear_api_key", &["lin_api_", "lin_oauth_"], r"lin_(?:api_[A-Za-z0-9]{40}|oauth_[a-f0-9]{64})", 75),
     rx("notion_token", &["ntn_", "secret_"], r"ntn_[0-9]{11}[A-Za-z0-9]{35}|secret_[A-Za-z0-9]{43}", 50),
     rx("discord_bot_token", &["discord", "bot "], r"[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}", 80).near(300).check(checks::discord),
-    rx("discord_webhook", &["discord.com/api/webhooks/", "discordapp.com/api/webhooks/"],
-        r"(?:https?://)?(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/[A-Za-z0-9_-]{60,}", 160).before(24),
+    rx("discord_webhook", &["/api/webhooks/"],
+        r"(?:https?://)?(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/[A-Za-z0-9_-]{60,}", 130).before(40),
     rx("telegram_bot_token", &[":A"], r"[0-9]{5,16}:A[A-Za-z0-9_-]{33,34}", 40).before(17).bound(Bound::Digits).check(checks::telegram),
     rx("postman_api_key", &["PMAK-"], r"PMAK-[a-f0-9]{24}-[a-f0-9]{34}", 64),
     rx("doppler_token", &["dp.pt.", "dp.st.", "dp.ct.", "dp.sa.", "dp.scim.", "dp.audit."], r"dp\.(?:pt|st|ct|sa|scim|audit)\.[A-Za-z0-9]{40,44}", 60),
@@ -200,7 +208,7 @@ pub(super) const RULES: &[Rule] = &[
     rx("docker_hub_token", &["dckr_pat_", "dckr_oat_"], r"dckr_(?:pat|oat)_[A-Za-z0-9_-]{27,}", 50),
     rx("rubygems_token", &["rubygems_"], r"rubygems_[a-f0-9]{48}", 57),
     rx("supabase_token", &["sbp_", "sb_secret_"], r"sbp_[a-f0-9]{40}|sb_secret_[A-Za-z0-9_-]{31,}", 80),
-    rx("planetscale_token", &["pscale_tkn_", "pscale_pw_", "pscale_oauth_"], r"pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_=.-]{32,}", 80),
+    rx("planetscale_token", &["pscale_"], r"pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_=.-]{32,}", 80),
     rx("square_token", &["sq0atp-", "sq0csp-"], r"sq0(?:atp-[A-Za-z0-9_-]{22,}|csp-[A-Za-z0-9_-]{43})", 70),
     rx("perplexity_api_key", &["pplx-"], r"pplx-[A-Za-z0-9]{48}", 53),
     rx("groq_api_key", &["gsk_"], r"gsk_[A-Za-z0-9]{52}", 56),

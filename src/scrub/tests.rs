@@ -511,3 +511,48 @@ proptest! {
         prop_assert!(again.is_empty(), "{:?}", again);
     }
 }
+
+#[test]
+fn repeated_keywords_stay_linear() {
+    let sc = scrubber();
+    let units = [
+        "eyJ",
+        "eyJhbGciOi.",
+        "discord ",
+        "twilio ",
+        "vault ",
+        "pypi-AgEIcHlwaS5vcmc",
+        "ghp_",
+        "://",
+        "a://b",
+        "password=",
+        "\"token\": \"",
+        "[REDACTED:",
+        "-----BEGIN PRIVATE KEY-----",
+        "4111 ",
+        "bearer ",
+        ":A",
+        "AccountKey=",
+        "sig=",
+        "T3BlbkFJ",
+        "Bot ",
+        "secret_",
+        "ya29.",
+        "xoxb-",
+        "PRIVATE KEY",
+        "hooks.slack.",
+        "1",
+        "a",
+    ];
+    for unit in units {
+        let mut text = unit.repeat(64 * 1024 / unit.len());
+        let started = std::time::Instant::now();
+        sc.scrub_string("result", &mut text);
+        let took = started.elapsed();
+        // Generous for debug builds on a loaded machine; a quadratic blow-up takes minutes.
+        assert!(
+            took < std::time::Duration::from_secs(8),
+            "{unit:?} took {took:?}"
+        );
+    }
+}
