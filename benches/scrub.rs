@@ -20,10 +20,45 @@ use mcp_audit::scrub::{ScrubConfig, Scrubber};
 use serde_json::json;
 
 const WORDS: &[&str] = &[
-    "the", "request", "returned", "with", "status", "configuration", "deployment", "service", "cache",
-    "latency", "user", "session", "handler", "error", "retry", "timeout", "queue", "worker", "index",
-    "migration", "schema", "release", "feature", "flag", "metrics", "token", "budget", "auth", "flow",
-    "customer", "invoice", "report", "pipeline", "build", "test", "passed", "failed", "merge", "branch",
+    "the",
+    "request",
+    "returned",
+    "with",
+    "status",
+    "configuration",
+    "deployment",
+    "service",
+    "cache",
+    "latency",
+    "user",
+    "session",
+    "handler",
+    "error",
+    "retry",
+    "timeout",
+    "queue",
+    "worker",
+    "index",
+    "migration",
+    "schema",
+    "release",
+    "feature",
+    "flag",
+    "metrics",
+    "token",
+    "budget",
+    "auth",
+    "flow",
+    "customer",
+    "invoice",
+    "report",
+    "pipeline",
+    "build",
+    "test",
+    "passed",
+    "failed",
+    "merge",
+    "branch",
 ];
 
 fn sentence(rng: &mut Rng, words: usize) -> String {
@@ -35,7 +70,11 @@ fn sentence(rng: &mut Rng, words: usize) -> String {
 }
 
 fn base(rng: &mut Rng, tool: &str, server: &str) -> Event {
-    let mut e = Event::new(samples::fill(rng, "{x:8}-{x:4}-4{x:3}-a{x:3}-{x:12}"), "tools/call", tool);
+    let mut e = Event::new(
+        samples::fill(rng, "{x:8}-{x:4}-4{x:3}-a{x:3}-{x:12}"),
+        "tools/call",
+        tool,
+    );
     e.server = server.into();
     e.source = "gateway-eu-1".into();
     e.user = "alice@example.com".into();
@@ -80,7 +119,11 @@ fn sql_query(rng: &mut Rng) -> Event {
 
 fn http_fetch(rng: &mut Rng) -> Event {
     let mut e = base(rng, "fetch", "fetch");
-    let page = rng.pick(&["guide/getting-started", "api/reference", "blog/2024/05/release-notes"]);
+    let page = rng.pick(&[
+        "guide/getting-started",
+        "api/reference",
+        "blog/2024/05/release-notes",
+    ]);
     e.arguments = json!({"url": format!("https://docs.example.com/{page}"), "method": "GET", "headers": {"Accept": "text/html", "User-Agent": "mcp-fetch/1.2"}});
     let mut body = String::from("# Documentation\n\n");
     for _ in 0..4 {
@@ -147,7 +190,10 @@ fn events(n: usize, percent: usize, seed: u64) -> Vec<Event> {
 }
 
 fn bytes(events: &[Event]) -> u64 {
-    events.iter().map(|e| serde_json::to_vec(e).map_or(0, |v| v.len() as u64)).sum()
+    events
+        .iter()
+        .map(|e| serde_json::to_vec(e).map_or(0, |v| v.len() as u64))
+        .sum()
 }
 
 fn bench<M: Measurement>(c: &mut Criterion<M>, group: &str) {
@@ -156,7 +202,10 @@ fn bench<M: Measurement>(c: &mut Criterion<M>, group: &str) {
         Err(e) => panic!("scrubber: {e}"),
     };
     let mut group = c.benchmark_group(group);
-    group.sample_size(20).warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(8));
     for (name, percent) in [("clean", 0), ("5pct_secrets", 5)] {
         let data = events(2000, percent, 42);
         group.throughput(Throughput::Bytes(bytes(&data)));
@@ -226,9 +275,16 @@ impl ValueFormatter for CpuFormatter {
         "ms (cpu)"
     }
 
-    fn scale_throughputs(&self, _typical: f64, throughput: &Throughput, values: &mut [f64]) -> &'static str {
+    fn scale_throughputs(
+        &self,
+        _typical: f64,
+        throughput: &Throughput,
+        values: &mut [f64],
+    ) -> &'static str {
         let (units, label) = match throughput {
-            Throughput::Bytes(n) | Throughput::BytesDecimal(n) => (*n as f64 / 1_048_576.0, "MiB/s (cpu)"),
+            Throughput::Bytes(n) | Throughput::BytesDecimal(n) => {
+                (*n as f64 / 1_048_576.0, "MiB/s (cpu)")
+            }
             Throughput::Bits(n) => (*n as f64 / 8.0 / 1_048_576.0, "MiB/s (cpu)"),
             Throughput::Elements(n) => (*n as f64, "elem/s (cpu)"),
             _ => (1.0, "1/s (cpu)"),
