@@ -8,6 +8,10 @@
 //! Sizes: `INDEX_BENCH_EVENTS` (default 200,000) events per indexing iteration and
 //! `INDEX_BENCH_QUERY_EVENTS` (default 200,000) in the queried index.
 
+// The allocator of the `mcp-audit` binary, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -9,6 +9,10 @@
 //! the bench thread's CPU time (from `/proc/thread-self/schedstat`), which is what one core
 //! delivers when the machine is shared with other work that steals wall-clock time.
 
+// The allocator of the `mcp-audit` binary, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -290,6 +290,26 @@ impl StoredEvent {
         out
     }
 
+    /// The stored event's JSON (`serde_json::to_vec(&stored)`) from its canonical bytes and its
+    /// chain hash, without serializing again: the hex hash goes where the canonical bytes hold
+    /// `"hash":""`. The collector's fields come last and hold no unescaped quote, so the last
+    /// `"hash":""` is the collector's own, even when the event's arguments have such a key.
+    pub fn json_from_canonical(canonical: &[u8], hash: &[u8; 32]) -> Vec<u8> {
+        const EMPTY_HASH: &[u8] = b"\"hash\":\"\"";
+        let Some(at) = canonical
+            .windows(EMPTY_HASH.len())
+            .rposition(|w| w == EMPTY_HASH)
+        else {
+            return canonical.to_vec();
+        };
+        let split = at + EMPTY_HASH.len() - 1; // before the closing quote
+        let mut out = Vec::with_capacity(canonical.len() + 64);
+        out.extend_from_slice(&canonical[..split]);
+        out.extend_from_slice(hex::encode(hash).as_bytes());
+        out.extend_from_slice(&canonical[split..]);
+        out
+    }
+
     /// SHA-256(previous hash || canonical bytes).
     pub fn chain_hash(&self, previous: &[u8; 32]) -> [u8; 32] {
         let mut h = Sha256::new();
@@ -407,8 +427,18 @@ mod tests {
                 &s.redactions,
             );
             assert_eq!(
-                String::from_utf8(parts).unwrap(),
+                String::from_utf8(parts.clone()).unwrap(),
                 String::from_utf8(s.canonical_bytes()).unwrap()
+            );
+            // and the stored JSON follows from them and the hash, without serializing again
+            let hash = s.chain_hash(&GENESIS_HASH);
+            let stored = StoredEvent {
+                hash: hex::encode(hash),
+                ..s.clone()
+            };
+            assert_eq!(
+                String::from_utf8(StoredEvent::json_from_canonical(&parts, &hash)).unwrap(),
+                serde_json::to_string(&stored).unwrap()
             );
         }
     }

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
-    OwnedValue, Schema, TextFieldIndexing, FAST, INDEXED, STORED, STRING, TEXT,
+    OwnedValue, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
 };
 use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
 use tantivy::{DateTime, TantivyDocument};
@@ -140,10 +140,26 @@ pub(crate) struct Fields {
 impl Fields {
     pub fn new() -> Self {
         let mut b = Schema::builder();
-        let tenant = b.add_text_field(TENANT, STRING | FAST);
+        // Hits are sorted by time, never scored: no field needs field norms.
+        let raw_indexing = TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_fieldnorms(false)
+            .set_index_option(IndexRecordOption::Basic);
+        let raw_text = TextOptions::default().set_indexing_options(raw_indexing.clone());
+        let tenant = b.add_text_field(TENANT, raw_text.clone().set_fast("raw"));
+        // Fast (columnar) only where a column is read: `terms`, and the ids the issue asks for.
+        // Columns of unique values (trace and span ids) cost indexing time for nothing.
         let raw = RAW_FIELDS
             .iter()
-            .map(|name| (*name, b.add_text_field(name, STRING | FAST)))
+            .map(|name| {
+                let fast = crate::index::TERM_FIELDS.contains(name) || *name == "event_id";
+                let options = if fast {
+                    raw_text.clone().set_fast("raw")
+                } else {
+                    raw_text.clone()
+                };
+                (*name, b.add_text_field(name, options))
+            })
             .collect();
         let timestamp = b.add_date_field(
             TIMESTAMP,
@@ -167,22 +183,20 @@ impl Fields {
             .collect();
         let positions = TextFieldIndexing::default()
             .set_tokenizer("default")
+            .set_fieldnorms(false)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions);
         let arguments = b.add_json_field(
             "arguments",
             JsonObjectOptions::default().set_indexing_options(positions.clone()),
         );
-        let arguments_text = b.add_text_field(ARGUMENTS_TEXT, TEXT);
-        let raw_json = TextFieldIndexing::default()
-            .set_tokenizer("raw")
-            .set_fieldnorms(false)
-            .set_index_option(IndexRecordOption::Basic);
+        let text = TextOptions::default().set_indexing_options(positions);
+        let arguments_text = b.add_text_field(ARGUMENTS_TEXT, text.clone());
         let labels = b.add_json_field(
             "labels",
-            JsonObjectOptions::default().set_indexing_options(raw_json),
+            JsonObjectOptions::default().set_indexing_options(raw_indexing),
         );
-        let result = b.add_text_field("result", TEXT);
-        let error = b.add_text_field("error", TEXT);
+        let result = b.add_text_field("result", text.clone());
+        let error = b.add_text_field("error", text);
         let id_hi = b.add_u64_field(ID_HI, FAST);
         let id_lo = b.add_u64_field(ID_LO, FAST);
         let source = b.add_bytes_field(SOURCE, STORED);
@@ -250,7 +264,8 @@ impl Fields {
     }
 
     /// The tantivy document of one stored event at WAL position `pos`.
-    pub fn document(&self, pos: u64, stored: &StoredEvent) -> TantivyDocument {
+    /// `json` is the stored event's JSON, kept as `_source`.
+    pub fn document(&self, pos: u64, stored: &StoredEvent, json: &[u8]) -> TantivyDocument {
         let e = &stored.event;
         let mut doc = TantivyDocument::new();
         doc.add_text(self.tenant, &stored.tenant);
@@ -282,7 +297,7 @@ impl Fields {
 
         if !e.arguments.is_null() {
             add_json_leaves(&mut doc, self.arguments_text, &e.arguments);
-            doc.add_field_value(self.arguments, &OwnedValue::from(e.arguments.clone()));
+            doc.add_field_value(self.arguments, &e.arguments);
         }
         if !e.labels.is_empty() {
             let labels: BTreeMap<String, OwnedValue> = e
@@ -303,8 +318,7 @@ impl Fields {
         let (hi, lo) = split_key(key);
         doc.add_u64(self.id_hi, hi);
         doc.add_u64(self.id_lo, lo);
-        // Serializing a StoredEvent cannot fail (string keys, no non-finite floats in Value).
-        doc.add_bytes(self.source, &serde_json::to_vec(stored).unwrap_or_default());
+        doc.add_bytes(self.source, json);
         doc
     }
 }

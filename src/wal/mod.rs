@@ -86,8 +86,13 @@ struct Batch {
     reply: oneshot::Sender<Result<Committed, WalError>>,
 }
 
-/// A stored event and its WAL position, as handed to the indexer and the live tail.
-pub type Positioned = (u64, Arc<StoredEvent>);
+/// A committed event as handed to the indexer: its WAL position, the event, and its stored
+/// JSON (built from the canonical bytes, so the indexer does not serialize it again).
+pub struct Positioned {
+    pub pos: u64,
+    pub event: Arc<StoredEvent>,
+    pub json: Vec<u8>,
+}
 
 /// Decodes a WAL record into the stored event.
 pub fn decode_record(pos: u64, bytes: &[u8]) -> Result<StoredEvent, WalError> {
@@ -254,8 +259,8 @@ pub fn start<L: Log>(
                         for (b, answer) in group.into_iter().zip(answers) {
                             let _ = b.reply.send(Ok(answer));
                         }
-                        for (_, ev) in &fresh {
-                            let _ = downstream.tail.send(ev.clone());
+                        for p in &fresh {
+                            let _ = downstream.tail.send(p.event.clone());
                         }
                         // Bounded in events, not groups (a group can hold 50,000 events): a
                         // lagging indexer slows acks down instead of growing memory.
@@ -351,7 +356,11 @@ fn commit_group<L: Log>(
             stored.hash = hex::encode(hash);
             state.seen.insert(key, day_of(stored.event.timestamp));
             answer.accepted.push(stored.event.event_id.clone());
-            fresh.push((pos, Arc::new(stored)));
+            fresh.push(Positioned {
+                pos,
+                event: Arc::new(stored),
+                json: StoredEvent::json_from_canonical(&canonical, &hash),
+            });
         }
         answers.push(answer);
     }
@@ -437,24 +446,29 @@ mod tests {
         while let Ok(chunk) = irx.try_recv() {
             all.extend(chunk);
         }
-        let t1: Vec<_> = all.iter().filter(|(_, e)| e.tenant == "t1").collect();
-        assert_eq!(
-            t1.iter().map(|(_, e)| e.seq).collect::<Vec<_>>(),
-            vec![1, 2, 3]
-        );
+        let t1: Vec<_> = all
+            .iter()
+            .map(|p| &p.event)
+            .filter(|e| e.tenant == "t1")
+            .collect();
+        assert_eq!(t1.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
         let mut prev = GENESIS_HASH;
-        for (_, e) in &t1 {
+        for e in &t1 {
             assert_eq!(hex::encode(e.chain_hash(&prev)), e.hash);
             prev = e.chain_hash(&prev);
+        }
+        // The JSON handed to the indexer is the event's own serialization.
+        for p in &all {
+            assert_eq!(p.json, serde_json::to_vec(p.event.as_ref()).unwrap());
         }
         // And the records on disk decode to the same events.
         let (log, _) = FileLog::open(dir.path(), 1 << 20).unwrap();
         let mut replayed = Vec::new();
         replay(&log, 0, &mut |p, e| replayed.push((p, e))).unwrap();
         assert_eq!(replayed.len(), 4);
-        for ((p, e), (q, f)) in replayed.iter().zip(&all) {
-            assert_eq!(p, q);
-            assert_eq!(e, f.as_ref());
+        for ((p, e), q) in replayed.iter().zip(&all) {
+            assert_eq!(*p, q.pos);
+            assert_eq!(e, q.event.as_ref());
         }
     }
 }
