@@ -306,11 +306,11 @@ fn run_indexer(
         let closed = match rx.recv_timeout(wait) {
             Ok(chunk) => {
                 metrics.index_queue.dec();
-                for Positioned { pos, event, json } in chunk {
+                for Positioned { pos, event, record } in chunk {
                     if failed {
                         continue;
                     }
-                    if let Err(e) = index.add_with_json(pos, &event, &json) {
+                    if let Err(e) = index.add_record(pos, &event, &record) {
                         tracing::error!(error = %e, pos, "indexing failed; events stay in the WAL and are indexed on restart");
                         failed = true;
                         continue;

@@ -243,6 +243,66 @@ pub struct StoredEvent {
 /// The hash that starts every tenant's chain.
 pub const GENESIS_HASH: [u8; 32] = [0u8; 32];
 
+/// Length of the chain hash at the start of a stored record.
+pub const RECORD_HASH_LEN: usize = 32;
+
+/// Builds the stored records of one tenant's events received at one instant, from each
+/// event's own JSON (`serde_json::to_vec(&event)`, made by ingest in parallel, off the single
+/// committer thread). The collector's fields are the same for all of them but `seq` and
+/// `redactions`, so their JSON is made once.
+///
+/// A record is `hash | canonical bytes` (see [`StoredEvent::record`]); the builder leaves the
+/// hash zero for the caller to fill in once it has hashed the canonical bytes. The canonical
+/// bytes equal [`StoredEvent::canonical_bytes`] (see the test): a flattened struct serializes
+/// as the inner object's fields followed by the outer ones, in declaration order.
+pub struct RecordBuilder {
+    /// `"tenant":…,"received_at":…,"seq":`
+    head: Vec<u8>,
+}
+
+impl RecordBuilder {
+    pub fn new(tenant: &str, received_at: OffsetDateTime) -> Self {
+        #[derive(Serialize)]
+        struct Head<'a> {
+            tenant: &'a str,
+            #[serde(with = "time::serde::rfc3339")]
+            received_at: OffsetDateTime,
+        }
+        let json = serde_json::to_vec(&Head {
+            tenant,
+            received_at,
+        })
+        .unwrap_or_default();
+        // `{"tenant":…,"received_at":…}` → `"tenant":…,"received_at":…,"seq":`
+        let mut head = json
+            .strip_prefix(b"{")
+            .and_then(|j| j.strip_suffix(b"}"))
+            .unwrap_or_default()
+            .to_vec();
+        head.extend_from_slice(b",\"seq\":");
+        Self { head }
+    }
+
+    /// The record of one event: zero hash, then its canonical bytes.
+    pub fn record(&self, event_json: &[u8], seq: u64, redactions: &[Redaction]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(RECORD_HASH_LEN + event_json.len() + self.head.len() + 40);
+        out.extend_from_slice(&[0u8; RECORD_HASH_LEN]);
+        // `{…event fields}` → `{…event fields,…collector fields}`
+        out.extend_from_slice(event_json.strip_suffix(b"}").unwrap_or(event_json));
+        out.push(b',');
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+        out.extend_from_slice(b",\"hash\":\"\"");
+        if !redactions.is_empty() {
+            out.extend_from_slice(b",\"redactions\":");
+            // Serializing plain structs into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, redactions);
+        }
+        out.push(b'}');
+        out
+    }
+}
+
 impl StoredEvent {
     /// The bytes the chain hash covers: the JSON of the stored event with an empty `hash`.
     /// serde_json writes struct fields in declaration order and labels from a BTreeMap, so the
@@ -253,61 +313,31 @@ impl StoredEvent {
         serde_json::to_vec(&copy).unwrap_or_default()
     }
 
-    /// The canonical bytes assembled from the event's own JSON (`serde_json::to_vec(&event)`,
-    /// which ingest computes in parallel, off the single committer thread) and the fields the
-    /// collector adds. Equal to [`Self::canonical_bytes`] (see the test), because a flattened
-    /// struct serializes as the inner object's fields followed by the outer ones.
-    pub fn canonical_from_parts(
-        event_json: &[u8],
-        tenant: &str,
-        received_at: OffsetDateTime,
-        seq: u64,
-        redactions: &[Redaction],
-    ) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct Added<'a> {
-            tenant: &'a str,
-            #[serde(with = "time::serde::rfc3339")]
-            received_at: OffsetDateTime,
-            seq: u64,
-            hash: &'static str,
-            #[serde(skip_serializing_if = "<[Redaction]>::is_empty")]
-            redactions: &'a [Redaction],
+    /// The stored form of this event, as the WAL and the index keep it: the 32-byte chain hash,
+    /// then the canonical bytes. A `hash` that is not 64 hex digits is stored as zeros.
+    pub fn record(&self) -> Vec<u8> {
+        let mut hash = [0u8; 32];
+        if hex::decode_to_slice(&self.hash, &mut hash).is_err() {
+            hash = [0u8; 32];
         }
-        let added = serde_json::to_vec(&Added {
-            tenant,
-            received_at,
-            seq,
-            hash: "",
-            redactions,
-        })
-        .unwrap_or_default();
-        let mut out = Vec::with_capacity(event_json.len() + added.len());
-        // `{...event fields}` + `{...added fields}` → `{...event fields,...added fields}`
-        out.extend_from_slice(event_json.strip_suffix(b"}").unwrap_or(event_json));
-        out.push(b',');
-        out.extend_from_slice(added.strip_prefix(b"{").unwrap_or(&added));
+        let canonical = self.canonical_bytes();
+        let mut out = Vec::with_capacity(RECORD_HASH_LEN + canonical.len());
+        out.extend_from_slice(&hash);
+        out.extend_from_slice(&canonical);
         out
     }
 
-    /// The stored event's JSON (`serde_json::to_vec(&stored)`) from its canonical bytes and its
-    /// chain hash, without serializing again: the hex hash goes where the canonical bytes hold
-    /// `"hash":""`. The collector's fields come last and hold no unescaped quote, so the last
-    /// `"hash":""` is the collector's own, even when the event's arguments have such a key.
-    pub fn json_from_canonical(canonical: &[u8], hash: &[u8; 32]) -> Vec<u8> {
-        const EMPTY_HASH: &[u8] = b"\"hash\":\"\"";
-        let Some(at) = canonical
-            .windows(EMPTY_HASH.len())
-            .rposition(|w| w == EMPTY_HASH)
-        else {
-            return canonical.to_vec();
+    /// Decodes a stored record (see [`Self::record`]).
+    pub fn from_record(bytes: &[u8]) -> Result<StoredEvent, String> {
+        let Some((hash, canonical)) = bytes.split_at_checked(RECORD_HASH_LEN) else {
+            return Err(format!(
+                "{} bytes, shorter than the {RECORD_HASH_LEN}-byte hash that starts a record",
+                bytes.len()
+            ));
         };
-        let split = at + EMPTY_HASH.len() - 1; // before the closing quote
-        let mut out = Vec::with_capacity(canonical.len() + 64);
-        out.extend_from_slice(&canonical[..split]);
-        out.extend_from_slice(hex::encode(hash).as_bytes());
-        out.extend_from_slice(&canonical[split..]);
-        out
+        let mut ev: StoredEvent = serde_json::from_slice(canonical).map_err(|e| e.to_string())?;
+        ev.hash = hex::encode(hash);
+        Ok(ev)
     }
 
     /// SHA-256(previous hash || canonical bytes).
@@ -419,28 +449,26 @@ mod tests {
                 hash: String::new(),
                 redactions,
             };
-            let parts = StoredEvent::canonical_from_parts(
+            let record = RecordBuilder::new(&s.tenant, s.received_at).record(
                 &serde_json::to_vec(&s.event).unwrap(),
-                &s.tenant,
-                s.received_at,
                 s.seq,
                 &s.redactions,
             );
+            assert_eq!(&record[..RECORD_HASH_LEN], &[0u8; RECORD_HASH_LEN]);
             assert_eq!(
-                String::from_utf8(parts.clone()).unwrap(),
+                String::from_utf8(record[RECORD_HASH_LEN..].to_vec()).unwrap(),
                 String::from_utf8(s.canonical_bytes()).unwrap()
             );
-            // and the stored JSON follows from them and the hash, without serializing again
-            let hash = s.chain_hash(&GENESIS_HASH);
+            // and a record round-trips, hash included
             let stored = StoredEvent {
-                hash: hex::encode(hash),
+                hash: hex::encode(s.chain_hash(&GENESIS_HASH)),
                 ..s.clone()
             };
-            assert_eq!(
-                String::from_utf8(StoredEvent::json_from_canonical(&parts, &hash)).unwrap(),
-                serde_json::to_string(&stored).unwrap()
-            );
+            assert_eq!(StoredEvent::from_record(&stored.record()).unwrap(), stored);
         }
+        assert!(StoredEvent::from_record(b"short")
+            .unwrap_err()
+            .contains("shorter"));
     }
 
     #[test]

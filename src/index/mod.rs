@@ -260,12 +260,11 @@ impl Indexes {
     /// Skips the event when its day index already holds `pos` (after a crash); events whose
     /// day is beyond retention are skipped.
     pub fn add(&self, pos: u64, event: &StoredEvent) -> Result<()> {
-        // Serializing a StoredEvent cannot fail (string keys, no non-finite floats in Value).
-        self.add_with_json(pos, event, &serde_json::to_vec(event).unwrap_or_default())
+        self.add_record(pos, event, &event.record())
     }
 
-    /// [`Self::add`] with the event's JSON (`serde_json::to_vec(event)`) already at hand.
-    pub fn add_with_json(&self, pos: u64, event: &StoredEvent, json: &[u8]) -> Result<()> {
+    /// [`Self::add`] with the event's record ([`StoredEvent::record`]) already at hand.
+    pub fn add_record(&self, pos: u64, event: &StoredEvent, record: &[u8]) -> Result<()> {
         let mut ingest = lock(&self.ingest);
         ingest.last_pos = Some(ingest.last_pos.map_or(pos, |p| p.max(pos)));
         // The chain moves on whether or not this index needs the event.
@@ -291,7 +290,7 @@ impl Indexes {
             return Ok(()); // replay after a crash: this day already holds it
         }
         w.writer
-            .add_document(self.fields.document(pos, event, json))?;
+            .add_document(self.fields.document(pos, event, record))?;
         w.dirty = true;
         w.last_add = Instant::now();
         Ok(())

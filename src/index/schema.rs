@@ -17,7 +17,7 @@
 //! | `_arguments_text` | every leaf value of `arguments` as text: free text over arguments |
 //! | `labels` | JSON, raw tokenizer |
 //! | `result`, `error` | text, default tokenizer with positions |
-//! | `_source` | stored bytes: the [`StoredEvent`] JSON |
+//! | `_source` | stored bytes: the event's record ([`StoredEvent::record`]), as in the WAL |
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -264,8 +264,8 @@ impl Fields {
     }
 
     /// The tantivy document of one stored event at WAL position `pos`.
-    /// `json` is the stored event's JSON, kept as `_source`.
-    pub fn document(&self, pos: u64, stored: &StoredEvent, json: &[u8]) -> TantivyDocument {
+    /// `record` is the event's stored record ([`StoredEvent::record`]), kept as `_source`.
+    pub fn document(&self, pos: u64, stored: &StoredEvent, record: &[u8]) -> TantivyDocument {
         let e = &stored.event;
         let mut doc = TantivyDocument::new();
         doc.add_text(self.tenant, &stored.tenant);
@@ -318,7 +318,7 @@ impl Fields {
         let (hi, lo) = split_key(key);
         doc.add_u64(self.id_hi, hi);
         doc.add_u64(self.id_lo, lo);
-        doc.add_bytes(self.source, json);
+        doc.add_bytes(self.source, record);
         doc
     }
 }

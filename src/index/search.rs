@@ -149,7 +149,7 @@ pub(crate) fn load(fields: &Fields, searcher: &Searcher, addr: DocAddress) -> Re
         .get_first(fields.source)
         .and_then(|v| v.as_bytes())
         .ok_or_else(|| IndexError::Tantivy(format!("document {addr:?} has no `_source`")))?;
-    serde_json::from_slice(bytes)
+    StoredEvent::from_record(bytes)
         .map_err(|e| IndexError::Tantivy(format!("document {addr:?} has a corrupt `_source`: {e}")))
 }
 

@@ -36,7 +36,7 @@ fn stored(tenant: &str, id: &str, ts: OffsetDateTime, seq: u64) -> StoredEvent {
         tenant: tenant.into(),
         received_at: ts,
         seq,
-        hash: format!("hash{seq}"),
+        hash: format!("{seq:064x}"),
         redactions: vec![],
     }
 }
@@ -671,7 +671,7 @@ fn checkpoint_tells_where_to_replay_and_replay_never_duplicates() {
             cp.heads["acme"],
             ChainHead {
                 seq: 3,
-                hash: "hash3".into()
+                hash: format!("{:064x}", 3)
             }
         );
         // A commit below an added position would lose events on replay.
@@ -713,7 +713,7 @@ fn checkpoint_tells_where_to_replay_and_replay_never_duplicates() {
             ix.checkpoint().heads["acme"],
             ChainHead {
                 seq: 5,
-                hash: "hash5".into()
+                hash: format!("{:064x}", 5)
             }
         );
     }

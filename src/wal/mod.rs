@@ -29,7 +29,9 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use log::{FileLog, Log, LogError, Recovery};
 
-use crate::event::{day_of, id_key, Event, Redaction, StoredEvent, GENESIS_HASH};
+use crate::event::{
+    day_of, id_key, Event, RecordBuilder, Redaction, StoredEvent, GENESIS_HASH, RECORD_HASH_LEN,
+};
 use crate::index::{ChainHead, Checkpoint};
 use crate::metrics::Metrics;
 
@@ -86,29 +88,17 @@ struct Batch {
     reply: oneshot::Sender<Result<Committed, WalError>>,
 }
 
-/// A committed event as handed to the indexer: its WAL position, the event, and its stored
-/// JSON (built from the canonical bytes, so the indexer does not serialize it again).
+/// A committed event as handed to the indexer: its WAL position, the event, and its record
+/// (which the index keeps as the event's source, so it does not serialize it again).
 pub struct Positioned {
     pub pos: u64,
     pub event: Arc<StoredEvent>,
-    pub json: Vec<u8>,
+    pub record: Vec<u8>,
 }
 
 /// Decodes a WAL record into the stored event.
 pub fn decode_record(pos: u64, bytes: &[u8]) -> Result<StoredEvent, WalError> {
-    if bytes.len() < 32 {
-        return Err(WalError::Record {
-            pos,
-            reason: "shorter than its hash".into(),
-        });
-    }
-    let mut ev: StoredEvent =
-        serde_json::from_slice(&bytes[32..]).map_err(|e| WalError::Record {
-            pos,
-            reason: e.to_string(),
-        })?;
-    ev.hash = hex::encode(&bytes[..32]);
-    Ok(ev)
+    StoredEvent::from_record(bytes).map_err(|reason| WalError::Record { pos, reason })
 }
 
 /// The state the committer starts from, rebuilt by recovery.
@@ -314,6 +304,7 @@ fn commit_group<L: Log>(
             accepted: Vec::with_capacity(batch.events.len()),
             duplicates: 0,
         };
+        let records = RecordBuilder::new(&batch.tenant, now);
         for p in batch.events.drain(..) {
             let key = id_key(&batch.tenant, &p.event.event_id);
             if state.seen.contains_key(&key) || !in_group.insert(key) {
@@ -326,40 +317,31 @@ fn commit_group<L: Log>(
                 .entry(batch.tenant.clone())
                 .or_insert((0, GENESIS_HASH));
             let seq = head.0 + 1;
-            let canonical = StoredEvent::canonical_from_parts(
-                &p.event_json,
-                &batch.tenant,
-                now,
-                seq,
-                &p.redactions,
-            );
-            let mut stored = StoredEvent {
-                event: p.event,
-                tenant: batch.tenant.to_string(),
-                received_at: now,
-                seq,
-                hash: String::new(),
-                redactions: p.redactions,
-            };
+            let mut record = records.record(&p.event_json, seq, &p.redactions);
             let hash: [u8; 32] = {
                 use sha2::Digest;
                 let mut h = sha2::Sha256::new();
                 h.update(head.1);
-                h.update(&canonical);
+                h.update(&record[RECORD_HASH_LEN..]);
                 h.finalize().into()
             };
-            let mut record = Vec::with_capacity(32 + canonical.len());
-            record.extend_from_slice(&hash);
-            record.extend_from_slice(&canonical);
+            record[..RECORD_HASH_LEN].copy_from_slice(&hash);
             let pos = log.append(&record)?;
-            *head = (stored.seq, hash);
-            stored.hash = hex::encode(hash);
-            state.seen.insert(key, day_of(stored.event.timestamp));
-            answer.accepted.push(stored.event.event_id.clone());
+            *head = (seq, hash);
+            state.seen.insert(key, day_of(p.event.timestamp));
+            answer.accepted.push(p.event.event_id.clone());
+            let stored = StoredEvent {
+                event: p.event,
+                tenant: batch.tenant.to_string(),
+                received_at: now,
+                seq,
+                hash: hex_string(&hash),
+                redactions: p.redactions,
+            };
             fresh.push(Positioned {
                 pos,
                 event: Arc::new(stored),
-                json: StoredEvent::json_from_canonical(&canonical, &hash),
+                record,
             });
         }
         answers.push(answer);
@@ -373,6 +355,14 @@ fn commit_group<L: Log>(
         .inc_by(answers.iter().map(|a| a.duplicates as u64).sum());
     metrics.index_lag_events.inc_by(fresh.len() as i64);
     Ok((answers, fresh))
+}
+
+/// Lower-case hex of a hash (faster than `hex::encode`, which goes char by char).
+fn hex_string(hash: &[u8; 32]) -> String {
+    let mut buf = [0u8; 64];
+    // 64 bytes is exactly the room 32 bytes need.
+    let _ = hex::encode_to_slice(hash, &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// Replays the log from `from`, calling `f` with each stored event in order.
@@ -457,9 +447,9 @@ mod tests {
             assert_eq!(hex::encode(e.chain_hash(&prev)), e.hash);
             prev = e.chain_hash(&prev);
         }
-        // The JSON handed to the indexer is the event's own serialization.
+        // The record handed to the indexer is the event's own.
         for p in &all {
-            assert_eq!(p.json, serde_json::to_vec(p.event.as_ref()).unwrap());
+            assert_eq!(p.record, p.event.record());
         }
         // And the records on disk decode to the same events.
         let (log, _) = FileLog::open(dir.path(), 1 << 20).unwrap();
