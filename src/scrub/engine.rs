@@ -508,8 +508,9 @@ impl Engine {
                         }
                     }
                 }
-                // Key names inside this key or its value are not assignments of their own.
-                a.value.map_or(a.key.1, |v| v.1.max(a.key.1))
+                // Only the key itself: a key name inside this value is judged on its own, as
+                // it will be once this value is a marker (or if this value loses to another).
+                a.key.1
             }
         };
         Progress { skip, scanned: 0 }
