@@ -2,7 +2,7 @@
 //!
 //! An Aho-Corasick DFA (standard semantics, so overlapping keywords are all reported) costs
 //! one dependent table lookup per byte, which makes a single walk latency-bound. Long strings
-//! are therefore cut into four or eight chunks walked in lock-step, so the CPU overlaps the
+//! are therefore cut into [`LANES`] chunks walked in lock-step, so the CPU overlaps the
 //! lookups of independent walks. Each walk starts `max keyword length - 1` bytes before its
 //! chunk (to see keywords that straddle the cut) and reports only keywords that end inside
 //! its chunk, so every occurrence is reported exactly once. Hits come back sorted by start.
@@ -11,8 +11,11 @@ use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, BuildError, MatchKind};
 
-/// Bytes per lane below which a string is walked with fewer lanes (or in one piece).
-const LANE_MIN: usize = 16;
+/// Walks in lock-step for long strings.
+const LANES: usize = 4;
+
+/// Strings shorter than this are walked in one piece.
+const SPLIT_FROM: usize = 64;
 
 /// The fewest digits a card number has.
 const CARD_DIGITS: u32 = 13;
@@ -20,25 +23,12 @@ const CARD_DIGITS: u32 = 13;
 /// The most bytes a card number spans: 19 digits and 4 separators, with margin.
 const CARD_SPAN: usize = 26;
 
-/// Per byte: bit 0 adds one to the digit count, the rest (shifted down) masks it: all ones
-/// for digits, spaces and dashes, zero (a reset) for anything else.
-const DIGIT_STEP: [u32; 256] = {
-    let mut t = [0u32; 256];
-    let mut b = b'0';
-    while b <= b'9' {
-        t[b as usize] = u32::MAX;
-        b += 1;
-    }
-    t[b' ' as usize] = u32::MAX - 1;
-    t[b'-' as usize] = u32::MAX - 1;
-    t
-};
-
 /// Digits seen since the last byte that is neither a digit, a space nor a dash.
 #[inline(always)]
 fn digit_run(count: u32, b: u8) -> u32 {
-    let step = DIGIT_STEP[usize::from(b)];
-    (count + (step & 1)) & (step >> 1)
+    let digit = u32::from(b.wrapping_sub(b'0') < 10);
+    let keep = digit | u32::from(b == b' ' || b == b'-');
+    (count + digit) * keep
 }
 
 /// A keyword occurrence: (keyword index, start, end).
@@ -68,46 +58,50 @@ impl Keywords {
         let Ok(start) = self.dfa.start_state(Anchored::No) else {
             return true;
         };
-        let before = out.len();
-        let digits = if s.len() >= 8 * LANE_MIN {
-            self.lanes::<8>(s, start, out)
-        } else if s.len() >= 4 * LANE_MIN {
-            self.lanes::<4>(s, start, out)
-        } else {
+        if s.len() < SPLIT_FROM {
             return self.walk(s, 0, (start, 0), 0, out);
-        };
-        out[before..].sort_unstable_by_key(|h| (h.1, h.2, h.0));
-        digits
-    }
-
-    /// `N` independent walks over `N` chunks of `s` in lock-step.
-    fn lanes<const N: usize>(&self, s: &[u8], start: StateID, out: &mut Vec<Hit>) -> bool {
-        let chunk = s.len().div_ceil(N);
-        let from: [usize; N] = std::array::from_fn(|k| k * chunk);
+        }
+        let before = out.len();
+        let chunk = s.len().div_ceil(LANES);
+        let from = [0, chunk, 2 * chunk, 3 * chunk];
         let begin = from.map(|f| f.saturating_sub(self.overlap));
-        let end: [usize; N] = std::array::from_fn(|k| ((k + 1) * chunk).min(s.len()));
-        let steps = (0..N).map(|k| end[k] - begin[k]).min().unwrap_or(0);
-        let mut sid = [start; N];
-        let mut count = [0u32; N];
-        // OR of every count + 3: bit 4 is set once any count reached 13.
-        let mut seen = 0u32;
-        for i in 0..steps {
-            let mut special = false;
-            for k in 0..N {
-                let b = s[begin[k] + i];
-                count[k] = digit_run(count[k], b);
-                seen |= count[k] + (16 - CARD_DIGITS);
-                sid[k] = self.dfa.next_state(Anchored::No, sid[k], b);
-                special |= self.dfa.is_special(sid[k]);
-            }
-            if special {
-                for k in 0..N {
-                    self.report(sid[k], begin[k] + i + 1, from[k], out);
+        let end = [chunk, 2 * chunk, 3 * chunk, s.len()];
+        let steps = (0..LANES).map(|k| end[k] - begin[k]).min().unwrap_or(0);
+        // Four independent walks in lock-step; their states stay in registers.
+        let mut sid = [start; LANES];
+        let lanes = s[begin[0]..begin[0] + steps]
+            .iter()
+            .zip(&s[begin[1]..begin[1] + steps])
+            .zip(&s[begin[2]..begin[2] + steps])
+            .zip(&s[begin[3]..begin[3] + steps]);
+        let [mut s0, mut s1, mut s2, mut s3] = sid;
+        let [mut c0, mut c1, mut c2, mut c3] = [0u32; LANES];
+        let mut digits = false;
+        for (i, (((&b0, &b1), &b2), &b3)) in lanes.enumerate() {
+            (c0, c1, c2, c3) = (
+                digit_run(c0, b0),
+                digit_run(c1, b1),
+                digit_run(c2, b2),
+                digit_run(c3, b3),
+            );
+            digits |= c0.max(c1).max(c2).max(c3) >= CARD_DIGITS;
+            s0 = self.dfa.next_state(Anchored::No, s0, b0);
+            s1 = self.dfa.next_state(Anchored::No, s1, b1);
+            s2 = self.dfa.next_state(Anchored::No, s2, b2);
+            s3 = self.dfa.next_state(Anchored::No, s3, b3);
+            if self.dfa.is_special(s0)
+                | self.dfa.is_special(s1)
+                | self.dfa.is_special(s2)
+                | self.dfa.is_special(s3)
+            {
+                for (k, state) in [s0, s1, s2, s3].into_iter().enumerate() {
+                    self.report(state, begin[k] + i + 1, from[k], out);
                 }
             }
         }
-        let mut digits = seen >= 16;
-        for k in 0..N {
+        sid = [s0, s1, s2, s3];
+        let count = [c0, c1, c2, c3];
+        for k in 0..LANES {
             let at = begin[k] + steps;
             digits |= self.walk(&s[..end[k]], at, (sid[k], count[k]), from[k], out);
             // A digit run across the cut between two lanes is counted whole here (a card,
@@ -122,6 +116,7 @@ impl Keywords {
                 });
             }
         }
+        out[before..].sort_unstable_by_key(|h| (h.1, h.2, h.0));
         digits
     }
 
