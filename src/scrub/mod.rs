@@ -172,7 +172,7 @@ impl Scrubber {
         let mut rep = Report::default();
         let mut path = String::with_capacity(64);
         path.push_str("arguments");
-        json::scrub_value(self, &mut event.arguments, None, &mut path, &mut rep, 0);
+        json::scrub_value(self, &mut event.arguments, None, &mut path, &mut rep);
         for (name, value) in [("result", &mut event.result), ("error", &mut event.error)] {
             path.clear();
             path.push_str(name);
@@ -230,7 +230,7 @@ impl Scrubber {
     pub fn scrub_json(&self, path: &str, value: &mut serde_json::Value) -> Vec<Redaction> {
         let mut rep = Report::default();
         let mut p = path.to_string();
-        json::scrub_value(self, value, None, &mut p, &mut rep, 0);
+        json::scrub_value(self, value, None, &mut p, &mut rep);
         self.redactions(rep)
     }
 
