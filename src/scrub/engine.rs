@@ -1,12 +1,14 @@
-//! The detection engine: one keyword automaton, then bounded work where a hit points.
+//! The detection engine: one keyword pass, then bounded work where a hit points.
 //!
-//! [`Engine::scan`] makes the only pass over every byte of a string: the Aho-Corasick
-//! automaton over all keywords of all rules (ASCII case-insensitive; rules whose keywords are
-//! case-sensitive re-check the hit's bytes), plus a hand-written digit-run scan for card numbers
-//! (digits are everywhere, so they make poor keywords). A string with no hit costs exactly that.
+//! [`Engine::scan`] makes the only pass over every byte of a string: the keyword DFA of
+//! [`super::scan`] over all keywords of all rules (ASCII case-insensitive; rules whose keywords
+//! are case-sensitive re-check the hit's bytes), which also notes whether a card-length digit
+//! run occurs; only then does the exact card scan of [`finders::cards`] run. A string with no
+//! hit costs exactly that pass.
 //! [`Engine::resolve`] then runs each hit's rules on a window around the hit, validates the
-//! candidates, drops those that overlap an existing marker, keeps the best of overlapping
-//! candidates (higher priority, then longer) and applies the allowlist.
+//! candidates, drops those that overlap or touch an existing marker, keeps the best of
+//! overlapping candidates (higher priority, then longer) and applies the allowlist. Each rule
+//! remembers how far it got in the string, so clustered hits do not rescan the same bytes.
 
 use regex::{Regex, RegexSet};
 
@@ -508,8 +510,9 @@ impl Engine {
                         }
                     }
                 }
-                // Key names inside this key or its value are not assignments of their own.
-                a.value.map_or(a.key.1, |v| v.1.max(a.key.1))
+                // Only the key itself: a key name inside this value is judged on its own, as
+                // it will be once this value is a marker (or if this value loses to another).
+                a.key.1
             }
         };
         Progress { skip, scanned: 0 }

@@ -35,13 +35,46 @@ fn push_key(path: &mut String, key: &str) {
 
 /// Scrubs a JSON value in place: every string leaf, numbers under sensitive keys and card
 /// numbers.
+///
+/// All string leaves are first scanned as one NUL-separated text (no keyword holds a NUL, and
+/// a NUL ends a digit run): one walk instead of one per leaf. When that finds nothing, which is
+/// the usual case, only leaves under sensitive keys and large numbers need a look.
 pub(super) fn scrub_value(
     sc: &Scrubber,
     v: &mut Value,
     key: Option<&str>,
     path: &mut String,
     rep: &mut Report,
+) {
+    let mut joined = String::new();
+    let clean = join_strings(v, &mut joined, 0) && sc.engine.scan(&joined).is_empty();
+    walk_value(sc, v, key, path, rep, 0, clean);
+}
+
+/// Appends every string leaf and a NUL; `false` if the tree is deeper than [`MAX_DEPTH`].
+fn join_strings(v: &Value, out: &mut String, depth: usize) -> bool {
+    match v {
+        _ if depth > MAX_DEPTH => false,
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\0');
+            true
+        }
+        Value::Array(items) => items.iter().all(|x| join_strings(x, out, depth + 1)),
+        Value::Object(map) => map.values().all(|x| join_strings(x, out, depth + 1)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => true,
+    }
+}
+
+/// `clean`: no string leaf has a keyword or a card-length digit run.
+fn walk_value(
+    sc: &Scrubber,
+    v: &mut Value,
+    key: Option<&str>,
+    path: &mut String,
+    rep: &mut Report,
     depth: usize,
+    clean: bool,
 ) {
     if depth > MAX_DEPTH {
         *v = Value::String(sc.too_deep(path, rep));
@@ -49,7 +82,12 @@ pub(super) fn scrub_value(
     }
     match v {
         Value::String(s) => {
-            if let Some(new) = sc.scrub_text(s, key, path, rep, 0) {
+            let new = if clean {
+                sc.whole_value(s, key, path, rep)
+            } else {
+                sc.scrub_text(s, key, path, rep, 0)
+            };
+            if let Some(new) = new {
                 *s = new;
             }
         }
@@ -64,7 +102,7 @@ pub(super) fn scrub_value(
             for (i, item) in items.iter_mut().enumerate() {
                 let len = path.len();
                 let _ = write!(path, "[{i}]");
-                scrub_value(sc, item, key, path, rep, depth + 1);
+                walk_value(sc, item, key, path, rep, depth + 1, clean);
                 path.truncate(len);
             }
         }
@@ -72,7 +110,7 @@ pub(super) fn scrub_value(
             for (k, item) in map.iter_mut() {
                 let len = path.len();
                 push_key(path, k);
-                scrub_value(sc, item, Some(k), path, rep, depth + 1);
+                walk_value(sc, item, Some(k), path, rep, depth + 1, clean);
                 path.truncate(len);
             }
         }

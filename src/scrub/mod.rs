@@ -14,21 +14,24 @@
 //! (the label key is context: label `db_password` is a sensitive key), and the short fields
 //! that can carry a credential-bearing URI: `tool`, `server`, `source`, `user`, `client`,
 //! `remote_addr`. Ids, hashes and the method are not scanned. Object keys are never secrets.
-//! A string that is itself JSON (tool results often are) is walked as JSON, with paths such as
-//! `result.items[0].token`, and rewritten only where a token changed (see [`json`]).
+//! A string that is itself JSON (tool results often are) and holds something to redact is
+//! walked as JSON, with paths such as `result.items[0].token`, and rewritten only where a
+//! token changed (see `json.rs`); a JSON string with nothing to redact is never parsed.
 //!
 //! # How (one pass, then bounded work)
-//! [`engine`] runs one Aho-Corasick automaton over each string, holding the keywords of every
-//! detector, plus a digit-run scan for card numbers. Strings without a hit cost that pass and
-//! nothing else. Each hit runs only its own detectors, on a bounded window around the hit: a
-//! regex and a validator ([`rules`] is the table, [`checks`] the validators), or a hand-written
-//! finder ([`finders`]). Structure and checksums decide, not entropy: GitHub and npm tokens
-//! must carry their CRC32, JWT headers must decode to JSON, cards must pass Luhn and an issuer
-//! prefix, Basic credentials must decode to `user:password`.
+//! `scan.rs` runs one Aho-Corasick DFA over each string, holding the keywords of every
+//! detector (long strings are walked in four interleaved lanes, as a single DFA walk is bound
+//! by memory latency), and counts digit runs on the way for card numbers. Strings without a
+//! hit cost that pass and nothing else. `engine.rs` then runs each hit's own detectors, on a
+//! bounded window around the hit: a regex and a validator (`rules.rs` is the table, `checks.rs`
+//! the validators), or a hand-written finder (`finders.rs`). Structure and checksums decide,
+//! not entropy: GitHub and npm tokens must carry their CRC32, JWT headers must decode to JSON,
+//! cards must pass Luhn and an issuer prefix, Basic credentials must decode to
+//! `user:password`.
 //!
 //! # Sensitive keys
 //! The value of a key named like a credential (`password`, `passwd`, `secret`, `token`,
-//! `api_key`, `private_key`, `client_secret`, `authorization`…; see [`keys`] for the rule) is
+//! `api_key`, `private_key`, `client_secret`, `authorization`…; see `keys.rs` for the rule) is
 //! redacted whole as `password_field`, or as a specific kind when the name and the value's
 //! shape agree (`aws_secret_access_key`, `datadog_api_key`…). This applies to JSON keys, label
 //! keys, and to `KEY=value`, `key: value`, `"key": "value"`, `<key>value</key>` and
@@ -59,6 +62,16 @@
 //! occurs in it; without, on every string) and allowlist regexes (a candidate secret that
 //! matches one is left alone). Both are checked by [`Scrubber::new`], which names the config
 //! key at fault: `scrub.detectors[2].regex: regex parse error: …`.
+//!
+//! # Known limits
+//! - Context-only families need their context: Twilio auth tokens, Datadog keys, Heroku UUID
+//!   keys, legacy Vault `s.` tokens, Azure storage keys and AWS secret keys are recognised
+//!   under a key that names them (or, for Twilio, Vault and Discord, near the word); a bare
+//!   32-hex string alone is not a secret to the scrubber.
+//! - A bare `key=value` value ends at whitespace or punctuation and at 1 KiB, a quoted one at
+//!   its closing quote and 4 KiB; prose such as `password: see below` loses the word `see`.
+//! - A secret spelled with JSON `\u` escapes inside a string that nothing else flags is not
+//!   decoded (nothing in ordinary traffic writes tokens that way).
 //!
 //! The scrubber does not decide where the key file lives, count metrics, or wire the CLI;
 //! [`offline`] provides the JSON Lines filter behind `mcp-audit scrub`.
@@ -159,10 +172,13 @@ impl Scrubber {
         let mut rep = Report::default();
         let mut path = String::with_capacity(64);
         path.push_str("arguments");
-        json::scrub_value(self, &mut event.arguments, None, &mut path, &mut rep, 0);
-        let fields = [
-            ("result", &mut event.result),
-            ("error", &mut event.error),
+        json::scrub_value(self, &mut event.arguments, None, &mut path, &mut rep);
+        for (name, value) in [("result", &mut event.result), ("error", &mut event.error)] {
+            path.clear();
+            path.push_str(name);
+            self.scrub_field(value, None, &mut path, &mut rep);
+        }
+        let short = [
             ("tool", &mut event.tool),
             ("server", &mut event.server),
             ("source", &mut event.source),
@@ -170,12 +186,30 @@ impl Scrubber {
             ("client", &mut event.client),
             ("remote_addr", &mut event.remote_addr),
         ];
-        for (name, value) in fields {
-            path.clear();
-            path.push_str(name);
-            self.scrub_field(value, None, &mut path, &mut rep);
+        // The short fields and label values are scanned as one NUL-separated text first (no
+        // keyword contains a NUL, and a NUL ends a digit run): one walk instead of many, and
+        // nearly always nothing is there, so only sensitive label keys remain to check.
+        let mut joined = String::with_capacity(256);
+        for (_, value) in &short {
+            joined.push_str(value);
+            joined.push('\0');
+        }
+        for value in event.labels.values() {
+            joined.push_str(value);
+            joined.push('\0');
+        }
+        let clean = self.engine.scan(&joined).is_empty();
+        if !clean {
+            for (name, value) in short {
+                path.clear();
+                path.push_str(name);
+                self.scrub_field(value, None, &mut path, &mut rep);
+            }
         }
         for (key, value) in event.labels.iter_mut() {
+            if clean && keys::sensitive_key(key).is_none() {
+                continue;
+            }
             path.clear();
             path.push_str("labels.");
             path.push_str(key);
@@ -196,7 +230,7 @@ impl Scrubber {
     pub fn scrub_json(&self, path: &str, value: &mut serde_json::Value) -> Vec<Redaction> {
         let mut rep = Report::default();
         let mut p = path.to_string();
-        json::scrub_value(self, value, None, &mut p, &mut rep, 0);
+        json::scrub_value(self, value, None, &mut p, &mut rep);
         self.redactions(rep)
     }
 

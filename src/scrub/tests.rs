@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::samples::{self, Sample};
 use super::*;
-use crate::event::Event;
+use crate::event::{Event, Redaction};
 
 fn scrubber() -> Scrubber {
     Scrubber::new(&ScrubConfig::default(), [42u8; 32]).unwrap()
@@ -42,6 +42,13 @@ fn assert_gone(event: &Event, s: &Sample, what: &str) {
             s.kind
         );
     }
+}
+
+/// (path, kind) of each redaction.
+fn kinds_at(r: &[Redaction]) -> Vec<(&str, &str)> {
+    r.iter()
+        .map(|r| (r.path.as_str(), r.kind.as_str()))
+        .collect()
 }
 
 fn event() -> Event {
@@ -140,13 +147,9 @@ fn every_family_in_every_placement_is_removed_with_its_kind_and_path() {
                 planted += 1;
                 let r = sc.scrub(&mut e);
                 assert_gone(&e, &s, name);
-                let got: Vec<(&str, &str)> = r
-                    .iter()
-                    .map(|r| (r.kind.as_str(), r.path.as_str()))
-                    .collect();
                 assert_eq!(
-                    got,
-                    vec![(s.kind, path.as_str())],
+                    kinds_at(&r),
+                    vec![(path.as_str(), s.kind)],
                     "{} in {name}: {}",
                     s.kind,
                     s.text
@@ -284,12 +287,8 @@ fn sensitive_keys_and_their_exceptions() {
     e.result = r#"{"secret": ["abc123xyz", "def456uvw"], "rows": 2}"#.into();
     e.tool = "mysql://root:r00tpw@db/shop".into();
     let r = sc.scrub(&mut e);
-    let got: Vec<(&str, &str)> = r
-        .iter()
-        .map(|r| (r.path.as_str(), r.kind.as_str()))
-        .collect();
     assert_eq!(
-        got,
+        kinds_at(&r),
         [
             ("arguments.card", "credit_card"),
             ("arguments.db.passwd", "password_field"),
