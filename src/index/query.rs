@@ -685,7 +685,12 @@ impl Compiler<'_> {
                     }
                 }
                 FieldKind::U64(f) => {
-                    Ok(term_query(Term::from_field_u64(f, parse_u64(name, v, at)?)))
+                    // Number fields are columns only: an exact value is a one-value range.
+                    let t = Term::from_field_u64(f, parse_u64(name, v, at)?);
+                    Ok(Box::new(RangeQuery::new(
+                        Bound::Included(t.clone()),
+                        Bound::Included(t),
+                    )))
                 }
                 FieldKind::Date(f) => {
                     let t = date_term(f, parse_time(name, v, at)?);

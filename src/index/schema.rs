@@ -9,8 +9,8 @@
 //! |---|---|
 //! | `tenant` and the exact-match fields ([`RAW_FIELDS`]) | raw token, indexed + fast |
 //! | `redaction` | raw, one value per distinct redaction kind |
-//! | `timestamp` | date, indexed (seconds) + fast (microseconds) |
-//! | `duration_ms`, `result_bytes`, `seq` | u64, indexed + fast |
+//! | `timestamp` | date, fast (microseconds): ranges are answered from the column |
+//! | `duration_ms`, `result_bytes`, `seq` | u64, fast (exact values are one-value ranges) |
 //! | `pos` (WAL position), `id_hi`/`id_lo` (halves of [`id_key`]) | u64, fast |
 //! | `read_only`, `destructive`, `idempotent`, `open_world` | bool, indexed (effective hints) |
 //! | `arguments` | JSON, default tokenizer with positions |
@@ -161,9 +161,12 @@ impl Fields {
                 (*name, b.add_text_field(name, options))
             })
             .collect();
+        // Times and numbers are columns only: tantivy answers ranges (and our exact matches,
+        // which are one-value ranges) from the column, so terms for them would cost indexing
+        // time (`seq` alone adds a unique term per event) and serve no query.
         let timestamp = b.add_date_field(
             TIMESTAMP,
-            DateOptions::from(INDEXED)
+            DateOptions::default()
                 .set_fast()
                 .set_precision(DateTimePrecision::Microseconds),
         );
@@ -172,7 +175,7 @@ impl Fields {
             .map(|name| {
                 (
                     *name,
-                    b.add_u64_field(name, NumericOptions::from(INDEXED).set_fast()),
+                    b.add_u64_field(name, NumericOptions::default().set_fast()),
                 )
             })
             .collect();
