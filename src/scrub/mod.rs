@@ -260,19 +260,22 @@ impl Scrubber {
         }
         let mut rep = Report::default();
         let mut path = String::new();
-        let walked = if json::looks_like_json(line) {
-            json::scrub_json_text(self, line, &mut path, &mut rep, 1)
-        } else {
-            None
-        };
-        let out = match walked {
-            Some(out) => out,
-            None => {
-                path.push_str("line");
-                self.scrub_text(line, None, &mut path, &mut rep, json::MAX_NEST)
-            }
-        };
+        let out = self.settle(line, &mut path, &mut rep, |line, path, rep| {
+            self.scrub_line_once(line, path, rep)
+        });
         (out, self.redactions(rep))
+    }
+
+    fn scrub_line_once(&self, line: &str, path: &mut String, rep: &mut Report) -> Option<String> {
+        path.clear();
+        if json::looks_like_json(line) {
+            if let Some(out) = json::scrub_json_text(self, line, path, rep, 1) {
+                return out;
+            }
+        }
+        path.clear();
+        path.push_str("line");
+        self.scrub_text_once(line, None, path, rep, json::MAX_NEST)
     }
 
     fn scrub_field(
@@ -319,9 +322,53 @@ impl Scrubber {
         )
     }
 
-    /// Scrubs one string: JSON text is walked, other text scanned; with nothing found, the
-    /// whole value goes if `key` is sensitive. `None` when nothing changed.
+    /// Scrubs one string until it settles (see [`Scrubber::settle`]). `None` when nothing
+    /// changed.
     fn scrub_text(
+        &self,
+        s: &str,
+        key: Option<&str>,
+        path: &mut String,
+        rep: &mut Report,
+        nest: u8,
+    ) -> Option<String> {
+        self.settle(s, path, rep, |text, path, rep| {
+            self.scrub_text_once(text, key, path, rep, nest)
+        })
+    }
+
+    /// Runs `pass` again over its own output until it changes nothing.
+    ///
+    /// One pass keeps the best of overlapping candidates. A loser can come back as a different
+    /// match once the winner is a marker (`"token": "a password=b…` loses its quoted value to
+    /// `password=b…`, and the next pass finds the token's value ending earlier), so a single
+    /// pass is not idempotent on such text; a settled string is, by construction. Clean text
+    /// pays nothing: only a string that changed is scanned again. Each changing pass turns
+    /// unprotected bytes into a marker, so passes run out; should `MAX_PASSES` not be enough,
+    /// the whole string becomes one `unscanned` marker rather than keep something half-judged.
+    fn settle(
+        &self,
+        s: &str,
+        path: &mut String,
+        rep: &mut Report,
+        mut pass: impl FnMut(&str, &mut String, &mut Report) -> Option<String>,
+    ) -> Option<String> {
+        const MAX_PASSES: usize = 8;
+        let mut out = pass(s, path, rep)?;
+        for _ in 1..MAX_PASSES {
+            match pass(&out, path, rep) {
+                Some(next) => out = next,
+                None => return Some(out),
+            }
+        }
+        let kind = self.engine.unscanned_kind();
+        rep.add(path, kind);
+        Some(self.marker(kind, s))
+    }
+
+    /// One pass over a string: JSON text is walked, other text scanned; with nothing found,
+    /// the whole value goes if `key` is sensitive. `None` when nothing changed.
+    fn scrub_text_once(
         &self,
         s: &str,
         key: Option<&str>,

@@ -555,3 +555,41 @@ fn repeated_keywords_stay_linear() {
         );
     }
 }
+
+/// Overlapping detections: one pass keeps the best and drops the rest, which can come back as
+/// different matches once the winner is a marker. The scrubber passes a changed string again
+/// until it settles, so each of these is stable after one scrub.
+#[test]
+fn overlapping_detections_settle_in_one_scrub() {
+    let sc = scrubber();
+    let cases = [
+        "\"token\": \"password=[REDACTED:-----BEGIN PRIVATE KEY-----\\n{\"a\":[-----BEGIN PRIVATE KEY-----\\n",
+        "\"token\": \"\u{16f8f}0\u{fffc}[-----BEGIN PRIVATE KEY-----\\n\"-----BEGIN PRIVATE KEY-----\\n",
+        "\"password\": \"abcd secret: 'y\" more more more more more'",
+    ];
+    for text in cases {
+        let mut once = text.to_string();
+        let first = sc.scrub_string("result", &mut once);
+        assert!(!first.is_empty(), "nothing found in {text:?}");
+        let mut twice = once.clone();
+        let second = sc.scrub_string("result", &mut twice);
+        assert_eq!(twice, once, "second scrub changed {text:?}");
+        assert!(second.is_empty(), "{second:?}");
+    }
+    // The password value lost to the overlapping `secret:` value on the first pass; it is
+    // redacted all the same.
+    let mut text = cases[2].to_string();
+    sc.scrub_string("result", &mut text);
+    assert!(!text.contains("abcd"), "{text}");
+}
+
+#[test]
+fn offline_lines_settle_in_one_scrub() {
+    let sc = scrubber();
+    let line = "{\"result\": \"\\\"password\\\": \\\"abcd secret: 'y\\\" more more more'\"}";
+    let (once, _) = sc.scrub_line(line);
+    let once = once.expect("a secret to redact");
+    let (again, found) = sc.scrub_line(&once);
+    assert_eq!(again, None, "second scrub changed {once}");
+    assert!(found.is_empty(), "{found:?}");
+}
