@@ -593,3 +593,26 @@ fn offline_lines_settle_in_one_scrub() {
     assert_eq!(again, None, "second scrub changed {once}");
     assert!(found.is_empty(), "{found:?}");
 }
+
+/// A string that keeps changing is not passed forever: after the last pass it becomes one
+/// marker, which is itself settled.
+#[test]
+fn settling_is_bounded_and_ends_in_a_stable_marker() {
+    let sc = scrubber();
+    let mut rep = Report::default();
+    let mut path = "result".to_string();
+    let mut passes = 0;
+    let out = sc
+        .settle("abc", &mut path, &mut rep, |text, _, _| {
+            passes += 1;
+            Some(format!("{text}x"))
+        })
+        .unwrap();
+    assert!(passes <= 8, "{passes} passes");
+    assert!(out.starts_with("[REDACTED:unscanned:"), "{out}");
+    let found = sc.redactions(rep);
+    assert_eq!(kinds_at(&found), [("result", "unscanned")]);
+    let mut again = out.clone();
+    assert!(sc.scrub_string("result", &mut again).is_empty());
+    assert_eq!(again, out);
+}
