@@ -310,7 +310,7 @@ fn run_indexer(
                     if failed {
                         continue;
                     }
-                    if let Err(e) = index.add_record(pos, &event, &record) {
+                    if let Err(e) = index.add_record(pos, event, record) {
                         tracing::error!(error = %e, pos, "indexing failed; events stay in the WAL and are indexed on restart");
                         failed = true;
                         continue;

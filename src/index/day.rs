@@ -13,9 +13,10 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tantivy::directory::MmapDirectory;
 use tantivy::schema::Schema;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy};
 use time::{Date, Month};
 
+use super::doc::EventDoc;
 use super::{Checkpoint, IndexConfig, IndexError, Result};
 
 /// Julian day number of 1970-01-01.
@@ -106,7 +107,7 @@ impl Day {
 
 /// The writing side of a day: owned by the indexing thread.
 pub(crate) struct DayWriter {
-    pub writer: IndexWriter<TantivyDocument>,
+    pub writer: IndexWriter<EventDoc>,
     /// The day holds every one of its events below this WAL position.
     pub committed: u64,
     /// Documents added since the last commit.

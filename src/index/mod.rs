@@ -32,6 +32,7 @@
 
 mod cursor;
 mod day;
+mod doc;
 mod query;
 mod schema;
 mod search;
@@ -49,6 +50,7 @@ use time::OffsetDateTime;
 
 use crate::event::{day_of, StoredEvent};
 use day::{Day, DayWriter};
+use doc::EventDoc;
 use schema::Fields;
 use search::Snapshot;
 
@@ -179,7 +181,7 @@ pub const TERM_FIELDS: &[&str] = &[
 /// All day indexes of one collector.
 pub struct Indexes {
     cfg: IndexConfig,
-    fields: Fields,
+    fields: Arc<Fields>,
     /// Every open day index, searchable. Searches clone what they need and let go at once.
     days: RwLock<BTreeMap<i32, Arc<Day>>>,
     /// The indexing thread's state; searches never take this lock.
@@ -218,7 +220,7 @@ impl Indexes {
     /// Opens (or creates) every day index under `cfg.dir` and reads the checkpoint.
     pub fn open(cfg: IndexConfig) -> Result<Self> {
         fs::create_dir_all(&cfg.dir)?;
-        let fields = Fields::new();
+        let fields = Arc::new(Fields::new());
         let mut days = BTreeMap::new();
         for entry in fs::read_dir(&cfg.dir)? {
             let entry = entry?;
@@ -260,11 +262,12 @@ impl Indexes {
     /// Skips the event when its day index already holds `pos` (after a crash); events whose
     /// day is beyond retention are skipped.
     pub fn add(&self, pos: u64, event: &StoredEvent) -> Result<()> {
-        self.add_record(pos, event, &event.record())
+        self.add_record(pos, Arc::new(event.clone()), event.record())
     }
 
-    /// [`Self::add`] with the event's record ([`StoredEvent::record`]) already at hand.
-    pub fn add_record(&self, pos: u64, event: &StoredEvent, record: &[u8]) -> Result<()> {
+    /// [`Self::add`] with the event's record ([`StoredEvent::record`]) already at hand; both
+    /// become the document as they are (see `doc.rs`).
+    pub fn add_record(&self, pos: u64, event: Arc<StoredEvent>, record: Vec<u8>) -> Result<()> {
         let mut ingest = lock(&self.ingest);
         ingest.last_pos = Some(ingest.last_pos.map_or(pos, |p| p.max(pos)));
         // The chain moves on whether or not this index needs the event.
@@ -290,7 +293,7 @@ impl Indexes {
             return Ok(()); // replay after a crash: this day already holds it
         }
         w.writer
-            .add_document(self.fields.document(pos, event, record))?;
+            .add_document(EventDoc::new(self.fields.clone(), pos, event, record))?;
         w.dirty = true;
         w.last_add = Instant::now();
         Ok(())

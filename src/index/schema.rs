@@ -1,4 +1,5 @@
-//! The schema of a day index, and how a [`StoredEvent`] becomes a tantivy document.
+//! The schema of a day index, and the values of a [`StoredEvent`] it indexes (`doc.rs` hands
+//! them to tantivy).
 //!
 //! Every day index has the same schema, built by [`Fields::new`]; field handles are therefore
 //! valid in every day and a query compiled once runs against all of them. Only `_source` (the
@@ -19,17 +20,14 @@
 //! | `result`, `error` | text, default tokenizer with positions |
 //! | `_source` | stored bytes: the event's record ([`StoredEvent::record`]), as in the WAL |
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
-    OwnedValue, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
+    Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
 };
 use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
-use tantivy::{DateTime, TantivyDocument};
 use time::OffsetDateTime;
 
-use crate::event::{id_key, Annotations, Consent, Outcome, StoredEvent, Transport};
+use crate::event::{Annotations, Consent, Outcome, StoredEvent, Transport};
 
 pub(crate) const TENANT: &str = "tenant";
 pub(crate) const TIMESTAMP: &str = "timestamp";
@@ -266,70 +264,22 @@ impl Fields {
         [self.arguments_text, self.result, self.error]
     }
 
-    /// The tantivy document of one stored event at WAL position `pos`.
-    /// `record` is the event's stored record ([`StoredEvent::record`]), kept as `_source`.
-    pub fn document(&self, pos: u64, stored: &StoredEvent, record: &[u8]) -> TantivyDocument {
-        let e = &stored.event;
-        // The document holds its values in one buffer: sized once (the record, and about as
-        // much again for the indexed copies of its fields) instead of regrown value by value.
-        let mut doc = TantivyDocument::with_capacity(2 * record.len() + 256);
-        doc.add_text(self.tenant, &stored.tenant);
-        let kinds: BTreeSet<&str> = stored.redactions.iter().map(|r| r.kind.as_str()).collect();
-        for (name, field) in &self.raw {
-            if *name == "redaction" {
-                for kind in kinds.iter().filter(|k| !k.is_empty()) {
-                    doc.add_text(*field, kind);
-                }
-                continue;
-            }
-            // An empty string means "not reported": no term, so `terms` never shows "".
-            let value = raw_value(name, stored);
-            if !value.is_empty() {
-                doc.add_text(*field, value);
-            }
-        }
-        doc.add_date(
-            self.timestamp,
-            DateTime::from_timestamp_micros(micros(e.timestamp)),
-        );
-        for (name, field) in &self.u64s {
-            doc.add_u64(*field, u64_value(name, stored));
-        }
-        doc.add_u64(self.pos, pos);
-        for (name, field) in &self.bools {
-            doc.add_bool(*field, hint_value(name, &e.annotations));
-        }
+    /// The exact-match fields, `redaction` among them.
+    pub fn raw_fields(&self) -> impl Iterator<Item = (&'static str, Field)> + '_ {
+        self.raw.iter().copied()
+    }
 
-        if !e.arguments.is_null() {
-            add_json_leaves(&mut doc, self.arguments_text, &e.arguments);
-            doc.add_field_value(self.arguments, &e.arguments);
-        }
-        if !e.labels.is_empty() {
-            let labels: BTreeMap<String, OwnedValue> = e
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), OwnedValue::Str(v.clone())))
-                .collect();
-            doc.add_object(self.labels, labels);
-        }
-        if !e.result.is_empty() {
-            doc.add_text(self.result, &e.result);
-        }
-        if !e.error.is_empty() {
-            doc.add_text(self.error, &e.error);
-        }
+    pub fn u64_fields(&self) -> impl Iterator<Item = (&'static str, Field)> + '_ {
+        self.u64s.iter().copied()
+    }
 
-        let key = id_key(&stored.tenant, &e.event_id);
-        let (hi, lo) = split_key(key);
-        doc.add_u64(self.id_hi, hi);
-        doc.add_u64(self.id_lo, lo);
-        doc.add_bytes(self.source, record);
-        doc
+    pub fn bool_fields(&self) -> impl Iterator<Item = (&'static str, Field)> + '_ {
+        self.bools.iter().copied()
     }
 }
 
 /// The value of the single-valued raw field `name` ("" for none).
-fn raw_value<'a>(name: &str, stored: &'a StoredEvent) -> &'a str {
+pub(super) fn raw_value<'a>(name: &str, stored: &'a StoredEvent) -> &'a str {
     let e = &stored.event;
     match name {
         "source" => &e.source,
@@ -352,7 +302,7 @@ fn raw_value<'a>(name: &str, stored: &'a StoredEvent) -> &'a str {
     }
 }
 
-fn u64_value(name: &str, stored: &StoredEvent) -> u64 {
+pub(super) fn u64_value(name: &str, stored: &StoredEvent) -> u64 {
     match name {
         "duration_ms" => stored.event.duration_ms,
         "result_bytes" => stored.event.result_bytes,
@@ -362,27 +312,13 @@ fn u64_value(name: &str, stored: &StoredEvent) -> u64 {
 }
 
 /// The effective annotation hint `name` (absent hints take the MCP defaults).
-fn hint_value(name: &str, a: &Annotations) -> bool {
+pub(super) fn hint_value(name: &str, a: &Annotations) -> bool {
     match name {
         "read_only" => a.effective_read_only(),
         "destructive" => a.effective_destructive(),
         "idempotent" => a.effective_idempotent(),
         "open_world" => a.effective_open_world(),
         _ => false,
-    }
-}
-
-/// Adds every scalar of a JSON value as a text value of `field` (free text over arguments).
-fn add_json_leaves(doc: &mut TantivyDocument, field: Field, v: &serde_json::Value) {
-    match v {
-        serde_json::Value::Null => {}
-        serde_json::Value::Bool(b) => doc.add_text(field, if *b { "true" } else { "false" }),
-        serde_json::Value::Number(n) => doc.add_text(field, n.to_string()),
-        serde_json::Value::String(s) => doc.add_text(field, s),
-        serde_json::Value::Array(items) => {
-            items.iter().for_each(|i| add_json_leaves(doc, field, i))
-        }
-        serde_json::Value::Object(map) => map.values().for_each(|i| add_json_leaves(doc, field, i)),
     }
 }
 
@@ -419,6 +355,7 @@ pub(crate) fn join_key(hi: u64, lo: u64) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::id_key;
 
     #[test]
     fn every_query_field_has_a_kind() {

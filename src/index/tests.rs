@@ -205,6 +205,10 @@ fn every_field_round_trips_and_every_query_form_matches() {
         ("arguments.tags:beta", &["e1"]),
         ("arguments.nope:passwd", &[]),
         ("arguments:passwd", &["e1"]),
+        ("arguments:5", &["e1"]),
+        ("arguments:7", &["e2"]),
+        ("arguments:true", &["e1"]),
+        ("arguments:beta", &["e1"]),
         ("arguments:tmp", &["e2"]),
         // labels
         ("labels.env:prod", &["e1"]),

@@ -1,0 +1,209 @@
+//! The tantivy document of a stored event, borrowed rather than copied.
+//!
+//! tantivy's writers read a document through its [`Document`] trait, generically, so the event
+//! itself can be the document: [`EventDoc`] holds the event (shared with the rest of the
+//! collector) and its record, and hands out borrowed values. Building a `TantivyDocument`
+//! instead would copy every indexed string and the whole record once more per event, on the
+//! one indexer thread.
+//!
+//! The values are exactly those [`Fields`] describes (see the table in `schema.rs`).
+
+use std::collections::btree_map;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf};
+use tantivy::schema::{Document, Field, Value};
+use tantivy::DateTime;
+
+use crate::event::{id_key, StoredEvent};
+
+use super::schema::{hint_value, micros, raw_value, split_key, u64_value, Fields};
+
+/// One event as a tantivy document.
+pub(crate) struct EventDoc {
+    fields: Arc<Fields>,
+    pos: u64,
+    event: Arc<StoredEvent>,
+    /// The event's record ([`StoredEvent::record`]), stored as `_source`.
+    record: Vec<u8>,
+    /// The numbers among the argument values as text (free text over arguments is text).
+    numbers: Vec<String>,
+}
+
+impl EventDoc {
+    pub fn new(fields: Arc<Fields>, pos: u64, event: Arc<StoredEvent>, record: Vec<u8>) -> Self {
+        let mut numbers = Vec::new();
+        json_numbers(&event.event.arguments, &mut numbers);
+        EventDoc {
+            fields,
+            pos,
+            event,
+            record,
+            numbers,
+        }
+    }
+
+    fn values(&self) -> Vec<(Field, DocValue<'_>)> {
+        let f = &*self.fields;
+        let stored = &*self.event;
+        let e = &stored.event;
+        let mut out = Vec::with_capacity(48);
+        out.push((f.tenant, DocValue::Str(&stored.tenant)));
+        for (name, field) in f.raw_fields() {
+            if name == "redaction" {
+                // One value per distinct kind.
+                for (i, r) in stored.redactions.iter().enumerate() {
+                    let kind = r.kind.as_str();
+                    let seen = stored.redactions[..i].iter().any(|p| p.kind == kind);
+                    if !kind.is_empty() && !seen {
+                        out.push((field, DocValue::Str(kind)));
+                    }
+                }
+                continue;
+            }
+            // An empty string means "not reported": no term, so `terms` never shows "".
+            let value = raw_value(name, stored);
+            if !value.is_empty() {
+                out.push((field, DocValue::Str(value)));
+            }
+        }
+        out.push((
+            f.timestamp,
+            DocValue::Date(DateTime::from_timestamp_micros(micros(e.timestamp))),
+        ));
+        for (name, field) in f.u64_fields() {
+            out.push((field, DocValue::U64(u64_value(name, stored))));
+        }
+        out.push((f.pos, DocValue::U64(self.pos)));
+        for (name, field) in f.bool_fields() {
+            out.push((field, DocValue::Bool(hint_value(name, &e.annotations))));
+        }
+        if !e.arguments.is_null() {
+            let mut numbers = self.numbers.iter();
+            json_leaves(&e.arguments, &mut numbers, &mut |leaf| {
+                out.push((f.arguments_text, DocValue::Str(leaf)))
+            });
+            out.push((f.arguments, DocValue::Json(&e.arguments)));
+        }
+        if !e.labels.is_empty() {
+            out.push((f.labels, DocValue::Labels(&e.labels)));
+        }
+        if !e.result.is_empty() {
+            out.push((f.result, DocValue::Str(&e.result)));
+        }
+        if !e.error.is_empty() {
+            out.push((f.error, DocValue::Str(&e.error)));
+        }
+        let (hi, lo) = split_key(id_key(&stored.tenant, &e.event_id));
+        out.push((f.id_hi, DocValue::U64(hi)));
+        out.push((f.id_lo, DocValue::U64(lo)));
+        out.push((f.source, DocValue::Bytes(&self.record)));
+        out
+    }
+}
+
+/// The numbers of a JSON value as text, in walk order.
+fn json_numbers(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Number(n) => out.push(n.to_string()),
+        serde_json::Value::Array(items) => items.iter().for_each(|i| json_numbers(i, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|i| json_numbers(i, out)),
+        _ => {}
+    }
+}
+
+/// Every scalar of a JSON value as text, in walk order; numbers come from `numbers`, which
+/// [`json_numbers`] filled in the same order.
+fn json_leaves<'a>(
+    v: &'a serde_json::Value,
+    numbers: &mut std::slice::Iter<'a, String>,
+    emit: &mut impl FnMut(&'a str),
+) {
+    match v {
+        serde_json::Value::Null => {}
+        serde_json::Value::Bool(b) => emit(if *b { "true" } else { "false" }),
+        serde_json::Value::Number(_) => {
+            if let Some(n) = numbers.next() {
+                emit(n)
+            }
+        }
+        serde_json::Value::String(s) => emit(s),
+        serde_json::Value::Array(items) => items.iter().for_each(|i| json_leaves(i, numbers, emit)),
+        serde_json::Value::Object(map) => map.values().for_each(|i| json_leaves(i, numbers, emit)),
+    }
+}
+
+impl Document for EventDoc {
+    type Value<'a> = DocValue<'a>;
+    type FieldsValuesIter<'a> = std::vec::IntoIter<(Field, DocValue<'a>)>;
+
+    fn iter_fields_and_values(&self) -> Self::FieldsValuesIter<'_> {
+        self.values().into_iter()
+    }
+}
+
+/// A borrowed value of an [`EventDoc`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum DocValue<'a> {
+    Str(&'a str),
+    U64(u64),
+    Date(DateTime),
+    Bool(bool),
+    Bytes(&'a [u8]),
+    /// `arguments`, or a value inside it.
+    Json(&'a serde_json::Value),
+    Labels(&'a BTreeMap<String, String>),
+}
+
+type JsonArrayIter<'a> = std::iter::Map<
+    std::slice::Iter<'a, serde_json::Value>,
+    fn(&'a serde_json::Value) -> DocValue<'a>,
+>;
+
+/// The members of an object value.
+pub(crate) enum ObjectIter<'a> {
+    Json(serde_json::map::Iter<'a>),
+    Labels(btree_map::Iter<'a, String, String>),
+}
+
+impl<'a> Iterator for ObjectIter<'a> {
+    type Item = (&'a str, DocValue<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            ObjectIter::Json(it) => it.next().map(|(k, v)| (k.as_str(), DocValue::Json(v))),
+            ObjectIter::Labels(it) => it.next().map(|(k, v)| (k.as_str(), DocValue::Str(v))),
+        }
+    }
+}
+
+impl<'a> Value<'a> for DocValue<'a> {
+    type ArrayIter = JsonArrayIter<'a>;
+    type ObjectIter = ObjectIter<'a>;
+
+    fn as_value(&self) -> ReferenceValue<'a, Self> {
+        let leaf = match *self {
+            DocValue::Str(s) => ReferenceValueLeaf::Str(s),
+            DocValue::U64(n) => ReferenceValueLeaf::U64(n),
+            DocValue::Date(d) => ReferenceValueLeaf::Date(d),
+            DocValue::Bool(b) => ReferenceValueLeaf::Bool(b),
+            DocValue::Bytes(b) => ReferenceValueLeaf::Bytes(b),
+            DocValue::Labels(map) => return ReferenceValue::Object(ObjectIter::Labels(map.iter())),
+            DocValue::Json(serde_json::Value::Array(items)) => {
+                let child: fn(&'a serde_json::Value) -> DocValue<'a> = DocValue::Json;
+                return ReferenceValue::Array(items.iter().map(child));
+            }
+            DocValue::Json(serde_json::Value::Object(map)) => {
+                return ReferenceValue::Object(ObjectIter::Json(map.iter()))
+            }
+            // Scalars exactly as tantivy reads a `serde_json::Value` (numbers by their
+            // narrowest type, RFC 3339 strings as dates), so queries match what is indexed.
+            DocValue::Json(scalar) => match Value::as_value(&scalar) {
+                ReferenceValue::Leaf(leaf) => leaf,
+                _ => ReferenceValueLeaf::Null,
+            },
+        };
+        ReferenceValue::Leaf(leaf)
+    }
+}
