@@ -21,6 +21,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
+use crate::backlog::{Backlog, BACKLOG_BYTES};
 use crate::config::Config;
 use crate::event::StoredEvent;
 use crate::index::{IndexConfig, Indexes};
@@ -142,6 +143,7 @@ pub async fn run(
             retention_days: config.retention_days,
         },
         metrics: metrics.clone(),
+        backlog: Backlog::new(BACKLOG_BYTES),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
@@ -306,11 +308,17 @@ fn run_indexer(
         let closed = match rx.recv_timeout(wait) {
             Ok(chunk) => {
                 metrics.index_queue.dec();
-                for Positioned { pos, event, record } in chunk {
+                for Positioned {
+                    pos,
+                    event,
+                    record,
+                    charge,
+                } in chunk
+                {
                     if failed {
                         continue;
                     }
-                    if let Err(e) = index.add_record(pos, event, record) {
+                    if let Err(e) = index.add_record(pos, event, record, charge) {
                         tracing::error!(error = %e, pos, "indexing failed; events stay in the WAL and are indexed on restart");
                         failed = true;
                         continue;

@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod app;
+pub mod backlog;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -16,6 +16,7 @@ use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf};
 use tantivy::schema::{Document, Field, Value};
 use tantivy::DateTime;
 
+use crate::backlog::Charge;
 use crate::event::{id_key, StoredEvent};
 
 use super::schema::{hint_value, micros, raw_value, split_key, u64_value, Fields};
@@ -29,10 +30,18 @@ pub(crate) struct EventDoc {
     record: Vec<u8>,
     /// The numbers among the argument values as text (free text over arguments is text).
     numbers: Vec<String>,
+    /// Released when tantivy is done with the document and drops it.
+    _charge: Charge,
 }
 
 impl EventDoc {
-    pub fn new(fields: Arc<Fields>, pos: u64, event: Arc<StoredEvent>, record: Vec<u8>) -> Self {
+    pub fn new(
+        fields: Arc<Fields>,
+        pos: u64,
+        event: Arc<StoredEvent>,
+        record: Vec<u8>,
+        charge: Charge,
+    ) -> Self {
         let mut numbers = Vec::new();
         json_numbers(&event.event.arguments, &mut numbers);
         EventDoc {
@@ -41,6 +50,7 @@ impl EventDoc {
             event,
             record,
             numbers,
+            _charge: charge,
         }
     }
 

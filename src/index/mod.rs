@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::backlog::Charge;
 use crate::event::{day_of, StoredEvent};
 use day::{Day, DayWriter};
 use doc::EventDoc;
@@ -262,12 +263,24 @@ impl Indexes {
     /// Skips the event when its day index already holds `pos` (after a crash); events whose
     /// day is beyond retention are skipped.
     pub fn add(&self, pos: u64, event: &StoredEvent) -> Result<()> {
-        self.add_record(pos, Arc::new(event.clone()), event.record())
+        self.add_record(
+            pos,
+            Arc::new(event.clone()),
+            event.record(),
+            Charge::default(),
+        )
     }
 
     /// [`Self::add`] with the event's record ([`StoredEvent::record`]) already at hand; both
     /// become the document as they are (see `doc.rs`).
-    pub fn add_record(&self, pos: u64, event: Arc<StoredEvent>, record: Vec<u8>) -> Result<()> {
+    /// `charge` is released once tantivy has indexed the event (or at once if it is skipped).
+    pub fn add_record(
+        &self,
+        pos: u64,
+        event: Arc<StoredEvent>,
+        record: Vec<u8>,
+        charge: Charge,
+    ) -> Result<()> {
         let mut ingest = lock(&self.ingest);
         ingest.last_pos = Some(ingest.last_pos.map_or(pos, |p| p.max(pos)));
         // The chain moves on whether or not this index needs the event.
@@ -292,8 +305,13 @@ impl Indexes {
         if pos < w.committed {
             return Ok(()); // replay after a crash: this day already holds it
         }
-        w.writer
-            .add_document(EventDoc::new(self.fields.clone(), pos, event, record))?;
+        w.writer.add_document(EventDoc::new(
+            self.fields.clone(),
+            pos,
+            event,
+            record,
+            charge,
+        ))?;
         w.dirty = true;
         w.last_add = Instant::now();
         Ok(())

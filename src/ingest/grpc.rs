@@ -1,7 +1,8 @@
 //! The gRPC `Ingest` service: bidirectional `Ship` stream and unary `Send`.
 //!
-//! On a `Ship` stream, up to [`PIPELINE`] batches are in flight at once (so their fsyncs are
-//! shared by group commit) and answered in request order. On shutdown a stream stops reading,
+//! On a `Ship` stream, up to [`PIPELINE`] batches (and [`PIPELINE_BYTES`], or one batch of any
+//! size) are in flight at once (so their fsyncs are shared by group commit) and answered in
+//! request order. On shutdown a stream stops reading,
 //! answers every batch it already read, and ends.
 
 use std::pin::Pin;
@@ -20,6 +21,9 @@ use crate::wal::WalError;
 
 /// Batches of one stream processed concurrently.
 pub const PIPELINE: usize = 16;
+
+/// Encoded bytes of one stream's batches in flight beyond the first.
+pub const PIPELINE_BYTES: usize = 8 << 20;
 
 pub struct IngestService {
     pub ingestor: Arc<Ingestor>,
@@ -103,11 +107,17 @@ impl Ingest for IngestService {
         let (tx, rx) = mpsc::channel(PIPELINE);
         tokio::spawn(async move {
             let mut in_flight = FuturesOrdered::new();
+            // Encoded bytes of the batches in flight: read ahead by count and by size, so a
+            // stream of huge batches holds one at a time, not PIPELINE of them.
+            let mut in_flight_bytes = 0usize;
             let mut reading = true;
             loop {
+                let room = in_flight.len() < PIPELINE
+                    && (in_flight.is_empty() || in_flight_bytes < PIPELINE_BYTES);
                 tokio::select! {
                     biased;
-                    Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    Some((bytes, done)) = in_flight.next(), if !in_flight.is_empty() => {
+                        in_flight_bytes -= bytes;
                         if tx.send(done).await.is_err() {
                             return;
                         }
@@ -117,7 +127,7 @@ impl Ingest for IngestService {
                             reading = false;
                         }
                     }
-                    msg = inbound.next(), if reading && in_flight.len() < PIPELINE => {
+                    msg = inbound.next(), if reading && room => {
                         match msg {
                             None => reading = false,
                             Some(Err(status)) => {
@@ -127,9 +137,14 @@ impl Ingest for IngestService {
                             Some(Ok(req)) => {
                                 let ingestor = ingestor.clone();
                                 let tenant = tenant.clone();
+                                let bytes = req.encoded_len();
+                                in_flight_bytes += bytes;
                                 in_flight.push_back(async move {
-                                    let batch = decode_batch(req, max)?;
-                                    ingestor.ingest(tenant, batch).await.map(to_response).map_err(wal_status)
+                                    let answer = async {
+                                        let batch = decode_batch(req, max)?;
+                                        ingestor.ingest(tenant, batch).await.map(to_response).map_err(wal_status)
+                                    };
+                                    (bytes, answer.await)
                                 });
                             }
                         }

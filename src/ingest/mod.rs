@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 
 pub use validate::{Invalid, Limits, Rejection};
 
+use crate::backlog::Backlog;
 use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::scrub::Scrubber;
@@ -44,6 +45,8 @@ pub struct Ingestor {
     pub committer: CommitterHandle,
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
+    /// Bounds the bytes between here and the index (see [`crate::backlog`]).
+    pub backlog: Backlog,
 }
 
 impl Ingestor {
@@ -58,6 +61,10 @@ impl Ingestor {
         let now = OffsetDateTime::now_utc();
         let mut rejected = Vec::new();
         let mut pending = Vec::with_capacity(batch.len());
+        let mut charge = self
+            .backlog
+            .charge(batch.iter().map(|item| item.wire_bytes).sum())
+            .await;
         for (i, item) in batch.into_iter().enumerate() {
             let index = i as u32;
             let checked = item.decoded.and_then(|mut ev| {
@@ -73,7 +80,11 @@ impl Ingestor {
                     for r in &redactions {
                         self.metrics.redacted(&r.kind, r.count as u64);
                     }
-                    pending.push(Pending::new(event, redactions));
+                    pending.push(Pending::new(
+                        event,
+                        redactions,
+                        charge.take(item.wire_bytes),
+                    ));
                 }
                 Err(invalid) => {
                     self.metrics.reject(invalid.code);

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use log::{FileLog, Log, LogError, Recovery};
 
+use crate::backlog::Charge;
 use crate::event::{
     day_of, id_key, Event, RecordBuilder, Redaction, StoredEvent, GENESIS_HASH, RECORD_HASH_LEN,
 };
@@ -61,15 +62,18 @@ pub struct Pending {
     pub redactions: Vec<Redaction>,
     /// `serde_json::to_vec(&event)`, made by the caller so the committer does not serialize.
     pub event_json: Vec<u8>,
+    /// The event's share of the ingest backlog, released once it is indexed.
+    pub charge: Charge,
 }
 
 impl Pending {
-    pub fn new(event: Event, redactions: Vec<Redaction>) -> Self {
+    pub fn new(event: Event, redactions: Vec<Redaction>, charge: Charge) -> Self {
         let event_json = serde_json::to_vec(&event).unwrap_or_default();
         Self {
             event,
             redactions,
             event_json,
+            charge,
         }
     }
 }
@@ -94,6 +98,8 @@ pub struct Positioned {
     pub pos: u64,
     pub event: Arc<StoredEvent>,
     pub record: Vec<u8>,
+    /// The event's share of the ingest backlog ([`crate::backlog`]).
+    pub charge: Charge,
 }
 
 /// Decodes a WAL record into the stored event.
@@ -342,6 +348,7 @@ fn commit_group<L: Log>(
                 pos,
                 event: Arc::new(stored),
                 record,
+                charge: p.charge,
             });
         }
         answers.push(answer);
@@ -416,7 +423,8 @@ mod tests {
             Metrics::new(),
         );
         let tenant: Arc<str> = Arc::from("t1");
-        let mk = |id: &str| Pending::new(Event::new(id, "tools/call", "x"), vec![]);
+        let mk =
+            |id: &str| Pending::new(Event::new(id, "tools/call", "x"), vec![], Charge::default());
         let a = handle
             .commit(tenant.clone(), vec![mk("a"), mk("b"), mk("a")])
             .await
