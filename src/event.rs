@@ -243,6 +243,15 @@ pub struct StoredEvent {
 /// The hash that starts every tenant's chain.
 pub const GENESIS_HASH: [u8; 32] = [0u8; 32];
 
+/// SHA-256(previous hash || canonical bytes): the one definition of the chain hash, for
+/// events as they are stored and for records as the committer builds them.
+pub fn chain_hash(previous: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(previous);
+    h.update(canonical);
+    h.finalize().into()
+}
+
 /// Length of the chain hash at the start of a stored record.
 pub const RECORD_HASH_LEN: usize = 32;
 
@@ -342,10 +351,7 @@ impl StoredEvent {
 
     /// SHA-256(previous hash || canonical bytes).
     pub fn chain_hash(&self, previous: &[u8; 32]) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(previous);
-        h.update(self.canonical_bytes());
-        h.finalize().into()
+        chain_hash(previous, &self.canonical_bytes())
     }
 
     /// The UTC day (days since the Unix epoch) of the event's timestamp; the index partition.

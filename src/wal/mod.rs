@@ -31,7 +31,8 @@ pub use log::{FileLog, Log, LogError, Recovery};
 
 use crate::backlog::Charge;
 use crate::event::{
-    day_of, id_key, Event, RecordBuilder, Redaction, StoredEvent, GENESIS_HASH, RECORD_HASH_LEN,
+    chain_hash, day_of, id_key, Event, RecordBuilder, Redaction, StoredEvent, GENESIS_HASH,
+    RECORD_HASH_LEN,
 };
 use crate::index::{ChainHead, Checkpoint};
 use crate::metrics::Metrics;
@@ -324,13 +325,7 @@ fn commit_group<L: Log>(
                 .or_insert((0, GENESIS_HASH));
             let seq = head.0 + 1;
             let mut record = records.record(&p.event_json, seq, &p.redactions);
-            let hash: [u8; 32] = {
-                use sha2::Digest;
-                let mut h = sha2::Sha256::new();
-                h.update(head.1);
-                h.update(&record[RECORD_HASH_LEN..]);
-                h.finalize().into()
-            };
+            let hash = chain_hash(&head.1, &record[RECORD_HASH_LEN..]);
             record[..RECORD_HASH_LEN].copy_from_slice(&hash);
             let pos = log.append(&record)?;
             *head = (seq, hash);
