@@ -210,6 +210,30 @@ impl Event {
             labels: BTreeMap::new(),
         }
     }
+
+    /// The value of a single-valued text field by its schema name (`tool`, `outcome`, …);
+    /// `None` for any other name. The index and the live-tail filter both read fields this way.
+    pub fn text_field(&self, name: &str) -> Option<&str> {
+        Some(match name {
+            "source" => &self.source,
+            "method" => &self.method,
+            "server" => &self.server,
+            "tool" => &self.tool,
+            "user" => &self.user,
+            "client" => &self.client,
+            "conversation_id" => &self.conversation_id,
+            "session_id" => &self.session_id,
+            "trace_id" => &self.trace_id,
+            "span_id" => &self.span_id,
+            "outcome" => self.outcome.as_str(),
+            "consent" => self.consent.as_str(),
+            "transport" => self.transport.as_str(),
+            "event_id" => &self.event_id,
+            "remote_addr" => &self.remote_addr,
+            "tool_description_hash" => &self.tool_description_hash,
+            _ => return None,
+        })
+    }
 }
 
 /// One secret removed by the scrubber: what kind, where, how many times.

@@ -34,31 +34,11 @@ enum Term {
     },
 }
 
-fn field_value<'a>(ev: &'a StoredEvent, field: &str) -> Option<std::borrow::Cow<'a, str>> {
-    let e = &ev.event;
-    let s: &str = match field {
-        "event_id" => &e.event_id,
-        "source" => &e.source,
-        "method" => &e.method,
-        "server" => &e.server,
-        "tool" => &e.tool,
-        "user" => &e.user,
-        "client" => &e.client,
-        "conversation_id" => &e.conversation_id,
-        "session_id" => &e.session_id,
-        "trace_id" => &e.trace_id,
-        "remote_addr" => &e.remote_addr,
-        "outcome" => e.outcome.as_str(),
-        "consent" => e.consent.as_str(),
-        "transport" => e.transport.as_str(),
-        _ => {
-            if let Some(k) = field.strip_prefix("labels.") {
-                return e.labels.get(k).map(|v| v.as_str().into());
-            }
-            return None;
-        }
-    };
-    Some(s.into())
+fn field_value<'a>(ev: &'a StoredEvent, field: &str) -> Option<&'a str> {
+    match field.strip_prefix("labels.") {
+        Some(k) => ev.event.labels.get(k).map(String::as_str),
+        None => ev.event.text_field(field),
+    }
 }
 
 const FIELDS: &[&str] = &[
@@ -116,7 +96,7 @@ fn matches(terms: &[Term], ev: &StoredEvent) -> bool {
             field,
             value,
             negate,
-        } => (field_value(ev, field).as_deref() == Some(value.as_str())) != *negate,
+        } => (field_value(ev, field) == Some(value.as_str())) != *negate,
         Term::Word { word, negate } => {
             let e = &ev.event;
             let hit = [e.tool.as_str(), e.result.as_str(), e.error.as_str()]

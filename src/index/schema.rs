@@ -280,26 +280,7 @@ impl Fields {
 
 /// The value of the single-valued raw field `name` ("" for none).
 pub(super) fn raw_value<'a>(name: &str, stored: &'a StoredEvent) -> &'a str {
-    let e = &stored.event;
-    match name {
-        "source" => &e.source,
-        "method" => &e.method,
-        "server" => &e.server,
-        "tool" => &e.tool,
-        "user" => &e.user,
-        "client" => &e.client,
-        "conversation_id" => &e.conversation_id,
-        "session_id" => &e.session_id,
-        "trace_id" => &e.trace_id,
-        "span_id" => &e.span_id,
-        "outcome" => e.outcome.as_str(),
-        "consent" => e.consent.as_str(),
-        "transport" => e.transport.as_str(),
-        "event_id" => &e.event_id,
-        "remote_addr" => &e.remote_addr,
-        "tool_description_hash" => &e.tool_description_hash,
-        _ => "",
-    }
+    stored.event.text_field(name).unwrap_or("")
 }
 
 pub(super) fn u64_value(name: &str, stored: &StoredEvent) -> u64 {
