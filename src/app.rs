@@ -77,15 +77,8 @@ pub async fn run(
             config.data_dir.display()
         )
     })?;
-    let lock_path = config.data_dir.join("LOCK");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    lock.try_lock().map_err(|_| {
-        anyhow::anyhow!(
+    let _lock = lock_data_dir(&config.data_dir, || {
+        format!(
             "data dir {} is in use by another mcp-audit; stop it or choose another `data_dir`",
             config.data_dir.display()
         )
@@ -288,6 +281,23 @@ fn recover(config: &Config, index: &Indexes) -> anyhow::Result<(FileLog, ChainSt
         state.seen.insert(key, day);
     })?;
     Ok((log, state))
+}
+
+/// Takes the data dir's lock file (one process per data dir); held until the file is dropped.
+/// `busy` says what to do when another process holds it.
+pub fn lock_data_dir(
+    dir: &std::path::Path,
+    busy: impl FnOnce() -> String,
+) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("LOCK");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    lock.try_lock().map_err(|_| anyhow::anyhow!(busy()))?;
+    Ok(lock)
 }
 
 /// The indexer thread: adds committed events to the index and commits on a timer.

@@ -11,8 +11,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use crate::event::{StoredEvent, GENESIS_HASH};
 use crate::index::{IndexConfig, Indexes};
 use crate::wal::{self, FileLog};
@@ -40,21 +38,14 @@ fn each_event(
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let lock_path = args.data_dir.join("LOCK");
     if !args.data_dir.join("index").exists() {
         anyhow::bail!(
             "{} holds no mcp-audit data (no `index` folder); pass --data-dir",
             args.data_dir.display()
         );
     }
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    lock.try_lock().map_err(|_| {
-        anyhow::anyhow!(
+    let _lock = crate::app::lock_data_dir(&args.data_dir, || {
+        format!(
             "the collector is running on {}; stop it first (verify reads a quiet data dir)",
             args.data_dir.display()
         )
