@@ -30,6 +30,9 @@ pub(crate) struct EventDoc {
     record: Vec<u8>,
     /// The numbers among the argument values as text (free text over arguments is text).
     numbers: Vec<String>,
+    /// The halves of the event's [`id_key`] (a SHA-256: made once, while tantivy reads the
+    /// values three times).
+    id: (u64, u64),
     /// Released when tantivy is done with the document and drops it.
     _charge: Charge,
 }
@@ -44,9 +47,11 @@ impl EventDoc {
     ) -> Self {
         let mut numbers = Vec::new();
         json_numbers(&event.event.arguments, &mut numbers);
+        let id = split_key(id_key(&event.tenant, &event.event.event_id));
         EventDoc {
             fields,
             pos,
+            id,
             event,
             record,
             numbers,
@@ -105,7 +110,7 @@ impl EventDoc {
         if !e.error.is_empty() {
             out.push((f.error, DocValue::Str(&e.error)));
         }
-        let (hi, lo) = split_key(id_key(&stored.tenant, &e.event_id));
+        let (hi, lo) = self.id;
         out.push((f.id_hi, DocValue::U64(hi)));
         out.push((f.id_lo, DocValue::U64(lo)));
         out.push((f.source, DocValue::Bytes(&self.record)));
