@@ -77,6 +77,20 @@ fn decode_batch(req: proto::ShipRequest, max: usize) -> Result<Vec<Incoming>, St
         .collect())
 }
 
+fn wire_bytes(batch: &[Incoming]) -> usize {
+    batch.iter().map(|i| i.wire_bytes).sum()
+}
+
+/// Stores a decoded batch and answers it (a batch that failed to decode is answered as such).
+async fn ingest(
+    ingestor: &Ingestor,
+    tenant: Arc<str>,
+    batch: Result<Vec<Incoming>, Status>,
+) -> Result<proto::ShipResponse, Status> {
+    let result = ingestor.ingest(tenant, batch?).await.map_err(wal_status)?;
+    Ok(to_response(result))
+}
+
 impl IngestService {
     fn tenant<T>(&self, req: &Request<T>) -> Result<Arc<str>, Status> {
         let header = req
@@ -137,14 +151,13 @@ impl Ingest for IngestService {
                             Some(Ok(req)) => {
                                 let ingestor = ingestor.clone();
                                 let tenant = tenant.clone();
-                                let bytes = req.encoded_len();
+                                // Decoding here or inside the future is the same work on the
+                                // same task; here, the batch's size is known at once.
+                                let batch = decode_batch(req, max);
+                                let bytes = batch.as_ref().map_or(0, |b| wire_bytes(b));
                                 in_flight_bytes += bytes;
                                 in_flight.push_back(async move {
-                                    let answer = async {
-                                        let batch = decode_batch(req, max)?;
-                                        ingestor.ingest(tenant, batch).await.map(to_response).map_err(wal_status)
-                                    };
-                                    (bytes, answer.await)
+                                    (bytes, ingest(&ingestor, tenant, batch).await)
                                 });
                             }
                         }
@@ -166,12 +179,9 @@ impl Ingest for IngestService {
         request: Request<proto::ShipRequest>,
     ) -> Result<Response<proto::ShipResponse>, Status> {
         let tenant = self.tenant(&request)?;
-        let batch = decode_batch(request.into_inner(), self.max_batch_events)?;
-        let result = self
-            .ingestor
-            .ingest(tenant, batch)
+        let batch = decode_batch(request.into_inner(), self.max_batch_events);
+        ingest(&self.ingestor, tenant, batch)
             .await
-            .map_err(wal_status)?;
-        Ok(Response::new(to_response(result)))
+            .map(Response::new)
     }
 }
