@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Malformed protobuf is the client's fault: INVALID_ARGUMENT, not INTERNAL.
+        .codec_path("crate::ingest::codec::StrictCodec")
         .compile_protos(&["proto/mcpaudit/v1/ingest.proto"], &["proto"])?;
     Ok(())
 }

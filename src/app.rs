@@ -1,35 +1,39 @@
 //! The wiring: opens every stage, recovers, starts the tasks, serves until shutdown.
 //!
 //! Start-up order (each step needs the previous one):
-//! 1. lock the data dir (one collector per data dir), load or create the scrub key;
-//! 2. open the index and read its checkpoint (`wal_next` and chain heads);
-//! 3. open the WAL (cutting a torn tail) and replay it from `wal_next` into the index, the
-//!    chain heads and the duplicate filter, then commit the index;
-//! 4. rebuild the duplicate filter from the index;
-//! 5. start the committer thread, the indexer thread and the gRPC and HTTP servers.
+//! 1. lock the data dir (one collector per data dir), raise the open-file limit, load or create
+//!    the scrub key;
+//! 2. open the index and read its checkpoint (the WAL position it covers, chain heads);
+//! 3. open the WAL strictly (a torn tail is cut; damage stops start-up and names
+//!    `mcp-audit recover`), and merge the chain heads of the WAL and the index;
+//! 4. if the WAL ends before the index's position (its newest records were lost), say so
+//!    loudly and continue at that position, so no position is ever given out twice;
+//! 5. build the duplicate filter from the index and the WAL records it does not cover yet;
+//! 6. start the committer, the indexer (which replays what it misses from the WAL), and the
+//!    gRPC and HTTP servers.
 //!
 //! Shutdown: stop accepting, let in-flight batches finish (streams answer what they read),
-//! then the committer drains and fsyncs, then the indexer makes a last commit.
+//! then the committer drains and fsyncs, then the indexer commits what the WAL holds.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
+use crate::api::tail::TailHub;
 use crate::backlog::{Backlog, BACKLOG_BYTES};
 use crate::config::Config;
-use crate::event::StoredEvent;
+use crate::health::Health;
 use crate::index::{IndexConfig, Indexes};
 use crate::ingest::{grpc::IngestService, Auth, Ingestor, Limits};
 use crate::metrics::Metrics;
 use crate::proto::ingest_server::IngestServer;
 use crate::scrub::Scrubber;
-use crate::wal::{self, ChainState, Downstream, FileLog, Log, Positioned};
+use crate::wal::{self, ChainState, Chunk, Consumers, Dedup, Downstream, IdLookup, Log, WalError};
 
 /// The sockets the collector serves on (bound by the caller, so tests can use port 0).
 pub struct Listeners {
@@ -55,7 +59,9 @@ pub struct Shared {
     pub ingestor: Arc<Ingestor>,
     pub auth: Auth,
     pub metrics: Arc<Metrics>,
-    pub tail: broadcast::Sender<Arc<StoredEvent>>,
+    pub health: Arc<Health>,
+    pub tail: Arc<TailHub>,
+    /// False while starting and once shutdown starts.
     pub ready: AtomicBool,
     pub config: Config,
     /// Becomes true when shutdown starts; long-lived responses (tail) end on it.
@@ -84,6 +90,7 @@ pub async fn run(
         )
     })?;
 
+    raise_open_file_limit();
     let auth = open_auth(&config, &listeners)?;
     let key = match config.scrub_key {
         Some(k) => k,
@@ -91,6 +98,7 @@ pub async fn run(
     };
     let scrubber = Arc::new(Scrubber::new(&config.scrub, key)?);
     let metrics = Metrics::new();
+    let health = Health::new(metrics.clone());
 
     let index = Arc::new(Indexes::open(IndexConfig {
         dir: config.data_dir.join("index"),
@@ -98,34 +106,54 @@ pub async fn run(
         writer_memory_bytes: config.writer_memory_bytes,
         writer_threads: config.writer_threads,
     })?);
-    let (log, state) = recover(&config, &index)?;
     metrics.index_docs.set(index.num_docs() as i64);
+    let (log, state) = recover(&config, &index, &metrics)?;
 
-    let covered = Arc::new(AtomicU64::new(index.checkpoint().wal_next));
-    let (index_tx, index_rx) =
-        std::sync::mpsc::sync_channel::<Vec<Positioned>>(wal::INDEX_QUEUE_CHUNKS);
-    let (tail, _) = broadcast::channel(4096);
+    let consumers = Arc::new(Consumers::default());
+    let wal_end = log.next_position();
+    let feed = consumers.register("index", index.checkpoint().wal_next, log.reader());
+    let index_position = feed.done_handle();
+    let retention_generation = Arc::new(AtomicU64::new(0));
+    let tail = TailHub::new(metrics.clone());
     let (committer, committer_thread) = wal::start(
         log,
         state,
         Downstream {
-            index: index_tx,
-            tail: tail.clone(),
+            consumers,
+            tail: {
+                let tail = tail.clone();
+                Arc::new(move |chunk: &Chunk| tail.publish(chunk))
+            },
+            index_position: index_position.clone(),
+            retention_generation: retention_generation.clone(),
+            health: health.clone(),
+            metrics: metrics.clone(),
         },
-        covered.clone(),
-        metrics.clone(),
-    );
+    )
+    .context("cannot start the wal committer thread")?;
     let indexer_thread = {
-        let (index, metrics, covered, interval) = (
+        let (index, metrics, health, interval) = (
             index.clone(),
             metrics.clone(),
-            covered.clone(),
+            health.clone(),
             config.commit_interval,
         );
         std::thread::Builder::new()
             .name("indexer".into())
-            .spawn(move || run_indexer(&index, index_rx, &covered, interval, &metrics))?
+            .spawn(move || {
+                crate::index::indexer::run(
+                    &index,
+                    feed,
+                    interval,
+                    &health,
+                    &metrics,
+                    &retention_generation,
+                )
+            })?
     };
+
+    // Searches answer for everything acknowledged before the restart once serving starts.
+    catch_up(&index_position, wal_end, &health).await;
 
     let ingestor = Arc::new(Ingestor {
         scrubber,
@@ -144,6 +172,7 @@ pub async fn run(
         ingestor: ingestor.clone(),
         auth: auth.clone(),
         metrics,
+        health,
         tail,
         ready: AtomicBool::new(false),
         config: config.clone(),
@@ -156,6 +185,7 @@ pub async fn run(
         ingestor: ingestor.clone(),
         auth,
         max_batch_events: config.max_batch_events,
+        max_message_bytes: config.grpc_max_message_bytes,
         shutdown: stop_rx.clone(),
     };
     let grpc = {
@@ -229,6 +259,26 @@ pub async fn run(
     Ok(())
 }
 
+/// Waits until the index covers `target` (what the WAL held at start), or is failing.
+async fn catch_up(position: &AtomicU64, target: u64, health: &Health) {
+    let started = std::time::Instant::now();
+    let mut said = started;
+    while position.load(Ordering::Acquire) < target && !health.is_failing("index") {
+        if said.elapsed() > Duration::from_secs(5) {
+            tracing::info!(
+                at = position.load(Ordering::Acquire),
+                target,
+                "index: replaying the WAL before serving"
+            );
+            said = std::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if target > 0 && started.elapsed() > Duration::from_millis(100) {
+        tracing::info!(took = ?started.elapsed(), "index: caught up with the WAL");
+    }
+}
+
 /// Decides who may talk to the collector. Without tokens, only loopback listeners are allowed.
 fn open_auth(config: &Config, listeners: &Listeners) -> anyhow::Result<Auth> {
     let _ = config;
@@ -238,49 +288,82 @@ fn open_auth(config: &Config, listeners: &Listeners) -> anyhow::Result<Auth> {
     ] {
         let addr = l.local_addr()?;
         if !addr.ip().is_loopback() {
-            anyhow::bail!("`{name}` is {addr}, which is not loopback, and no tokens exist: refusing to serve events to the network without authentication. Listen on 127.0.0.1, or create tokens first");
+            anyhow::bail!("`{name}` is {addr}, which is not loopback: this version has no authentication yet, so it serves loopback only. Listen on 127.0.0.1 (put a TLS-terminating, authenticating proxy in front to reach it from the network)");
         }
     }
-    tracing::warn!("OPEN LOCAL MODE: no tokens configured; every caller on this machine is tenant `default`. Listening on loopback only");
+    tracing::warn!("OPEN LOCAL MODE: no authentication; every caller on this machine is tenant `default`. Listening on loopback only");
     Ok(Auth::Open)
 }
 
-/// Replays the WAL tail the index does not cover yet; returns the log and the chain state.
-fn recover(config: &Config, index: &Indexes) -> anyhow::Result<(FileLog, ChainState)> {
+/// Raises the soft limit of open files to the hard limit: the index opens files per segment
+/// and every connection takes one, and running out is a failure of the whole collector.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) if n < 4096 => tracing::warn!(
+            limit = n,
+            "the open-file limit is low; raise it (ulimit -n, LimitNOFILE=) so the index and many connections fit"
+        ),
+        Ok(n) => tracing::debug!(limit = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
+    }
+}
+
+/// Opens the WAL and rebuilds the committer's state: chain heads from the WAL and the index
+/// checkpoint, positions that never go back, and the duplicate filter.
+fn recover(
+    config: &Config,
+    index: &Arc<Indexes>,
+    metrics: &Metrics,
+) -> anyhow::Result<(wal::FileLog, ChainState)> {
     let cp = index.checkpoint();
-    let (log, recovery) = FileLog::open(&config.data_dir.join("wal"), config.wal_segment_bytes)?;
-    if recovery.truncated_bytes > 0 {
+    let wal_dir = config.data_dir.join("wal");
+    let opened = match wal::open(&wal_dir, config.wal_segment_bytes, cp.wal_next) {
+        Ok(o) => o,
+        Err(WalError::Log(e @ wal::LogError::Corrupt { .. })) => anyhow::bail!(
+            "{e}. Starting would lose acknowledged events, so nothing was changed. Run `mcp-audit recover --data-dir {}` to keep every readable record and record the gap (the damaged file is copied first), then start again",
+            config.data_dir.display()
+        ),
+        Err(e) => return Err(e).context("cannot open the write-ahead log"),
+    };
+    if opened.recovery.truncated_bytes > 0 {
         tracing::warn!(
-            bytes = recovery.truncated_bytes,
-            reason = recovery.reason.as_deref().unwrap_or(""),
-            "wal: cut a torn tail left by a crash (never acknowledged)"
+            bytes = opened.recovery.truncated_bytes,
+            reason = opened.recovery.reason.as_deref().unwrap_or(""),
+            "wal: cut a torn tail left by a crash (an incomplete last record, never acknowledged)"
         );
     }
-    let mut state = ChainState::from_checkpoint(&cp);
-    let mut add_error = None;
-    let replayed = wal::replay(&log, cp.wal_next, &mut |pos, ev| {
-        if add_error.is_none() {
-            if let Err(e) = index.add(pos, &ev) {
-                add_error = Some(e);
-            }
-        }
-        state.observe(&ev);
-    })?;
-    if let Some(e) = add_error {
-        return Err(e).context("cannot index the replayed wal tail");
+    let mut log = opened.log;
+    let mut heads = opened.heads;
+    heads
+        .merge(&cp.heads, "the index checkpoint")
+        .map_err(anyhow::Error::msg)?;
+    let end = log.next_position();
+    if end < cp.wal_next {
+        tracing::error!(
+            wal_end = end,
+            index_position = cp.wal_next,
+            lost = cp.wal_next - end,
+            "THE WAL ENDS BEFORE THE INDEX CHECKPOINT: its newest records were lost (damaged, truncated or restored from an old backup). The index holds those events; continuing at the index's position so no position is given out twice. Run `mcp-audit verify` on a copy of the data dir to check the chain"
+        );
+        metrics.wal_lost_positions.inc_by(cp.wal_next - end);
+        log.skip_to(cp.wal_next)
+            .context("cannot continue the wal after its lost records")?;
     }
-    if replayed > 0 {
-        index.commit(log.next_position())?;
+    let lookup: Arc<dyn IdLookup> = index.clone();
+    let mut dedup = Dedup::build(lookup, 0).map_err(anyhow::Error::msg)?;
+    let unindexed = opened.keys.len();
+    for (pos, key) in opened.keys {
+        dedup.insert(pos, key);
+    }
+    if unindexed > 0 {
         tracing::info!(
-            events = replayed,
+            events = unindexed,
             from = cp.wal_next,
-            "wal: replayed the tail into the index"
+            "wal: events not in the index yet; the indexer replays them"
         );
     }
-    index.for_each_id(&mut |key, day| {
-        state.seen.insert(key, day);
-    })?;
-    Ok((log, state))
+    metrics.dedup_filter_bytes.set(dedup.bloom_bytes() as i64);
+    Ok((log, ChainState { heads, dedup }))
 }
 
 /// Takes the data dir's lock file (one process per data dir); held until the file is dropped.
@@ -298,81 +381,4 @@ pub fn lock_data_dir(
         .with_context(|| format!("cannot open {}", path.display()))?;
     lock.try_lock().map_err(|_| anyhow::anyhow!(busy()))?;
     Ok(lock)
-}
-
-/// The indexer thread: adds committed events to the index and commits on a timer.
-fn run_indexer(
-    index: &Indexes,
-    rx: Receiver<Vec<Positioned>>,
-    covered: &AtomicU64,
-    interval: Duration,
-    metrics: &Metrics,
-) {
-    let mut next_commit = Instant::now() + interval;
-    let mut next_retention = Instant::now();
-    let mut wal_next = covered.load(Ordering::Acquire);
-    let mut pending = 0i64;
-    let mut failed = false;
-    loop {
-        let wait = next_commit.saturating_duration_since(Instant::now());
-        let closed = match rx.recv_timeout(wait) {
-            Ok(chunk) => {
-                metrics.index_queue.dec();
-                for Positioned {
-                    pos,
-                    event,
-                    record,
-                    charge,
-                } in chunk
-                {
-                    if failed {
-                        continue;
-                    }
-                    if let Err(e) = index.add_record(pos, event, record, charge) {
-                        tracing::error!(error = %e, pos, "indexing failed; events stay in the WAL and are indexed on restart");
-                        failed = true;
-                        continue;
-                    }
-                    wal_next = pos + 1;
-                    pending += 1;
-                }
-                false
-            }
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => true,
-        };
-        if (Instant::now() >= next_commit || closed) && pending > 0 && !failed {
-            let started = Instant::now();
-            match index.commit(wal_next) {
-                Ok(()) => {
-                    covered.store(wal_next, Ordering::Release);
-                    metrics
-                        .index_commit
-                        .observe(started.elapsed().as_secs_f64());
-                    metrics.index_lag_events.dec_by(pending);
-                    metrics.index_docs.set(index.num_docs() as i64);
-                    pending = 0;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "index commit failed; will retry");
-                }
-            }
-        }
-        if Instant::now() >= next_commit {
-            next_commit = Instant::now() + interval;
-        }
-        if Instant::now() >= next_retention {
-            match index.apply_retention(time::OffsetDateTime::now_utc()) {
-                Ok(days) if !days.is_empty() => {
-                    tracing::info!(days = ?days, "retention: dropped old day indexes")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "retention failed"),
-            }
-            next_retention = Instant::now() + Duration::from_secs(3600);
-        }
-        if closed {
-            return;
-        }
-    }
 }

@@ -276,6 +276,13 @@ pub fn chain_hash(previous: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// A chain hash from its 64 hex digits; `None` for anything else.
+pub fn decode_hash(hex_hash: &str) -> Option<[u8; 32]> {
+    let mut h = [0u8; 32];
+    hex::decode_to_slice(hex_hash, &mut h).ok()?;
+    Some(h)
+}
+
 /// Length of the chain hash at the start of a stored record.
 pub const RECORD_HASH_LEN: usize = 32;
 
@@ -294,7 +301,7 @@ pub struct RecordBuilder {
 }
 
 impl RecordBuilder {
-    pub fn new(tenant: &str, received_at: OffsetDateTime) -> Self {
+    pub fn new(tenant: &str, received_at: OffsetDateTime) -> Result<Self, String> {
         #[derive(Serialize)]
         struct Head<'a> {
             tenant: &'a str,
@@ -305,59 +312,73 @@ impl RecordBuilder {
             tenant,
             received_at,
         })
-        .unwrap_or_default();
+        .map_err(|e| format!("cannot serialize the stored fields: {e}"))?;
         // `{"tenant":…,"received_at":…}` → `"tenant":…,"received_at":…,"seq":`
         let mut head = json
             .strip_prefix(b"{")
             .and_then(|j| j.strip_suffix(b"}"))
-            .unwrap_or_default()
+            .ok_or("the stored fields did not serialize as a JSON object")?
             .to_vec();
         head.extend_from_slice(b",\"seq\":");
-        Self { head }
+        Ok(Self { head })
     }
 
-    /// The record of one event: zero hash, then its canonical bytes.
-    pub fn record(&self, event_json: &[u8], seq: u64, redactions: &[Redaction]) -> Vec<u8> {
+    /// The record of one event: zero hash, then its canonical bytes. `event_json` must be the
+    /// event's JSON object (`serde_json::to_vec(&event)`).
+    pub fn record(
+        &self,
+        event_json: &[u8],
+        seq: u64,
+        redactions: &[Redaction],
+    ) -> Result<Vec<u8>, String> {
+        let body = event_json
+            .strip_suffix(b"}")
+            .filter(|b| b.starts_with(b"{"))
+            .ok_or("the event did not serialize as a JSON object")?;
         let mut out = Vec::with_capacity(RECORD_HASH_LEN + event_json.len() + self.head.len() + 40);
         out.extend_from_slice(&[0u8; RECORD_HASH_LEN]);
         // `{…event fields}` → `{…event fields,…collector fields}`
-        out.extend_from_slice(event_json.strip_suffix(b"}").unwrap_or(event_json));
+        out.extend_from_slice(body);
         out.push(b',');
         out.extend_from_slice(&self.head);
         out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
         out.extend_from_slice(b",\"hash\":\"\"");
         if !redactions.is_empty() {
             out.extend_from_slice(b",\"redactions\":");
-            // Serializing plain structs into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut out, redactions);
+            serde_json::to_writer(&mut out, redactions)
+                .map_err(|e| format!("cannot serialize the redactions: {e}"))?;
         }
         out.push(b'}');
-        out
+        Ok(out)
     }
 }
 
 impl StoredEvent {
     /// The bytes the chain hash covers: the JSON of the stored event with an empty `hash`.
     /// serde_json writes struct fields in declaration order and labels from a BTreeMap, so the
-    /// bytes are deterministic for a given event.
-    pub fn canonical_bytes(&self) -> Vec<u8> {
+    /// bytes are deterministic for a given event. The stored bytes, not these, are what
+    /// `verify` checks: a float in the arguments may not survive a round trip exactly.
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, String> {
         let mut copy = self.clone();
         copy.hash.clear();
-        serde_json::to_vec(&copy).unwrap_or_default()
+        serde_json::to_vec(&copy)
+            .map_err(|e| format!("cannot serialize event {:?}: {e}", self.event.event_id))
     }
 
     /// The stored form of this event, as the WAL and the index keep it: the 32-byte chain hash,
-    /// then the canonical bytes. A `hash` that is not 64 hex digits is stored as zeros.
-    pub fn record(&self) -> Vec<u8> {
-        let mut hash = [0u8; 32];
-        if hex::decode_to_slice(&self.hash, &mut hash).is_err() {
-            hash = [0u8; 32];
-        }
-        let canonical = self.canonical_bytes();
+    /// then the canonical bytes. `hash` must be 64 hex digits.
+    pub fn record(&self) -> Result<Vec<u8>, String> {
+        let hash = decode_hash(&self.hash).ok_or_else(|| {
+            format!(
+                "event {:?} has no valid hash ({:?})",
+                self.event.event_id, self.hash
+            )
+        })?;
+        let canonical = self.canonical_bytes()?;
         let mut out = Vec::with_capacity(RECORD_HASH_LEN + canonical.len());
         out.extend_from_slice(&hash);
         out.extend_from_slice(&canonical);
-        out
+        Ok(out)
     }
 
     /// Decodes a stored record (see [`Self::record`]).
@@ -374,8 +395,8 @@ impl StoredEvent {
     }
 
     /// SHA-256(previous hash || canonical bytes).
-    pub fn chain_hash(&self, previous: &[u8; 32]) -> [u8; 32] {
-        chain_hash(previous, &self.canonical_bytes())
+    pub fn chain_hash(&self, previous: &[u8; 32]) -> Result<[u8; 32], String> {
+        Ok(chain_hash(previous, &self.canonical_bytes()?))
     }
 
     /// The UTC day (days since the Unix epoch) of the event's timestamp; the index partition.
@@ -444,16 +465,16 @@ mod tests {
             hash: String::new(),
             redactions: vec![],
         };
-        let a = s.chain_hash(&GENESIS_HASH);
+        let a = s.chain_hash(&GENESIS_HASH).unwrap();
         let mut t = s.clone();
         t.event.tool = "u".into();
-        assert_ne!(a, t.chain_hash(&GENESIS_HASH));
-        assert_ne!(a, s.chain_hash(&[1u8; 32]));
+        assert_ne!(a, t.chain_hash(&GENESIS_HASH).unwrap());
+        assert_ne!(a, s.chain_hash(&[1u8; 32]).unwrap());
         let mut with_hash = s.clone();
         with_hash.hash = hex::encode(a);
         assert_eq!(
             a,
-            with_hash.chain_hash(&GENESIS_HASH),
+            with_hash.chain_hash(&GENESIS_HASH).unwrap(),
             "hash field is not covered"
         );
     }
@@ -479,22 +500,25 @@ mod tests {
                 hash: String::new(),
                 redactions,
             };
-            let record = RecordBuilder::new(&s.tenant, s.received_at).record(
-                &serde_json::to_vec(&s.event).unwrap(),
-                s.seq,
-                &s.redactions,
-            );
+            let record = RecordBuilder::new(&s.tenant, s.received_at)
+                .unwrap()
+                .record(&serde_json::to_vec(&s.event).unwrap(), s.seq, &s.redactions)
+                .unwrap();
             assert_eq!(&record[..RECORD_HASH_LEN], &[0u8; RECORD_HASH_LEN]);
             assert_eq!(
                 String::from_utf8(record[RECORD_HASH_LEN..].to_vec()).unwrap(),
-                String::from_utf8(s.canonical_bytes()).unwrap()
+                String::from_utf8(s.canonical_bytes().unwrap()).unwrap()
             );
             // and a record round-trips, hash included
             let stored = StoredEvent {
-                hash: hex::encode(s.chain_hash(&GENESIS_HASH)),
+                hash: hex::encode(s.chain_hash(&GENESIS_HASH).unwrap()),
                 ..s.clone()
             };
-            assert_eq!(StoredEvent::from_record(&stored.record()).unwrap(), stored);
+            assert_eq!(
+                StoredEvent::from_record(&stored.record().unwrap()).unwrap(),
+                stored
+            );
+            assert!(s.record().unwrap_err().contains("no valid hash"));
         }
         assert!(StoredEvent::from_record(b"short")
             .unwrap_err()

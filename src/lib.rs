@@ -9,9 +9,11 @@
 //! - [`ingest`]: gRPC and NDJSON front doors; validates events and binds them to a tenant.
 //! - [`scrub`]: removes secrets from every string of an event before anything is stored.
 //! - [`wal`]: durable, group-committed, hash-chained log; an event is acked only once it is here.
+//!   Every later stage is a durable consumer of it, with its own position.
 //! - [`index`]: tantivy, one index per UTC day; search, histogram, terms. Only module using tantivy.
 //! - [`api`]: HTTP API (search, ingest, health, metrics) and the dashboard.
 //! - [`app`]: the wiring: opens the stages, starts the tasks, runs until shutdown.
+//! - [`health`]: which stages are failing and why (`/readyz`, `/metrics`).
 //! - [`config`]: TOML + environment + flags, checked once into [`config::Config`].
 //! - [`cli`]: the client commands (`ship`, `search`, `bench`, `demo`, `scrub`).
 
@@ -23,6 +25,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod event;
+pub mod health;
 pub mod index;
 pub mod ingest;
 pub mod metrics;

@@ -41,10 +41,20 @@ pub struct Metrics {
     pub search: Histogram,
     pub ack: Histogram,
     pub wal_queue: Gauge,
-    pub index_queue: Gauge,
     pub index_lag_events: Gauge,
     pub index_docs: Gauge,
     pub http_requests: Labeled,
+    /// 1 while a stage works, 0 while it fails (label `component`).
+    pub up: Family<Vec<(String, String)>, Gauge>,
+    pub failures: Labeled,
+    pub dedup_filter_bytes: Gauge,
+    pub dedup_recent_keys: Gauge,
+    pub dedup_index_lookups: Counter,
+    /// WAL positions found missing at start (the newest records were lost; the index had them).
+    pub wal_lost_positions: Counter,
+    pub tail_subscribers: Gauge,
+    pub tail_dropped: Counter,
+    pub tail_queued_bytes: Gauge,
 }
 
 impl Metrics {
@@ -62,6 +72,18 @@ impl Metrics {
         self.redactions
             .get_or_create(&vec![("kind".into(), kind.into())])
             .inc_by(count);
+    }
+
+    pub fn component_up(&self, component: &str, up: bool) {
+        self.up
+            .get_or_create(&vec![("component".into(), component.into())])
+            .set(i64::from(up));
+    }
+
+    pub fn component_failed(&self, component: &str) {
+        self.failures
+            .get_or_create(&vec![("component".into(), component.into())])
+            .inc();
     }
 
     /// Prometheus text exposition of every metric.
@@ -113,11 +135,6 @@ impl Metrics {
             self.wal_queue.clone(),
         );
         r.register(
-            "index_queue_chunks",
-            "Committed chunks waiting for the indexer",
-            self.index_queue.clone(),
-        );
-        r.register(
             "index_lag_events",
             "Acknowledged events not yet searchable",
             self.index_lag_events.clone(),
@@ -132,12 +149,65 @@ impl Metrics {
             "HTTP API requests by route and status",
             self.http_requests.clone(),
         );
-        let rss: Gauge = Gauge::default();
-        rss.set(resident_bytes());
+        r.register(
+            "component_up",
+            "1 while a stage (wal, index) works, 0 while it is failing",
+            self.up.clone(),
+        );
+        r.register(
+            "component_failures",
+            "Times a stage started failing",
+            self.failures.clone(),
+        );
+        r.register(
+            "dedup_filter_bytes",
+            "Memory of the duplicate filter",
+            self.dedup_filter_bytes.clone(),
+        );
+        r.register(
+            "dedup_recent_keys",
+            "Event ids kept exactly because the index does not cover them yet",
+            self.dedup_recent_keys.clone(),
+        );
+        r.register(
+            "dedup_index_lookups",
+            "Possible duplicates checked against the index",
+            self.dedup_index_lookups.clone(),
+        );
+        r.register(
+            "wal_lost_positions",
+            "WAL positions found missing at start and skipped (already indexed)",
+            self.wal_lost_positions.clone(),
+        );
+        r.register(
+            "tail_subscribers",
+            "Live-tail clients connected",
+            self.tail_subscribers.clone(),
+        );
+        r.register(
+            "tail_queued_bytes",
+            "Bytes of events waiting for live-tail clients",
+            self.tail_queued_bytes.clone(),
+        );
+        r.register(
+            "tail_dropped_events",
+            "Live-tail events skipped for clients that did not keep up",
+            self.tail_dropped.clone(),
+        );
+        let (rss, anon) = resident_bytes();
+        let g: Gauge = Gauge::default();
+        g.set(rss);
         r.register(
             "process_resident_memory_bytes",
-            "Resident memory of the collector",
-            rss,
+            "Resident memory of the collector (includes index files mapped into memory)",
+            g,
+        );
+        let g: Gauge = Gauge::default();
+        g.set(anon);
+        r.register(
+            "process_resident_anonymous_memory_bytes",
+            "Resident memory of the collector that is not a mapped file (heap, stacks)",
+            g,
         );
         let mut out = String::new();
         if encode(&mut out, &r).is_err() {
@@ -147,15 +217,16 @@ impl Metrics {
     }
 }
 
-/// Resident set size from `/proc/self/statm` (0 where unavailable).
-fn resident_bytes() -> i64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<i64>().ok())
-        })
-        .map(|pages| pages * 4096)
-        .unwrap_or(0)
+/// Resident set size and its anonymous part, from `/proc/self/status` (0 where unavailable).
+fn resident_bytes() -> (i64, i64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<i64>().ok())
+            .map_or(0, |v| v * 1024)
+    };
+    (kb("VmRSS:"), kb("RssAnon:"))
 }

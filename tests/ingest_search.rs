@@ -224,13 +224,13 @@ async fn resending_an_event_never_stores_it_twice_even_across_restarts() {
         s.send(&events[..3]).await.accepted,
         vec!["dup-0", "dup-1", "dup-2"]
     );
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    s.wait_indexed().await;
     assert_eq!(s.search("").await["total"], 10);
     s.stop().await.unwrap();
 
     let s = Server::start(dir.path()).await;
     assert_eq!(s.send(&events).await.accepted.len(), 10);
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    s.wait_indexed().await;
     assert_eq!(s.search("").await["total"], 10);
     let (_, metrics) = s.get_text("/metrics").await;
     assert!(
@@ -397,7 +397,13 @@ async fn retention_drops_old_days() {
 
     config.retention_days = 3;
     let s = Server::start_with(config).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Retention runs as the indexer starts.
+    for _ in 0..200 {
+        if s.ids("").await.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     assert_eq!(s.ids("").await, vec!["recent-1"]);
     let (status, _) = s.get("/api/v1/events/old-1", &[]).await;
     assert_eq!(status, 404);

@@ -50,11 +50,12 @@ pub async fn ingest(
         .ingestor
         .ingest(tenant, batch)
         .await
-        .map_err(|e| match e {
-            WalError::ShuttingDown => {
-                Problem::new(ErrorKind::Unavailable, "unavailable", e.to_string())
-            }
-            other => Problem::new(ErrorKind::Internal, "storage failure", other.to_string()),
+        .map_err(|e: WalError| {
+            let title = match e.kind() {
+                ErrorKind::Unavailable => "unavailable",
+                _ => "storage failure",
+            };
+            Problem::new(e.kind(), title, e.to_string())
         })?;
     for r in &mut result.rejected {
         r.index = index_of.get(r.index as usize).copied().unwrap_or(r.index);

@@ -6,7 +6,7 @@
 
 mod ingest;
 mod search;
-mod tail;
+pub mod tail;
 mod web;
 
 use std::collections::HashMap;
@@ -44,17 +44,27 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// Ready while started and no stage is failing; otherwise a 503 problem naming each failing
+/// stage and why.
 async fn readyz(State(s): State<Arc<Shared>>) -> Response {
-    if s.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        Problem::new(
+    if !s.ready.load(Ordering::Acquire) {
+        return Problem::new(
             ErrorKind::Unavailable,
             "not ready",
             "the collector is starting or shutting down",
         )
-        .into_response()
+        .into_response();
     }
+    let failures = s.health.failures();
+    if failures.is_empty() {
+        return (StatusCode::OK, "ready\n").into_response();
+    }
+    let detail = failures
+        .iter()
+        .map(|(c, f)| format!("{c} failing since {}: {}", f.since, f.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Problem::new(ErrorKind::Unavailable, "not ready", detail).into_response()
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {

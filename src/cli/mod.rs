@@ -3,6 +3,7 @@
 
 mod bench;
 mod client;
+mod recover;
 mod search;
 mod ship;
 mod verify;
@@ -51,8 +52,11 @@ enum Command {
     Demo(bench::DemoArgs),
     /// Load generator: ships generated ~1 KB events and reports throughput and ack latency.
     Bench(bench::Args),
-    /// Check every tenant's tamper-evident hash chain (collector stopped).
+    /// Check every tenant's tamper-evident hash chain and the WAL, changing nothing (collector
+    /// stopped). Exit 1 on damage or gaps, 2 when the only gaps are ones `recover` recorded.
     Verify(verify::Args),
+    /// Salvage a damaged WAL (collector stopped): keep every readable record, record the gap.
+    Recover(recover::Args),
     /// Remove secrets from JSON Lines offline (stdout), with a summary per kind (stderr).
     Scrub {
         /// Input file; `-` or nothing for stdin.
@@ -98,6 +102,7 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => bench::demo(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Verify(args) => verify::run(args),
+            Command::Recover(args) => recover::run(args),
             Command::Scrub { file, data_dir } => scrub(file, data_dir),
         }
     });

@@ -71,7 +71,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         "TIME", "USER", "SERVER/TOOL", "OUTCOME", "MS"
     );
     for h in &hits {
-        let s = |k: &str| h.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let s = |k: &str| printable(h.get(k).and_then(Value::as_str).unwrap_or(""));
         let time = s("timestamp")
             .chars()
             .take(19)
@@ -82,7 +82,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .get("arguments")
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let args_short: String = args_text.chars().take(60).collect();
+        let args_short: String = printable(&args_text).chars().take(60).collect();
         let ms = h.get("duration_ms").and_then(Value::as_u64).unwrap_or(0);
         println!(
             "{:<20} {:<10} {:<28} {:<14} {:>7}  {}",
@@ -100,6 +100,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Stored text as it may safely reach a terminal: anyone who can ingest controls it, so
+/// control characters (escape sequences) and bidirectional overrides are shown escaped,
+/// never interpreted.
+fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}');
+        if c.is_control() || bidi {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn trunc(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
@@ -107,5 +123,19 @@ fn trunc(s: &str, n: usize) -> String {
         let mut t: String = s.chars().take(n - 1).collect();
         t.push('…');
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_controls_are_escaped() {
+        let shown = printable("alice\x1b[2J\x1b]0;owned\x07\u{202e}txt.exe\tok");
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown}");
+        assert!(shown.contains("\\u{1b}[2J"), "{shown}");
+        assert!(shown.contains("\\u{202e}"), "{shown}");
+        assert_eq!(printable("plain text é"), "plain text é");
     }
 }

@@ -17,7 +17,8 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy};
 use time::{Date, Month};
 
 use super::doc::EventDoc;
-use super::{Checkpoint, IndexConfig, IndexError, Result};
+use super::{IndexConfig, IndexError, Result};
+use crate::wal::Checkpoint;
 
 /// Julian day number of 1970-01-01.
 const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
@@ -76,6 +77,26 @@ impl Day {
         };
         let directory = MmapDirectory::open(&path).map_err(|e| context(e.into()))?;
         let index = Index::open_or_create(directory, schema.clone()).map_err(context)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(context)?;
+        Ok(Day {
+            path,
+            index,
+            reader,
+        })
+    }
+
+    /// Opens an existing day index for reading only, creating and writing nothing.
+    pub fn open_existing(dir: &Path, day: i32) -> Result<Day> {
+        let path = dir.join(folder_name(day));
+        let context = |e: tantivy::TantivyError| {
+            IndexError::Tantivy(format!("day index {}: {e}", path.display()))
+        };
+        let directory = MmapDirectory::open(&path).map_err(|e| context(e.into()))?;
+        let index = Index::open(directory).map_err(context)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -210,7 +231,7 @@ mod tests {
         };
         cp.heads.insert(
             "t".into(),
-            super::super::ChainHead {
+            crate::wal::ChainHead {
                 seq: 3,
                 hash: "ab".into(),
             },

@@ -16,52 +16,40 @@ use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf};
 use tantivy::schema::{Document, Field, Value};
 use tantivy::DateTime;
 
-use crate::backlog::Charge;
-use crate::event::{id_key, StoredEvent};
+use crate::event::id_key;
+use crate::wal::Entry;
 
 use super::schema::{hint_value, micros, raw_value, split_key, u64_value, Fields};
 
 /// One event as a tantivy document.
 pub(crate) struct EventDoc {
     fields: Arc<Fields>,
-    pos: u64,
-    event: Arc<StoredEvent>,
-    /// The event's record ([`StoredEvent::record`]), stored as `_source`.
-    record: Vec<u8>,
+    /// The committed event, shared with the other consumers; its record is stored as
+    /// `_source`. Dropping the document lets go of it (and of its backlog charge).
+    entry: Arc<Entry>,
     /// The numbers among the argument values as text (free text over arguments is text).
     numbers: Vec<String>,
     /// The halves of the event's [`id_key`] (a SHA-256: made once, while tantivy reads the
     /// values three times).
     id: (u64, u64),
-    /// Released when tantivy is done with the document and drops it.
-    _charge: Charge,
 }
 
 impl EventDoc {
-    pub fn new(
-        fields: Arc<Fields>,
-        pos: u64,
-        event: Arc<StoredEvent>,
-        record: Vec<u8>,
-        charge: Charge,
-    ) -> Self {
+    pub fn new(fields: Arc<Fields>, entry: Arc<Entry>) -> Self {
         let mut numbers = Vec::new();
-        json_numbers(&event.event.arguments, &mut numbers);
-        let id = split_key(id_key(&event.tenant, &event.event.event_id));
+        json_numbers(&entry.event.event.arguments, &mut numbers);
+        let id = split_key(id_key(&entry.event.tenant, &entry.event.event.event_id));
         EventDoc {
             fields,
-            pos,
-            id,
-            event,
-            record,
+            entry,
             numbers,
-            _charge: charge,
+            id,
         }
     }
 
     fn values(&self) -> Vec<(Field, DocValue<'_>)> {
         let f = &*self.fields;
-        let stored = &*self.event;
+        let stored = &self.entry.event;
         let e = &stored.event;
         let mut out = Vec::with_capacity(48);
         out.push((f.tenant, DocValue::Str(&stored.tenant)));
@@ -90,7 +78,7 @@ impl EventDoc {
         for (name, field) in f.u64_fields() {
             out.push((field, DocValue::U64(u64_value(name, stored))));
         }
-        out.push((f.pos, DocValue::U64(self.pos)));
+        out.push((f.pos, DocValue::U64(self.entry.pos)));
         for (name, field) in f.bool_fields() {
             out.push((field, DocValue::Bool(hint_value(name, &e.annotations))));
         }
@@ -113,7 +101,7 @@ impl EventDoc {
         let (hi, lo) = self.id;
         out.push((f.id_hi, DocValue::U64(hi)));
         out.push((f.id_lo, DocValue::U64(lo)));
-        out.push((f.source, DocValue::Bytes(&self.record)));
+        out.push((f.source, DocValue::Bytes(&self.entry.record)));
         out
     }
 }

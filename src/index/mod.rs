@@ -29,10 +29,12 @@
 //! - `search`: search, histogram, terms and get on a snapshot, with fast-field collectors.
 //! - `cursor`: the opaque paging cursor.
 //! - `day`: one day's folder, reader, writer and payload; the checkpoint file.
+//! - `indexer`: the thread that consumes the WAL into the index, and recovers from failures.
 
 mod cursor;
 mod day;
 mod doc;
+pub mod indexer;
 mod query;
 mod schema;
 mod search;
@@ -45,11 +47,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::backlog::Charge;
 use crate::event::{day_of, StoredEvent};
+use crate::wal::{ChainHead, Checkpoint, Entry};
 use day::{Day, DayWriter};
 use doc::EventDoc;
 use schema::Fields;
@@ -87,23 +89,6 @@ pub struct IndexConfig {
     pub writer_memory_bytes: usize,
     /// Indexing threads per day writer.
     pub writer_threads: usize,
-}
-
-/// The head of one tenant's hash chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainHead {
-    pub seq: u64,
-    /// Hex SHA-256.
-    pub hash: String,
-}
-
-/// What the index durably covers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// Every event with a WAL position below this is durably indexed.
-    pub wal_next: u64,
-    /// Chain heads as of `wal_next` (the last event below it, per tenant).
-    pub heads: BTreeMap<String, ChainHead>,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +167,8 @@ pub const TERM_FIELDS: &[&str] = &[
 /// All day indexes of one collector.
 pub struct Indexes {
     cfg: IndexConfig,
+    /// Opened by [`Indexes::open_read_only`].
+    read_only: bool,
     fields: Arc<Fields>,
     /// Every open day index, searchable. Searches clone what they need and let go at once.
     days: RwLock<BTreeMap<i32, Arc<Day>>>,
@@ -221,6 +208,16 @@ impl Indexes {
     /// Opens (or creates) every day index under `cfg.dir` and reads the checkpoint.
     pub fn open(cfg: IndexConfig) -> Result<Self> {
         fs::create_dir_all(&cfg.dir)?;
+        Self::open_with(cfg, false)
+    }
+
+    /// Opens the day indexes that exist for reading only (`verify`): nothing on disk is
+    /// created or changed, and adding events is refused.
+    pub fn open_read_only(cfg: IndexConfig) -> Result<Self> {
+        Self::open_with(cfg, true)
+    }
+
+    fn open_with(cfg: IndexConfig, read_only: bool) -> Result<Self> {
         let fields = Arc::new(Fields::new());
         let mut days = BTreeMap::new();
         for entry in fs::read_dir(&cfg.dir)? {
@@ -230,12 +227,18 @@ impl Indexes {
                 continue;
             };
             if entry.file_type()?.is_dir() {
-                days.insert(day, Arc::new(Day::open(&cfg.dir, day, &fields.schema)?));
+                let d = if read_only {
+                    Day::open_existing(&cfg.dir, day)?
+                } else {
+                    Day::open(&cfg.dir, day, &fields.schema)?
+                };
+                days.insert(day, Arc::new(d));
             }
         }
         let checkpoint = day::read_checkpoint(&cfg.dir)?;
         tracing::debug!(dir = %cfg.dir.display(), days = days.len(), wal_next = checkpoint.wal_next, "index opened");
         Ok(Indexes {
+            read_only,
             fields,
             days: RwLock::new(days),
             ingest: Mutex::new(Ingest {
@@ -259,39 +262,37 @@ impl Indexes {
         day_of(now).saturating_sub(keep)
     }
 
-    /// Adds one stored event at WAL position `pos`. Positions arrive in increasing order.
-    /// Skips the event when its day index already holds `pos` (after a crash); events whose
-    /// day is beyond retention are skipped.
+    /// Adds one stored event at WAL position `pos` (tests and tools; the indexer hands over
+    /// [`Entry`]s with [`Self::add_entry`]).
     pub fn add(&self, pos: u64, event: &StoredEvent) -> Result<()> {
-        self.add_record(
-            pos,
-            Arc::new(event.clone()),
-            event.record(),
-            Charge::default(),
-        )
+        let record = event
+            .record()
+            .map_err(|e| IndexError::Tantivy(format!("cannot index event at {pos}: {e}")))?;
+        self.add_entry(Arc::new(Entry::decode(pos, &record).map_err(|e| {
+            IndexError::Tantivy(format!("cannot index event at {pos}: {e}"))
+        })?))
     }
 
-    /// [`Self::add`] with the event's record ([`StoredEvent::record`]) already at hand; both
-    /// become the document as they are (see `doc.rs`).
-    /// `charge` is released once tantivy has indexed the event (or at once if it is skipped).
-    pub fn add_record(
-        &self,
-        pos: u64,
-        event: Arc<StoredEvent>,
-        record: Vec<u8>,
-        charge: Charge,
-    ) -> Result<()> {
+    /// Adds one committed event. Positions arrive in increasing order. Skips the event when its
+    /// day index already holds its position (after a crash); events whose day is beyond
+    /// retention are skipped. The entry (and the backlog charge it carries) is released once
+    /// tantivy has indexed it.
+    pub fn add_entry(&self, entry: Arc<Entry>) -> Result<()> {
+        if self.read_only {
+            return Err(IndexError::Tantivy("the index was opened read-only".into()));
+        }
         let mut ingest = lock(&self.ingest);
+        let pos = entry.pos;
         ingest.last_pos = Some(ingest.last_pos.map_or(pos, |p| p.max(pos)));
         // The chain moves on whether or not this index needs the event.
         ingest.heads.insert(
-            event.tenant.clone(),
+            entry.event.tenant.clone(),
             ChainHead {
-                seq: event.seq,
-                hash: event.hash.clone(),
+                seq: entry.event.seq,
+                hash: entry.event.hash.clone(),
             },
         );
-        let day = event.day();
+        let day = entry.event.day();
         if day < self.first_retained_day(OffsetDateTime::now_utc()) {
             return Ok(());
         }
@@ -305,16 +306,27 @@ impl Indexes {
         if pos < w.committed {
             return Ok(()); // replay after a crash: this day already holds it
         }
-        w.writer.add_document(EventDoc::new(
-            self.fields.clone(),
-            pos,
-            event,
-            record,
-            charge,
-        ))?;
+        if let Err(e) = w
+            .writer
+            .add_document(EventDoc::new(self.fields.clone(), entry))
+        {
+            // A worker thread of the writer died; only joining it tells why (a full disk, no
+            // file handles), and an operator needs that, not "a writer was killed".
+            let cause = w.writer.prepare_commit().err().unwrap_or(e);
+            return Err(cause.into());
+        }
         w.dirty = true;
         w.last_add = Instant::now();
         Ok(())
+    }
+
+    /// Drops every open writer and what it had not committed, after a failure: the caller
+    /// replays from [`Self::checkpoint`]. Searches keep working on what is committed.
+    pub fn reset_writers(&self) {
+        let mut ingest = lock(&self.ingest);
+        ingest.writers.clear();
+        ingest.last_pos = None;
+        ingest.heads = read(&self.checkpoint).heads.clone();
     }
 
     fn day_or_create(&self, day: i32) -> Result<Arc<Day>> {
@@ -423,16 +435,17 @@ impl Indexes {
         Ok(())
     }
 
-    /// Calls `f` with every committed event of every retained day, in no particular order
-    /// (for `verify`; reads every stored document).
-    pub fn for_each_event(&self, f: &mut dyn FnMut(StoredEvent)) -> Result<()> {
+    /// Whether a committed event of `tenant` has this id (the WAL's duplicate check).
+    pub fn contains(&self, tenant: &str, event_id: &str) -> Result<bool> {
+        search::contains(&self.fields, &self.all_snapshots(), tenant, event_id)
+    }
+
+    /// Calls `f(position, record)` with the stored record of every committed event of every
+    /// retained day, in no particular order (for `verify`: the bytes as stored, never a
+    /// re-serialization).
+    pub fn for_each_record(&self, f: &mut dyn FnMut(u64, &[u8])) -> Result<()> {
         for snap in self.all_snapshots() {
-            for (ord, seg) in snap.searcher.segment_readers().iter().enumerate() {
-                for doc in seg.doc_ids_alive() {
-                    let addr = tantivy::DocAddress::new(ord as u32, doc);
-                    f(search::load(&self.fields, &snap.searcher, addr)?);
-                }
-            }
+            search::for_each_record(&self.fields, &snap, f)?;
         }
         Ok(())
     }
@@ -473,5 +486,21 @@ impl Indexes {
             .values()
             .map(|d| d.reader.searcher().num_docs())
             .sum()
+    }
+}
+
+/// The index answers the WAL's duplicate check for everything it has committed.
+impl crate::wal::IdLookup for Indexes {
+    fn contains(&self, tenant: &str, event_id: &str) -> std::result::Result<bool, String> {
+        Indexes::contains(self, tenant, event_id).map_err(|e| e.to_string())
+    }
+
+    fn for_each_key(&self, f: &mut dyn FnMut(u128)) -> std::result::Result<(), String> {
+        self.for_each_id(&mut |key, _| f(key))
+            .map_err(|e| e.to_string())
+    }
+
+    fn stored(&self) -> u64 {
+        self.num_docs()
     }
 }

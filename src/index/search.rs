@@ -153,13 +153,8 @@ pub(crate) fn load(fields: &Fields, searcher: &Searcher, addr: DocAddress) -> Re
         .map_err(|e| IndexError::Tantivy(format!("document {addr:?} has a corrupt `_source`: {e}")))
 }
 
-/// The newest event with this id (the WAL committer keeps ids unique per tenant).
-pub(crate) fn get(
-    fields: &Fields,
-    days: &[Snapshot],
-    tenant: &str,
-    event_id: &str,
-) -> Result<Option<StoredEvent>> {
+/// The query for one tenant's event id.
+fn id_query(fields: &Fields, tenant: &str, event_id: &str) -> Result<BooleanQuery> {
     let term = |f, v: &str| -> Box<dyn Query> {
         Box::new(TermQuery::new(
             Term::from_field_text(f, v),
@@ -173,10 +168,20 @@ pub(crate) fn get(
             _ => None,
         })
         .ok_or_else(|| IndexError::Tantivy("schema has no `event_id` field".into()))?;
-    let q = BooleanQuery::new(vec![
+    Ok(BooleanQuery::new(vec![
         (Occur::Must, term(fields.tenant, tenant)),
         (Occur::Must, term(event_field, event_id)),
-    ]);
+    ]))
+}
+
+/// The newest event with this id (the WAL committer keeps ids unique per tenant).
+pub(crate) fn get(
+    fields: &Fields,
+    days: &[Snapshot],
+    tenant: &str,
+    event_id: &str,
+) -> Result<Option<StoredEvent>> {
+    let q = id_query(fields, tenant, event_id)?;
     for snap in days {
         let (_, top) = snap
             .searcher
@@ -186,6 +191,45 @@ pub(crate) fn get(
         }
     }
     Ok(None)
+}
+
+/// Whether any day holds an event with this id (without loading it).
+pub(crate) fn contains(
+    fields: &Fields,
+    days: &[Snapshot],
+    tenant: &str,
+    event_id: &str,
+) -> Result<bool> {
+    let q = id_query(fields, tenant, event_id)?;
+    for snap in days {
+        if snap.searcher.search(&q, &Count)? > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Calls `f(position, record)` with the `_source` of every live document of a day.
+pub(crate) fn for_each_record(
+    fields: &Fields,
+    snap: &Snapshot,
+    f: &mut dyn FnMut(u64, &[u8]),
+) -> Result<()> {
+    for (ord, seg) in snap.searcher.segment_readers().iter().enumerate() {
+        let pos = seg.fast_fields().u64(schema::POS)?;
+        for doc in seg.doc_ids_alive() {
+            let addr = DocAddress::new(ord as u32, doc);
+            let stored: TantivyDocument = snap.searcher.doc(addr)?;
+            let bytes = stored
+                .get_first(fields.source)
+                .and_then(|v| v.as_bytes())
+                .ok_or_else(|| {
+                    IndexError::Tantivy(format!("document {addr:?} has no `_source`"))
+                })?;
+            f(pos.first(doc).unwrap_or(u64::MAX), bytes);
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn histogram(

@@ -15,7 +15,6 @@ use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{proto as convert, Auth, BatchResult, Incoming, Ingestor};
-use crate::error::ErrorKind;
 use crate::proto::{self, ingest_server::Ingest};
 use crate::wal::WalError;
 
@@ -29,15 +28,13 @@ pub struct IngestService {
     pub ingestor: Arc<Ingestor>,
     pub auth: Auth,
     pub max_batch_events: usize,
+    /// `grpc.max_message_bytes`, to name it when a message is over it.
+    pub max_message_bytes: usize,
     pub shutdown: watch::Receiver<bool>,
 }
 
 fn wal_status(e: WalError) -> Status {
-    let kind = match e {
-        WalError::ShuttingDown => ErrorKind::Unavailable,
-        _ => ErrorKind::Internal,
-    };
-    Status::new(kind.grpc_code(), e.to_string())
+    Status::new(e.kind().grpc_code(), e.to_string())
 }
 
 fn to_response(r: BatchResult) -> proto::ShipResponse {
@@ -81,6 +78,28 @@ fn wire_bytes(batch: &[Incoming]) -> usize {
     batch.iter().map(|i| i.wire_bytes).sum()
 }
 
+/// The status a `Ship` stream ends with when reading its next message failed, or `None` when
+/// the client simply went away. `received` messages were read before it.
+fn stream_error(status: &Status, received: usize, max_bytes: usize) -> Option<Status> {
+    let which = format!("message {} of this stream", received + 1);
+    match status.code() {
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => Some(Status::out_of_range(format!(
+            "{which} is over the limit of {max_bytes} bytes (`grpc.max_message_bytes`): {}; send smaller batches. The batches before it were answered",
+            status.message()
+        ))),
+        tonic::Code::InvalidArgument => Some(Status::invalid_argument(format!(
+            "{which}: {}. The batches before it were answered",
+            status.message()
+        ))),
+        // A framing error (a bad compression flag, a truncated message) is the client's too.
+        tonic::Code::Internal => Some(Status::invalid_argument(format!(
+            "{which} is not a valid gRPC message ({}). The batches before it were answered",
+            status.message()
+        ))),
+        _ => None,
+    }
+}
+
 /// Stores a decoded batch and answers it (a batch that failed to decode is answered as such).
 async fn ingest(
     ingestor: &Ingestor,
@@ -118,6 +137,7 @@ impl Ingest for IngestService {
         let ingestor = self.ingestor.clone();
         let max = self.max_batch_events;
         let mut shutdown = self.shutdown.clone();
+        let max_bytes = self.max_message_bytes;
         let (tx, rx) = mpsc::channel(PIPELINE);
         tokio::spawn(async move {
             let mut in_flight = FuturesOrdered::new();
@@ -125,6 +145,10 @@ impl Ingest for IngestService {
             // stream of huge batches holds one at a time, not PIPELINE of them.
             let mut in_flight_bytes = 0usize;
             let mut reading = true;
+            // Set when the client sent something unusable: the stream ends with it once every
+            // batch read before it is answered.
+            let mut failure: Option<Status> = None;
+            let mut received = 0usize;
             loop {
                 let room = in_flight.len() < PIPELINE
                     && (in_flight.is_empty() || in_flight_bytes < PIPELINE_BYTES);
@@ -145,10 +169,14 @@ impl Ingest for IngestService {
                         match msg {
                             None => reading = false,
                             Some(Err(status)) => {
-                                tracing::debug!(%status, "ship stream ended by the client");
+                                failure = stream_error(&status, received, max_bytes);
+                                if failure.is_none() {
+                                    tracing::debug!(%status, "ship stream ended by the client");
+                                }
                                 reading = false;
                             }
                             Some(Ok(req)) => {
+                                received += 1;
                                 let ingestor = ingestor.clone();
                                 let tenant = tenant.clone();
                                 // Decoding here or inside the future is the same work on the
@@ -165,6 +193,9 @@ impl Ingest for IngestService {
                     else => break,
                 }
                 if !reading && in_flight.is_empty() {
+                    if let Some(status) = failure.take() {
+                        let _ = tx.send(Err(status)).await;
+                    }
                     break;
                 }
             }

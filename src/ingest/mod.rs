@@ -5,6 +5,7 @@
 //!
 //! This module and `api/` are the only ones that know wire formats.
 
+pub mod codec;
 pub mod grpc;
 pub mod json;
 pub mod proto;
@@ -80,11 +81,14 @@ impl Ingestor {
                     for r in &redactions {
                         self.metrics.redacted(&r.kind, r.count as u64);
                     }
-                    pending.push(Pending::new(
-                        event,
-                        redactions,
-                        charge.take(item.wire_bytes),
-                    ));
+                    match Pending::new(event, redactions, charge.take(item.wire_bytes)) {
+                        Ok(p) => pending.push(p),
+                        Err(reason) => {
+                            self.metrics.reject("too_large");
+                            rejected
+                                .push(Invalid::new("too_large", reason).at(index, &item.id_hint));
+                        }
+                    }
                 }
                 Err(invalid) => {
                     self.metrics.reject(invalid.code);

@@ -162,6 +162,19 @@ impl Server {
             .collect()
     }
 
+    /// Waits until every acknowledged event is indexed (the index's WAL lag is zero), so a
+    /// check for duplicates sees anything a retry might have stored again.
+    pub async fn wait_indexed(&self) {
+        for _ in 0..400 {
+            let (_, m) = self.get_text("/metrics").await;
+            if m.lines().any(|l| l == "mcp_audit_index_lag_events 0") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the index never caught up");
+    }
+
     /// Waits until `q` matches at least `n` events (events are searchable about 1 s after ack).
     pub async fn wait_for(&self, q: &str, n: u64) -> Value {
         for _ in 0..200 {
@@ -200,4 +213,260 @@ pub fn full_event(id: &str) -> Event {
     e.tool_description_hash = "sha256:abc123".into();
     e.labels.insert("env".into(), "prod".into());
     e
+}
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real `mcp-audit` binary running `serve` on loopback, its stderr kept in a file.
+pub struct Collector {
+    pub child: std::process::Child,
+    pub grpc: u16,
+    pub http: u16,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    http_client: reqwest::Client,
+}
+
+/// Runs the binary with `args`, returning (exit success, stdout, stderr).
+pub fn mcp_audit(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-audit"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+impl Collector {
+    /// Starts the binary on `data_dir` with extra environment, waiting until it is ready.
+    /// Panics with its log if it exits instead.
+    pub async fn start(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        match Self::try_start(data_dir, env).await {
+            Ok(c) => c,
+            Err(log) => panic!("collector exited instead of starting:\n{log}"),
+        }
+    }
+
+    /// Like [`Collector::start`], but a collector that exits is an `Err` with its log.
+    pub async fn try_start(data_dir: &Path, env: &[(&str, &str)]) -> Result<Self, String> {
+        let (grpc, http) = (free_port(), free_port());
+        let log = data_dir.with_extension(format!("log-{http}"));
+        let stderr = std::fs::File::create(&log).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-audit"));
+        cmd.args(["serve", "--data-dir"])
+            .arg(data_dir)
+            .args([
+                "--grpc-listen",
+                &format!("127.0.0.1:{grpc}"),
+                "--http-listen",
+                &format!("127.0.0.1:{http}"),
+            ])
+            .env("MCP_AUDIT_INDEX_COMMIT_INTERVAL_MS", "200")
+            .env("MCP_AUDIT_INDEX_WRITER_THREADS", "1")
+            .env("MCP_AUDIT_INDEX_WRITER_MEMORY_MB", "32")
+            .env("MCP_AUDIT_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn mcp-audit");
+        let mut c = Collector {
+            child,
+            grpc,
+            http,
+            data_dir: data_dir.to_path_buf(),
+            log,
+            http_client: reqwest::Client::new(),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = c.child.try_wait() {
+                return Err(c.log_text());
+            }
+            if let Ok(r) = c.http_client.get(c.url("/readyz")).send().await {
+                if r.status().is_success() {
+                    return Ok(c);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = c.child.kill();
+        Err(format!("not ready after 60 s:\n{}", c.log_text()))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn client(&self) -> IngestClient<Channel> {
+        IngestClient::connect(format!("http://127.0.0.1:{}", self.grpc))
+            .await
+            .unwrap()
+    }
+
+    pub async fn send(&self, events: &[Event]) -> ShipResponse {
+        let mut c = self.client().await;
+        c.send(ShipRequest {
+            events: events.iter().map(convert::encode).collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+    }
+
+    /// Every stored event id over the last 7 days, paging through the whole result.
+    pub async fn all_ids(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut q = vec![
+                ("start".to_string(), "-7d".to_string()),
+                ("limit".to_string(), "10000".to_string()),
+            ];
+            if let Some(c) = &cursor {
+                q.push(("cursor".into(), c.clone()));
+            }
+            let v: Value = self
+                .http_client
+                .get(self.url("/api/v1/search"))
+                .query(&q)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            ids.extend(
+                v["hits"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| h["event_id"].as_str().unwrap().to_string()),
+            );
+            match v["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return ids,
+            }
+        }
+    }
+
+    /// The number of events matching `q` over the last 7 days.
+    pub async fn total(&self, q: &str) -> u64 {
+        let v: Value = self
+            .http_client
+            .get(self.url("/api/v1/search"))
+            .query(&[("q", q), ("start", "-7d"), ("limit", "1")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["total"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("search failed: {v}"))
+    }
+
+    /// Waits until `q` matches exactly `n` events.
+    pub async fn wait_total(&self, q: &str, n: u64) {
+        let mut last = 0;
+        for _ in 0..400 {
+            last = self.total(q).await;
+            if last == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{q:?} matched {last} events, never {n}\n{}",
+            self.log_text()
+        );
+    }
+
+    /// A metric's value from `/metrics` (the first sample whose line starts with `name`).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = self
+            .http_client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Waits until every acknowledged event is indexed (the index's WAL lag is zero).
+    pub async fn wait_indexed(&self) {
+        for _ in 0..400 {
+            if self.metric("mcp_audit_index_lag_events").await == Some(0.0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the index never caught up\n{}", self.log_text());
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the log.
+    pub fn stop(mut self) -> String {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(
+                    status.success(),
+                    "collector exited with {status}\n{}",
+                    self.log_text()
+                );
+                return self.log_text();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("collector did not stop on SIGTERM\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// `n` realistic events of about 1 KB with ids `{prefix}-{i}`, stamped in the last hour.
+pub fn generated(prefix: &str, n: usize, seed: u64) -> Vec<Event> {
+    let mut g = mcp_audit::demo::Generator::new(seed);
+    let now = time::OffsetDateTime::now_utc();
+    (0..n)
+        .map(|i| {
+            let ts = now - time::Duration::seconds((i % 3600) as i64);
+            let mut e = g.benign(ts, 1000);
+            e.event_id = format!("{prefix}-{i}");
+            e
+        })
+        .collect()
 }
