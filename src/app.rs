@@ -175,13 +175,15 @@ pub async fn run(
     let http = {
         let mut stop = stop_rx.clone();
         let router = crate::api::router(shared.clone());
-        tokio::spawn(async move {
-            axum::serve(listeners.http, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        })
+        let limits = crate::api::ServeLimits::from_config(&config);
+        tokio::spawn(crate::api::serve(
+            listeners.http,
+            router,
+            limits,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ))
     };
     shared.ready.store(true, Ordering::Release);
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data_dir = %config.data_dir.display(), "mcp-audit collector ready");
@@ -238,7 +240,8 @@ fn open_auth(config: &Config, listeners: &Listeners) -> anyhow::Result<Auth> {
     ] {
         let addr = l.local_addr()?;
         if !addr.ip().is_loopback() {
-            anyhow::bail!("`{name}` is {addr}, which is not loopback, and no tokens exist: refusing to serve events to the network without authentication. Listen on 127.0.0.1, or create tokens first");
+            let flag = name.replace('.', "-");
+            anyhow::bail!("`{name}` is {addr}, which is not loopback: this collector has no authentication yet, so it listens on loopback addresses only. Use `--{flag} 127.0.0.1:{}` (or set `{name}`)", addr.port());
         }
     }
     tracing::warn!("OPEN LOCAL MODE: no tokens configured; every caller on this machine is tenant `default`. Listening on loopback only");

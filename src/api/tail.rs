@@ -5,11 +5,10 @@
 //! negates, a bare word matches case-insensitively inside tool, arguments, result and error.
 //! A reader that falls behind gets a `lagged` event saying how many events it missed.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::response::{IntoResponse, Response};
@@ -114,7 +113,7 @@ fn matches(terms: &[Term], ev: &StoredEvent) -> bool {
 pub async fn tail(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Query(raw): Query<HashMap<String, String>>,
+    raw: super::RawParams,
 ) -> Result<Response, Problem> {
     let tenant = tenant(&s, &headers)?;
     let p = Params::new(raw, &["q"])?;
