@@ -106,6 +106,8 @@ async fn query_strings_are_read_strictly() {
             "colour",
             "unknown parameter",
         ),
+        ("/api/v1/search?q=&limit=", "limit", "empty"),
+        ("/api/v1/histogram?interval=", "interval", "empty"),
     ] {
         let (status, head, body) = get(&s, target).await;
         let v = problem(status, 400, &head, &body);

@@ -83,13 +83,23 @@ fn parse_query(query: &str) -> Result<RawParams, Problem> {
 pub struct Params(HashMap<String, String>);
 
 impl Params {
-    /// Rejects names the endpoint does not know (a typo must not silently widen a search).
+    /// Rejects names the endpoint does not know (a typo must not silently widen a search),
+    /// and empty values but `q`'s (an empty query matches everything; an empty `limit` or
+    /// `start` is a client bug better named than silently replaced by the default).
     pub fn new(raw: RawParams, known: &[&str]) -> Result<Self, Problem> {
-        if let Some((k, _)) = raw.0.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-            return Err(Problem::param(
-                k,
-                format!("unknown parameter; known: {}", known.join(", ")),
-            ));
+        for (k, v) in &raw.0 {
+            if !known.contains(&k.as_str()) {
+                return Err(Problem::param(
+                    k,
+                    format!("unknown parameter; known: {}", known.join(", ")),
+                ));
+            }
+            if v.is_empty() && k != "q" {
+                return Err(Problem::param(
+                    k,
+                    "empty; give a value or leave the parameter out",
+                ));
+            }
         }
         Ok(Self(raw.0.into_iter().collect()))
     }
