@@ -2,18 +2,22 @@
 //!
 //! Handlers return [`Problem`]. The [`normalize`] middleware turns every other error response
 //! into a problem as well (axum's rejections, 404 for an unknown route, 405 for a known route
-//! with another method, 413), keeping headers such as `allow`, and answers a request target
-//! longer than [`MAX_URI_BYTES`] with 414 before routing it.
+//! with another method, 413), keeping headers such as `allow`; answers a request target
+//! longer than [`MAX_URI_BYTES`] with 414 before routing it; and answers a handler that
+//! panics with a 500 problem instead of dropping the connection.
 //!
 //! Not covered: errors hyper answers itself before a request reaches the router. A
 //! malformed request line or header gets a bare `400`, a request target over 65,534 bytes a
 //! bare `414`, and a request head over hyper's buffer (about 400 KiB) a bare `431`, each with
 //! an empty body and the connection closed.
 
+use std::panic::AssertUnwindSafe;
+
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
 use serde::Serialize;
 
 use crate::error::ErrorKind;
@@ -131,7 +135,25 @@ pub async fn normalize(State(max_body_bytes): State<usize>, req: Request, next: 
     }
     let method = req.method().clone();
     let path = echo(req.uri().path());
-    let response = next.run(req).await;
+    // A handler that panics must still answer (a dropped connection tells the client nothing);
+    // the panic is a bug, logged for the operator.
+    let response = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(%method, %path, panic = message, "http: a handler panicked");
+            return Problem::new(
+                ErrorKind::Internal,
+                "internal error",
+                "the collector failed to answer; see its log",
+            )
+            .into_response();
+        }
+    };
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || is_problem(response.headers()) {
         return response;
@@ -172,10 +194,80 @@ pub async fn normalize(State(max_body_bytes): State<usize>, req: Request, next: 
     out
 }
 
-fn lowercase_first(s: &str) -> String {
+pub(super) fn lowercase_first(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
         Some(c) => c.to_lowercase().chain(chars).collect(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use axum::routing::get;
+    use axum::Router;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::api::{serve, ServeLimits};
+
+    /// Serves `app` behind [`normalize`] on loopback and GETs `path` from it.
+    async fn answer(app: Router, path: &str) -> (StatusCode, String, serde_json::Value) {
+        let app = app.layer(axum::middleware::from_fn_with_state(
+            1usize << 20,
+            normalize,
+        ));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = ServeLimits {
+            header_timeout: std::time::Duration::from_secs(5),
+            idle_timeout: std::time::Duration::from_secs(5),
+            max_connections: 4,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, app, limits, async move {
+            let _ = stopped.await;
+        }));
+        let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+        let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+        let ctype = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body = response.json().await.unwrap();
+        let _ = stop.send(());
+        server.await.unwrap();
+        (status, ctype, body)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_problem() {
+        let app = Router::new().route(
+            "/boom",
+            get(|| async {
+                if true {
+                    panic!("bug");
+                }
+                "unreachable"
+            }),
+        );
+        let (status, ctype, v) = answer(app, "/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(ctype, PROBLEM_JSON);
+        assert_eq!(v["status"], 500);
+    }
+
+    #[tokio::test]
+    async fn plain_text_errors_become_problems() {
+        let app = Router::new().route(
+            "/teapot",
+            get(|| async { (StatusCode::IM_A_TEAPOT, "Short and stout") }),
+        );
+        let (status, ctype, v) = answer(app, "/teapot").await;
+        assert_eq!(status, StatusCode::IM_A_TEAPOT);
+        assert_eq!(ctype, PROBLEM_JSON);
+        assert_eq!(v["detail"], "short and stout");
+        assert_eq!(v["title"], "I'm a teapot");
     }
 }

@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{json, parse_duration, tenant, Params, Problem, RawParams};
+use super::{json, parse_duration, problem, tenant, Params, Problem, RawParams};
 use crate::app::Shared;
 use crate::error::ErrorKind;
 use crate::event::StoredEvent;
@@ -163,7 +163,7 @@ pub async fn event(
             "event_id",
             format!(
                 "{}; percent-encode the id as UTF-8",
-                lowercase(&e.body_text())
+                problem::lowercase_first(&e.body_text())
             ),
         )
     })?;
@@ -179,12 +179,4 @@ pub async fn event(
             format!("no event with id {event_id:?} in the retained days"),
         )),
     }
-}
-
-fn lowercase(s: &str) -> String {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .map(|c| c.to_lowercase().chain(chars).collect())
-        .unwrap_or_default()
 }
