@@ -217,3 +217,108 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     assert!(answer.starts_with(b"HTTP/1.1 200"));
     s.stop().await.unwrap();
 }
+
+/// CPU seconds a process has used (Linux `/proc`).
+#[cfg(target_os = "linux")]
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // utime and stime, fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_the_accept_loop_backs_off_and_recovers() {
+    use std::process::{Command, Stdio};
+
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (grpc, http) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    // A collector limited to 96 file descriptors, so a few hundred clients exhaust them.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 96 && exec \"$0\" serve --data-dir \"$1\" --grpc-listen 127.0.0.1:{grpc} --http-listen 127.0.0.1:{http}"
+        ))
+        .arg(env!("CARGO_BIN_EXE_mcp-audit"))
+        .arg(dir.path())
+        .env("MCP_AUDIT_LOG", "error")
+        .env("MCP_AUDIT_INDEX_WRITER_THREADS", "1")
+        .env("MCP_AUDIT_INDEX_WRITER_MEMORY_MB", "32")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{http}");
+    let ready = async {
+        loop {
+            if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), ready)
+        .await
+        .expect("collector ready");
+    // More clients than descriptors; fewer than descriptors and listen backlog together,
+    // so every connect completes at once.
+    let mut held = Vec::new();
+    for _ in 0..160 {
+        held.push(
+            TcpStream::connect(format!("127.0.0.1:{http}"))
+                .await
+                .unwrap(),
+        );
+    }
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+            .unwrap()
+            .count()
+    };
+    let exhausted = async {
+        while fds() < 90 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), exhausted)
+        .await
+        .expect("the collector ran out of file descriptors");
+    // Out of descriptors, accept fails with EMFILE at once, every time: a loop that retried
+    // without pause would burn a whole core.
+    let before = cpu_seconds(child.id());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_seconds(child.id()) - before;
+    assert!(used < 0.5, "the collector used {used:.2} s of CPU in 2 s");
+    drop(held);
+    let healthy = async {
+        loop {
+            if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), healthy)
+        .await
+        .expect("serving again once descriptors were free");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
