@@ -205,13 +205,15 @@ pub async fn run(
     let http = {
         let mut stop = stop_rx.clone();
         let router = crate::api::router(shared.clone());
-        tokio::spawn(async move {
-            axum::serve(listeners.http, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        })
+        let limits = crate::api::ServeLimits::from_config(&config);
+        tokio::spawn(crate::api::serve(
+            listeners.http,
+            router,
+            limits,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ))
     };
     shared.ready.store(true, Ordering::Release);
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data_dir = %config.data_dir.display(), "mcp-audit collector ready");
@@ -288,7 +290,8 @@ fn open_auth(config: &Config, listeners: &Listeners) -> anyhow::Result<Auth> {
     ] {
         let addr = l.local_addr()?;
         if !addr.ip().is_loopback() {
-            anyhow::bail!("`{name}` is {addr}, which is not loopback: this version has no authentication yet, so it serves loopback only. Listen on 127.0.0.1 (put a TLS-terminating, authenticating proxy in front to reach it from the network)");
+            let flag = name.replace('.', "-");
+            anyhow::bail!("`{name}` is {addr}, which is not loopback: this collector has no authentication yet, so it listens on loopback addresses only. Use `--{flag} 127.0.0.1:{}` (or set `{name}`)", addr.port());
         }
     }
     tracing::warn!("OPEN LOCAL MODE: no authentication; every caller on this machine is tenant `default`. Listening on loopback only");

@@ -2,23 +2,31 @@
 //! into one raw table, parsed strictly ([`RawConfig`], unknown keys are errors) and checked
 //! once into [`Config`]. The running code only sees checked values.
 //!
+//! Every value remembers where it came from (file, environment variable or flag), so every
+//! error names the key and its source: "`index.writer_threads`: invalid type: string "abc",
+//! expected a whole number (env MCP_AUDIT_INDEX_WRITER_THREADS)". Type errors get their key
+//! path from `serde_path_to_error`; range checks in [`RawConfig::validate`] name their key.
+//!
 //! Environment names are `MCP_AUDIT_<KEY>` for top-level keys and
 //! `MCP_AUDIT_<SECTION>_<KEY>` for keys of a section, e.g. `MCP_AUDIT_DATA_DIR`,
 //! `MCP_AUDIT_GRPC_LISTEN`, `MCP_AUDIT_INDEX_COMMIT_INTERVAL_MS`.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde::Deserialize;
 
 use crate::scrub::{CustomDetector, ScrubConfig};
 
 /// Environment variables with this prefix configure `serve`.
 pub const ENV_PREFIX: &str = "MCP_AUDIT_";
-/// Client-side variables (used by `ship`, `search`...), not config keys of `serve`.
-const CLIENT_ENV: &[&str] = &["ENDPOINT", "TOKEN", "HTTP_ENDPOINT", "LOG"];
+/// Variables with the prefix that are not config keys: the config file's path (read by the
+/// command line), the log filter and the client commands' settings (`ship`, `search`...).
+const NOT_KEYS: &[&str] = &["CONFIG", "LOG", "ENDPOINT", "TOKEN", "HTTP_ENDPOINT"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -69,6 +77,14 @@ impl Default for RawGrpc {
 pub struct RawHttp {
     pub listen: String,
     pub max_body_bytes: u64,
+    /// A request head must arrive within this, counted from the connection's start or the
+    /// end of the previous response (so it also closes idle keep-alive connections).
+    pub header_timeout_ms: u64,
+    /// A connection on which the client neither sends its request body nor reads the
+    /// response for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: u64,
 }
 
 impl Default for RawHttp {
@@ -76,6 +92,9 @@ impl Default for RawHttp {
         Self {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 64 << 20,
+            header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 1024,
         }
     }
 }
@@ -148,6 +167,9 @@ pub struct Config {
     pub grpc_max_message_bytes: usize,
     pub http_listen: SocketAddr,
     pub http_max_body_bytes: usize,
+    pub http_header_timeout: Duration,
+    pub http_idle_timeout: Duration,
+    pub http_max_connections: usize,
     pub max_event_bytes: usize,
     pub max_batch_events: usize,
     pub max_future: Duration,
@@ -177,156 +199,316 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
         flags: &Overrides,
     ) -> anyhow::Result<Self> {
-        let mut table = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read config file {}", path.display()))?;
-                text.parse::<toml::Table>()
-                    .with_context(|| format!("config file {} is not valid TOML", path.display()))?
-            }
-            None => toml::Table::new(),
-        };
-        overlay_env(&mut table, env)?;
-        let set = |table: &mut toml::Table, section: &str, key: &str, value: String| {
-            let t = table
-                .entry(section)
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let toml::Value::Table(t) = t {
-                t.insert(key.into(), toml::Value::String(value));
-            }
-        };
+        let mut layers = Layers::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            let table = text
+                .parse::<toml::Table>()
+                .with_context(|| format!("config file {} is not valid TOML", path.display()))?;
+            layers.add_file(table, path);
+        }
+        layers.add_env(env)?;
         if let Some(d) = &flags.data_dir {
-            table.insert(
-                "data_dir".into(),
-                toml::Value::String(d.display().to_string()),
-            );
+            let value = toml::Value::String(d.display().to_string());
+            layers.set("data_dir", value, Source::Flag("--data-dir"))?;
         }
         if let Some(a) = &flags.grpc_listen {
-            set(&mut table, "grpc", "listen", a.clone());
+            let value = toml::Value::String(a.clone());
+            layers.set("grpc.listen", value, Source::Flag("--grpc-listen"))?;
         }
         if let Some(a) = &flags.http_listen {
-            set(&mut table, "http", "listen", a.clone());
+            let value = toml::Value::String(a.clone());
+            layers.set("http.listen", value, Source::Flag("--http-listen"))?;
         }
-        let raw: RawConfig = RawConfig::deserialize(toml::Value::Table(table))
-            .map_err(|e| anyhow::anyhow!("config: {}", e.message()))?;
-        let mut config = raw.validate()?;
+        // An environment value that reads as a number or boolean is tried as the string it
+        // was when the key wants a string (`MCP_AUDIT_DATA_DIR=2024`); once per variable.
+        let mut retries = layers.env_strings.len();
+        let raw: RawConfig = loop {
+            match serde_path_to_error::deserialize(toml::Value::Table(layers.table.clone())) {
+                Ok(raw) => break raw,
+                Err(e) => {
+                    let (key, message) = type_error(&e.path().to_string(), e.inner().message());
+                    if retries > 0 {
+                        if let Some(text) = layers.env_strings.remove(&key) {
+                            retries -= 1;
+                            let source = layers.source_of(&key);
+                            layers.set(&key, toml::Value::String(text), source)?;
+                            continue;
+                        }
+                    }
+                    anyhow::bail!("{message} ({})", layers.source_of(&key));
+                }
+            }
+        };
+        let mut config = raw
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{} ({})", e.message, layers.source_of(e.key)))?;
         config.demo = flags.demo;
         Ok(config)
     }
 }
 
-/// Puts every `MCP_AUDIT_*` variable into the table, as a TOML value when it parses as one
-/// (numbers, booleans, arrays) and as a string otherwise.
-fn overlay_env(
-    table: &mut toml::Table,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> anyhow::Result<()> {
-    const SECTIONS: &[&str] = &["grpc", "http", "ingest", "wal", "index", "scrub"];
-    for (name, value) in env {
-        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
-            continue;
-        };
-        if CLIENT_ENV.contains(&rest) {
-            continue;
+/// Where a config value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    /// The environment variable's name.
+    Env(String),
+    /// The flag's name, e.g. `--grpc-listen`.
+    Flag(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File(p) => write!(f, "file {}", p.display()),
+            Source::Env(name) => write!(f, "env {name}"),
+            Source::Flag(name) => write!(f, "flag {name}"),
         }
-        let lower = rest.to_ascii_lowercase();
-        let parsed = format!("v = {value}")
-            .parse::<toml::Table>()
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or(toml::Value::String(value.clone()));
-        let section = SECTIONS
-            .iter()
-            .find(|s| lower.strip_prefix(*s).is_some_and(|r| r.starts_with('_')));
-        match section {
-            Some(section) => {
-                let key = &lower[section.len() + 1..];
-                let t = table
-                    .entry(*section)
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                match t {
-                    toml::Value::Table(t) => {
-                        t.insert(key.to_string(), parsed);
-                    }
-                    _ => bail!("config: `{section}` must be a table"),
+    }
+}
+
+/// The merged table and the source of each key set in it (dotted paths; a later layer
+/// replaces the source of the keys it sets).
+#[derive(Default)]
+struct Layers {
+    table: toml::Table,
+    sources: BTreeMap<String, Source>,
+    /// Environment values that were parsed as TOML into something other than a string,
+    /// by key, as the text they were.
+    env_strings: BTreeMap<String, String>,
+}
+
+/// The sections of the config, for splitting `MCP_AUDIT_<SECTION>_<KEY>`.
+const SECTIONS: &[&str] = &["grpc", "http", "ingest", "wal", "index", "scrub"];
+
+impl Layers {
+    fn add_file(&mut self, table: toml::Table, path: &Path) {
+        fn record(prefix: &str, table: &toml::Table, path: &Path, out: &mut Layers) {
+            for (k, v) in table {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if let toml::Value::Table(t) = v {
+                    record(&key, t, path, out);
                 }
+                out.sources.insert(key, Source::File(path.to_path_buf()));
             }
+        }
+        record("", &table, path, self);
+        self.table = table;
+    }
+
+    /// Puts every `MCP_AUDIT_*` variable into the table, as a TOML value when it parses as
+    /// one (numbers, booleans, arrays) and as a string otherwise.
+    fn add_env(&mut self, env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<()> {
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if NOT_KEYS.contains(&rest) {
+                continue;
+            }
+            let lower = rest.to_ascii_lowercase();
+            let key = match SECTIONS
+                .iter()
+                .find(|s| lower.strip_prefix(*s).is_some_and(|r| r.starts_with('_')))
+            {
+                Some(section) => format!("{section}.{}", &lower[section.len() + 1..]),
+                None => lower,
+            };
+            let parsed = format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"));
+            let parsed = match parsed {
+                Some(v @ toml::Value::String(_)) => v,
+                Some(v) => {
+                    self.env_strings.insert(key.clone(), value);
+                    v
+                }
+                None => toml::Value::String(value),
+            };
+            self.set(&key, parsed, Source::Env(name))?;
+        }
+        Ok(())
+    }
+
+    /// Sets a top-level key or a `section.key`.
+    fn set(&mut self, key: &str, value: toml::Value, source: Source) -> anyhow::Result<()> {
+        match key.split_once('.') {
             None => {
-                table.insert(lower, parsed);
+                self.table.insert(key.to_string(), value);
+            }
+            Some((section, k)) => {
+                let t = self
+                    .table
+                    .entry(section)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let toml::Value::Table(t) = t else {
+                    anyhow::bail!(
+                        "`{section}` must be a table, so `{key}` cannot be set ({})",
+                        self.source_of(section)
+                    );
+                };
+                t.insert(k.to_string(), value);
+            }
+        }
+        self.sources.insert(key.to_string(), source);
+        Ok(())
+    }
+
+    /// The source of `key` or of the nearest enclosing key that has one
+    /// (`scrub.detectors[0].name` → `scrub.detectors`).
+    fn source_of(&self, key: &str) -> Source {
+        let mut k = key;
+        loop {
+            if let Some(s) = self.sources.get(k) {
+                return s.clone();
+            }
+            match k.rfind(['.', '[']) {
+                Some(i) => k = &k[..i],
+                None => return Source::Default,
             }
         }
     }
-    Ok(())
 }
 
-fn parse_addr(key: &str, value: &str) -> anyhow::Result<SocketAddr> {
+/// The key at fault and a message naming it, from serde's error at `path`.
+fn type_error(path: &str, message: &str) -> (String, String) {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let key = path.to_string();
+        let known = rest
+            .split_once(", expected ")
+            .map(|(_, k)| format!("; expected {k}"))
+            .unwrap_or_default();
+        let message = format!("`{key}` is not a config key{known}");
+        return (key, message);
+    }
+    let mut message = message.to_string();
+    for int in ["u64", "u32", "usize"] {
+        message = message.replace(&format!("expected {int}"), "expected a whole number");
+    }
+    (path.to_string(), format!("`{path}`: {message}"))
+}
+
+/// A checked value that is out of range, naming its key.
+#[derive(Debug)]
+pub struct KeyError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+fn key_error(key: &'static str, message: String) -> KeyError {
+    KeyError { key, message }
+}
+
+/// Checks that `value` of `key` lies in `range`.
+fn in_range(
+    key: &'static str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<(), KeyError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(key_error(
+        key,
+        format!(
+            "`{key}` must be between {} and {}, got {value}",
+            range.start(),
+            range.end()
+        ),
+    ))
+}
+
+fn parse_addr(key: &'static str, value: &str) -> Result<SocketAddr, KeyError> {
     use std::net::ToSocketAddrs;
     value
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .with_context(|| {
-            format!("`{key}` must be a socket address like 127.0.0.1:8080, got {value:?}")
+        .ok_or_else(|| {
+            key_error(
+                key,
+                format!("`{key}` must be a socket address like 127.0.0.1:8080, got {value:?}"),
+            )
         })
 }
 
 impl RawConfig {
-    pub fn validate(self) -> anyhow::Result<Config> {
-        if self.retention_days == 0 || self.retention_days > 36_500 {
-            bail!(
-                "`retention_days` must be between 1 and 36500, got {}",
-                self.retention_days
-            );
-        }
-        if self.ingest.max_event_bytes < 1024 {
-            bail!(
-                "`ingest.max_event_bytes` must be at least 1024, got {}",
-                self.ingest.max_event_bytes
-            );
-        }
-        if self.ingest.max_batch_events == 0 {
-            bail!("`ingest.max_batch_events` must be at least 1");
-        }
-        if self.grpc.max_message_bytes < 1 << 20 {
-            bail!(
-                "`grpc.max_message_bytes` must be at least 1MiB, got {}",
-                self.grpc.max_message_bytes
-            );
-        }
-        if self.http.max_body_bytes < 1 << 20 {
-            bail!(
-                "`http.max_body_bytes` must be at least 1MiB, got {}",
-                self.http.max_body_bytes
-            );
-        }
-        if self.wal.segment_bytes < 1 << 16 {
-            bail!(
-                "`wal.segment_bytes` must be at least 65536, got {}",
-                self.wal.segment_bytes
-            );
-        }
-        if !(10..=60_000).contains(&self.index.commit_interval_ms) {
-            bail!(
-                "`index.commit_interval_ms` must be between 10 and 60000, got {}",
-                self.index.commit_interval_ms
-            );
-        }
-        if !(20..=16_384).contains(&self.index.writer_memory_mb) {
-            bail!(
-                "`index.writer_memory_mb` must be between 20 and 16384, got {}",
-                self.index.writer_memory_mb
-            );
-        }
-        if !(1..=16).contains(&self.index.writer_threads) {
-            bail!(
-                "`index.writer_threads` must be between 1 and 16, got {}",
-                self.index.writer_threads
-            );
-        }
+    pub fn validate(self) -> Result<Config, KeyError> {
+        in_range("retention_days", self.retention_days.into(), 1..=36_500)?;
+        // An event must fit one WAL record (64 MiB) once stored as JSON, which can be several
+        // times its wire size; ingest still refuses the rare event that does not.
+        in_range(
+            "ingest.max_event_bytes",
+            self.ingest.max_event_bytes,
+            1024..=16 << 20,
+        )?;
+        in_range(
+            "ingest.max_batch_events",
+            self.ingest.max_batch_events,
+            1..=100_000,
+        )?;
+        in_range(
+            "grpc.max_message_bytes",
+            self.grpc.max_message_bytes,
+            1 << 20..=256 << 20,
+        )?;
+        in_range(
+            "http.max_body_bytes",
+            self.http.max_body_bytes,
+            1 << 20..=256 << 20,
+        )?;
+        in_range(
+            "http.header_timeout_ms",
+            self.http.header_timeout_ms,
+            10..=3_600_000,
+        )?;
+        in_range(
+            "http.idle_timeout_ms",
+            self.http.idle_timeout_ms,
+            10..=3_600_000,
+        )?;
+        in_range(
+            "http.max_connections",
+            self.http.max_connections,
+            1..=1_000_000,
+        )?;
+        in_range(
+            "wal.segment_bytes",
+            self.wal.segment_bytes,
+            1 << 16..=1 << 30,
+        )?;
+        in_range(
+            "index.commit_interval_ms",
+            self.index.commit_interval_ms,
+            10..=60_000,
+        )?;
+        in_range(
+            "index.writer_memory_mb",
+            self.index.writer_memory_mb,
+            20..=16_384,
+        )?;
+        in_range("index.writer_threads", self.index.writer_threads, 1..=16)?;
         let scrub_key = match &self.scrub.key {
             None => None,
             Some(hexkey) => {
-                let bytes = hex::decode(hexkey.trim()).ok().filter(|b| b.len() == 32).context("`scrub.key` must be 64 hex digits (32 bytes); generate one with `openssl rand -hex 32`")?;
+                let bytes = hex::decode(hexkey.trim()).ok().filter(|b| b.len() == 32).ok_or_else(|| key_error("scrub.key", "`scrub.key` must be 64 hex digits (32 bytes); generate one with `openssl rand -hex 32`".into()))?;
                 let mut k = [0u8; 32];
                 k.copy_from_slice(&bytes);
                 Some(k)
@@ -337,10 +519,14 @@ impl RawConfig {
             http_listen: parse_addr("http.listen", &self.http.listen)?,
             data_dir: self.data_dir,
             retention_days: self.retention_days,
-            grpc_max_message_bytes: self.grpc.max_message_bytes as usize,
-            http_max_body_bytes: self.http.max_body_bytes as usize,
-            max_event_bytes: self.ingest.max_event_bytes as usize,
-            max_batch_events: self.ingest.max_batch_events as usize,
+            grpc_max_message_bytes: usize::try_from(self.grpc.max_message_bytes)
+                .unwrap_or(usize::MAX),
+            http_max_body_bytes: usize::try_from(self.http.max_body_bytes).unwrap_or(usize::MAX),
+            http_header_timeout: Duration::from_millis(self.http.header_timeout_ms),
+            http_idle_timeout: Duration::from_millis(self.http.idle_timeout_ms),
+            http_max_connections: self.http.max_connections as usize,
+            max_event_bytes: usize::try_from(self.ingest.max_event_bytes).unwrap_or(usize::MAX),
+            max_batch_events: usize::try_from(self.ingest.max_batch_events).unwrap_or(usize::MAX),
             max_future: Duration::from_secs(self.ingest.max_future_secs),
             wal_segment_bytes: self.wal.segment_bytes,
             commit_interval: Duration::from_millis(self.index.commit_interval_ms),
@@ -438,5 +624,143 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`scrub.key`"), "{e}");
+    }
+
+    fn err(toml: &str, env: &[(&str, &str)], flags: Overrides) -> String {
+        load(toml, env, flags).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn type_errors_name_the_key_and_the_source() {
+        let e = err(
+            "",
+            &[("MCP_AUDIT_INDEX_WRITER_THREADS", "abc")],
+            Overrides::default(),
+        );
+        assert_eq!(
+            e,
+            "`index.writer_threads`: invalid type: string \"abc\", expected a whole number (env MCP_AUDIT_INDEX_WRITER_THREADS)"
+        );
+        let e = err(
+            "[index]\nwriter_threads = \"two\"\n",
+            &[],
+            Overrides::default(),
+        );
+        assert!(
+            e.starts_with("`index.writer_threads`: invalid type: string \"two\""),
+            "{e}"
+        );
+        assert!(e.ends_with("c.toml)") && e.contains("(file "), "{e}");
+        let e = err("retention_days = -1", &[], Overrides::default());
+        assert!(
+            e.starts_with("`retention_days`: invalid value: integer `-1`"),
+            "{e}"
+        );
+        assert!(e.contains("(file "), "{e}");
+        let e = err("[http]\nlisten = 8080", &[], Overrides::default());
+        assert!(
+            e.starts_with("`http.listen`: invalid type: integer `8080`"),
+            "{e}"
+        );
+        // A later layer takes over the key's source.
+        let e = err(
+            "[index]\nwriter_threads = 2",
+            &[("MCP_AUDIT_INDEX_WRITER_THREADS", "true")],
+            Overrides::default(),
+        );
+        assert!(e.ends_with("(env MCP_AUDIT_INDEX_WRITER_THREADS)"), "{e}");
+        let e = err(
+            "[[scrub.detectors]]\nkind = 3\nregex = \"x\"\n",
+            &[],
+            Overrides::default(),
+        );
+        assert!(e.starts_with("`scrub.detectors[0].kind`"), "{e}");
+        assert!(e.contains("(file "), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_the_source() {
+        let e = err("[grpc]\nlistne = \"x\"", &[], Overrides::default());
+        assert!(
+            e.starts_with("`grpc.listne` is not a config key; expected `listen`"),
+            "{e}"
+        );
+        assert!(e.contains("(file "), "{e}");
+        let e = err("", &[("MCP_AUDIT_HTTP_LISTNE", "x")], Overrides::default());
+        assert!(e.starts_with("`http.listne` is not a config key"), "{e}");
+        assert!(e.ends_with("(env MCP_AUDIT_HTTP_LISTNE)"), "{e}");
+        let e = err("colour = 1", &[], Overrides::default());
+        assert!(e.starts_with("`colour` is not a config key"), "{e}");
+    }
+
+    #[test]
+    fn range_errors_name_the_key_and_the_source() {
+        let e = err("retention_days = 0", &[], Overrides::default());
+        assert!(
+            e.starts_with("`retention_days` must be between 1 and 36500, got 0 (file "),
+            "{e}"
+        );
+        let e = err(
+            "",
+            &[("MCP_AUDIT_INDEX_WRITER_THREADS", "0")],
+            Overrides::default(),
+        );
+        assert_eq!(
+            e,
+            "`index.writer_threads` must be between 1 and 16, got 0 (env MCP_AUDIT_INDEX_WRITER_THREADS)"
+        );
+        let flags = Overrides {
+            grpc_listen: Some("nope".into()),
+            ..Default::default()
+        };
+        let e = err("[grpc]\nlisten = \"127.0.0.1:1\"", &[], flags);
+        assert_eq!(
+            e,
+            "`grpc.listen` must be a socket address like 127.0.0.1:8080, got \"nope\" (flag --grpc-listen)"
+        );
+        let e = err(
+            "",
+            &[("MCP_AUDIT_HTTP_HEADER_TIMEOUT_MS", "1")],
+            Overrides::default(),
+        );
+        assert!(
+            e.starts_with("`http.header_timeout_ms` must be between 10 and"),
+            "{e}"
+        );
+        let e = err("[scrub]\nkey = \"abc\"", &[], Overrides::default());
+        assert!(
+            e.starts_with("`scrub.key` must be 64 hex digits") && e.contains("(file "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn environment_strings_that_look_like_numbers_stay_strings() {
+        let c = load("", &[("MCP_AUDIT_DATA_DIR", "2024")], Overrides::default()).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("2024"));
+        // Not config keys: the config file's path and the client settings.
+        let c = load(
+            "",
+            &[
+                ("MCP_AUDIT_CONFIG", "/etc/x.toml"),
+                ("MCP_AUDIT_LOG", "debug"),
+            ],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.retention_days, 30);
+        let c = load(
+            "",
+            &[
+                ("MCP_AUDIT_HTTP_HEADER_TIMEOUT_MS", "250"),
+                ("MCP_AUDIT_HTTP_IDLE_TIMEOUT_MS", "500"),
+                ("MCP_AUDIT_HTTP_MAX_CONNECTIONS", "7"),
+            ],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.http_header_timeout, Duration::from_millis(250));
+        assert_eq!(c.http_idle_timeout, Duration::from_millis(500));
+        assert_eq!(c.http_max_connections, 7);
     }
 }

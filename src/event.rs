@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+/// Earliest time the collector stores or searches (event times, `start`/`end`, query ranges).
+pub const MIN_TIME: OffsetDateTime = time::macros::datetime!(1970-01-01 00:00:00 UTC);
+/// Latest such time: the last that RFC 3339 can write with four digits.
+pub const MAX_TIME: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59.999_999_999 UTC);
+
 /// The event schema version this collector writes.
 pub const SCHEMA_VERSION: u32 = 1;
 

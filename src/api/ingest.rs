@@ -1,14 +1,21 @@
 //! `POST /api/v1/ingest`: NDJSON, the same semantics as gRPC `Send`.
+//!
+//! The body is read here, not by an extractor, so each way it can be wrong gets its own
+//! problem: over `http.max_body_bytes` (declared or counted, chunked bodies too) is 413, a
+//! body that stops arriving for `http.idle_timeout_ms` is 408, a line that is not UTF-8 is a
+//! 400 naming the line.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use http_body_util::BodyExt;
+use serde::Serialize;
 
-use super::{tenant, Problem};
+use super::{json, tenant, Problem};
 use crate::app::Shared;
 use crate::error::ErrorKind;
 use crate::ingest::{json as wire, Incoming};
@@ -17,9 +24,17 @@ use crate::wal::WalError;
 pub async fn ingest(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: String,
+    body: Body,
 ) -> Result<Response, Problem> {
     let tenant = tenant(&s, &headers)?;
+    let body = read_body(
+        body,
+        &headers,
+        s.config.http_max_body_bytes,
+        s.config.http_idle_timeout,
+    )
+    .await?;
+    let body = utf8_lines(&body)?;
     let lines: Vec<&str> = body.lines().collect();
     if lines.len() > s.config.max_batch_events {
         return Err(Problem::param(
@@ -60,10 +75,116 @@ pub async fn ingest(
     for r in &mut result.rejected {
         r.index = index_of.get(r.index as usize).copied().unwrap_or(r.index);
     }
-    let rejected: Vec<_> = result
-        .rejected
-        .iter()
-        .map(|r| json!({ "index": r.index, "event_id": r.event_id, "reason": r.reason }))
-        .collect();
-    Ok(Json(json!({ "accepted": result.accepted, "rejected": rejected })).into_response())
+    #[derive(Serialize)]
+    struct Rejected<'a> {
+        index: u32,
+        event_id: &'a str,
+        reason: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        accepted: &'a [String],
+        rejected: Vec<Rejected<'a>>,
+    }
+    json(&Answer {
+        accepted: &result.accepted,
+        rejected: result
+            .rejected
+            .iter()
+            .map(|r| Rejected {
+                index: r.index,
+                event_id: &r.event_id,
+                reason: &r.reason,
+            })
+            .collect(),
+    })
+}
+
+/// Reads the whole body, at most `limit` bytes, each chunk within `idle` of the previous one.
+async fn read_body(
+    mut body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    idle: Duration,
+) -> Result<Bytes, Problem> {
+    let too_large = || {
+        Problem::http(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is over {limit} bytes (`http.max_body_bytes`): send smaller batches"),
+        )
+        .with_param("body")
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    // A declared length is a hint, not a promise: reserve at most 1 MiB up front.
+    let mut out = Vec::with_capacity(declared.map_or(0, |n| n.min(1 << 20) as usize));
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                return Err(Problem::http(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "no part of the request body arrived for {} ms (`http.idle_timeout_ms`) after {} bytes",
+                        idle.as_millis(),
+                        out.len()
+                    ),
+                )
+                .with_param("body"))
+            }
+            Ok(None) => return Ok(Bytes::from(out)),
+            Ok(Some(Err(e))) => {
+                return Err(Problem::param(
+                    "body",
+                    format!("the request body could not be read: {e}"),
+                ))
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(too_large());
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+}
+
+/// The body as text, or a problem naming the first line that is not UTF-8.
+fn utf8_lines(body: &[u8]) -> Result<&str, Problem> {
+    std::str::from_utf8(body).map_err(|e| {
+        let at = e.valid_up_to();
+        let line = body[..at].iter().filter(|b| **b == b'\n').count();
+        let line_start = body[..at]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        Problem::param(
+            "body",
+            format!(
+                "line {} (index {line}) is not UTF-8 at byte {} of the line; send events as UTF-8 JSON",
+                line + 1,
+                at - line_start + 1
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_utf8_names_the_line() {
+        let e = utf8_lines(b"{}\n{}\n{\"a\":\"\xff\"}\n").unwrap_err();
+        assert_eq!(
+            e.detail,
+            "`body`: line 3 (index 2) is not UTF-8 at byte 7 of the line; send events as UTF-8 JSON"
+        );
+        assert_eq!(utf8_lines(b"{}\n").unwrap(), "{}\n");
+    }
 }

@@ -1,20 +1,20 @@
 //! Search, histogram, terms and get-by-id.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
+use axum::response::Response;
+use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{parse_duration, tenant, Params, Problem};
+use super::{json, parse_duration, problem, tenant, Params, Problem, RawParams};
 use crate::app::Shared;
 use crate::error::ErrorKind;
-use crate::index::{HistogramRequest, SearchRequest, TermsRequest};
+use crate::event::StoredEvent;
+use crate::index::{Bucket, HistogramRequest, SearchRequest, TermCount, TermsRequest};
 
 /// Largest page.
 pub const MAX_LIMIT: u64 = 10_000;
@@ -35,7 +35,7 @@ async fn blocking<T: Send + 'static>(
 pub async fn search(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Query(raw): Query<HashMap<String, String>>,
+    raw: RawParams,
 ) -> Result<Response, Problem> {
     let started = Instant::now();
     let tenant = tenant(&s, &headers)?;
@@ -54,19 +54,25 @@ pub async fn search(
     let result = blocking(move || index.search(&req).map_err(Problem::from)).await?;
     let took = started.elapsed();
     s.metrics.search.observe(took.as_secs_f64());
-    Ok(Json(json!({
-        "total": result.total,
-        "hits": result.hits,
-        "next_cursor": result.next_cursor,
-        "took_ms": took.as_millis() as u64,
-    }))
-    .into_response())
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        total: u64,
+        hits: &'a [StoredEvent],
+        next_cursor: Option<&'a str>,
+        took_ms: u64,
+    }
+    json(&Answer {
+        total: result.total,
+        hits: &result.hits,
+        next_cursor: result.next_cursor.as_deref(),
+        took_ms: took.as_millis() as u64,
+    })
 }
 
 pub async fn histogram(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Query(raw): Query<HashMap<String, String>>,
+    raw: RawParams,
 ) -> Result<Response, Problem> {
     let tenant = tenant(&s, &headers)?;
     let p = Params::new(raw, &["q", "start", "end", "interval"])?;
@@ -97,13 +103,21 @@ pub async fn histogram(
     };
     let index = s.index.clone();
     let buckets = blocking(move || index.histogram(&req).map_err(Problem::from)).await?;
-    Ok(Json(json!({ "interval_secs": interval.as_secs(), "buckets": buckets })).into_response())
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        interval_secs: u64,
+        buckets: &'a [Bucket],
+    }
+    json(&Answer {
+        interval_secs: interval.as_secs(),
+        buckets: &buckets,
+    })
 }
 
 pub async fn terms(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Query(raw): Query<HashMap<String, String>>,
+    raw: RawParams,
 ) -> Result<Response, Problem> {
     let tenant = tenant(&s, &headers)?;
     let p = Params::new(raw, &["q", "start", "end", "field", "size"])?;
@@ -128,20 +142,37 @@ pub async fn terms(
     };
     let index = s.index.clone();
     let terms = blocking(move || index.terms(&req).map_err(Problem::from)).await?;
-    Ok(Json(json!({ "field": field, "terms": terms })).into_response())
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        field: &'a str,
+        terms: &'a [TermCount],
+    }
+    json(&Answer {
+        field,
+        terms: &terms,
+    })
 }
 
 pub async fn event(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(event_id): Path<String>,
+    event_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
+    let Path(event_id) = event_id.map_err(|e| {
+        Problem::param(
+            "event_id",
+            format!(
+                "{}; percent-encode the id as UTF-8",
+                problem::lowercase_first(&e.body_text())
+            ),
+        )
+    })?;
     let tenant = tenant(&s, &headers)?;
     let index = s.index.clone();
     let id = event_id.clone();
     let found = blocking(move || index.get(&tenant, &id).map_err(Problem::from)).await?;
     match found {
-        Some(ev) => Ok(Json(ev).into_response()),
+        Some(ev) => json(&ev),
         None => Err(Problem::new(
             ErrorKind::NotFound,
             "not found",

@@ -11,13 +11,13 @@
 //! that reads nothing for [`STALLED`] is disconnected. The committer only appends references
 //! (matching runs on each subscriber's own task), so a slow client never slows ingest down.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::response::{IntoResponse, Response};
@@ -308,7 +308,7 @@ fn matches(terms: &[Term], ev: &StoredEvent) -> bool {
 pub async fn tail(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Query(raw): Query<HashMap<String, String>>,
+    raw: super::RawParams,
 ) -> Result<Response, Problem> {
     let tenant = tenant(&s, &headers)?;
     let p = Params::new(raw, &["q"])?;

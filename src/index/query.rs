@@ -789,12 +789,19 @@ fn parse_u64(name: &str, v: &str, at: usize) -> Result<u64, IndexError> {
 }
 
 fn parse_time(name: &str, v: &str, at: usize) -> Result<OffsetDateTime, IndexError> {
-    OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
+    let t = OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
         err(format!(
             "`{name}` takes an RFC 3339 time such as 2025-01-31T12:00:00Z, got `{}` at position {at}",
             shorten(v)
         ))
-    })
+    })?;
+    if !(crate::event::MIN_TIME..=crate::event::MAX_TIME).contains(&t) {
+        return Err(err(format!(
+            "`{name}` takes a time from 1970 to 9999, got `{}` at position {at}",
+            shorten(v)
+        )));
+    }
+    Ok(t)
 }
 
 fn no_words(text: &str, at: usize) -> String {

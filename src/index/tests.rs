@@ -842,6 +842,19 @@ fn edge_queries_run_without_panicking() {
         set(&["e1", "e2"])
     );
     assert_eq!(search_ids(&ix, "acme", "arguments.count:1e400"), set(&[]));
+    // Times tantivy cannot represent are refused by the parser, not a panic in tantivy.
+    for q in [
+        "timestamp:>0001-01-01T00:00:00Z",
+        "timestamp:[* TO 1969-12-31T23:59:59Z]",
+    ] {
+        assert!(
+            matches!(
+                ix.search(&request("acme", q)),
+                Err(IndexError::Query { .. })
+            ),
+            "{q}"
+        );
+    }
     assert!(matches!(
         ix.search(&request("acme", "arguments.a\u{0}b:5")),
         Err(IndexError::Query { .. })
