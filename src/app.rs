@@ -16,6 +16,7 @@
 //! then the committer drains and fsyncs, then the indexer commits what the WAL holds.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::tail::TailHub;
+use crate::rules;
 use crate::backlog::{Backlog, BACKLOG_BYTES};
 use crate::config::Config;
 use crate::health::Health;
@@ -56,6 +58,9 @@ impl Listeners {
 /// Shared state of the running collector, as the API sees it.
 pub struct Shared {
     pub index: Arc<Indexes>,
+    pub findings: Arc<crate::index::findings::Findings>,
+    /// `None` when rules are off (`rules.enabled = false`).
+    pub rules: Option<Arc<rules::consumer::Handle>>,
     pub ingestor: Arc<Ingestor>,
     pub auth: Auth,
     pub metrics: Arc<Metrics>,
@@ -107,12 +112,29 @@ pub async fn run(
         writer_threads: config.writer_threads,
     })?);
     metrics.index_docs.set(index.num_docs() as i64);
-    let (log, state) = recover(&config, &index, &metrics)?;
+    let findings = Arc::new(
+        crate::index::findings::Findings::open(&config.data_dir.join("findings"))
+            .context("cannot open the findings store")?,
+    );
+    let rules_state = if config.rules_enabled {
+        let path = rules::consumer::state_path(&config.data_dir);
+        rules::consumer::load_state(&path).map_err(anyhow::Error::msg)?
+    } else {
+        None
+    };
+    let rules_position = rules_state.as_ref().map(|(p, _)| *p);
+    let (log, state) = recover(&config, &index, rules_position, &metrics)?;
 
     let consumers = Arc::new(Consumers::default());
     let wal_end = log.next_position();
     let feed = consumers.register("index", index.checkpoint().wal_next, log.reader());
     let index_position = feed.done_handle();
+    let (rules_handle, rules_thread) = if config.rules_enabled {
+        let (h, t) = start_rules(&config, rules_state, &consumers, &log, &findings, &health, &metrics)?;
+        (Some(h), Some(t))
+    } else {
+        (None, None)
+    };
     let retention_generation = Arc::new(AtomicU64::new(0));
     let tail = TailHub::new(metrics.clone());
     let (committer, committer_thread) = wal::start(
@@ -169,6 +191,8 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         index,
+        findings,
+        rules: rules_handle.clone(),
         ingestor: ingestor.clone(),
         auth: auth.clone(),
         metrics,
@@ -215,6 +239,9 @@ pub async fn run(
             },
         ))
     };
+    if let Some(h) = &rules_handle {
+        watch_rules(h.clone(), shared.metrics.clone(), stop_rx.clone());
+    }
     shared.ready.store(true, Ordering::Release);
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data_dir = %config.data_dir.display(), "mcp-audit collector ready");
     if config.demo && shared.index.num_docs() == 0 {
@@ -255,10 +282,105 @@ pub async fn run(
     tokio::task::spawn_blocking(move || {
         let _ = committer_thread.join();
         let _ = indexer_thread.join();
+        if let Some(t) = rules_thread {
+            let _ = t.join();
+        }
     })
     .await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Starts the rules consumer: loads the rule set (a bad rule file at start leaves the built-in
+/// pack running and says why), restores the saved state, and replays the WAL from it.
+#[allow(clippy::too_many_arguments)]
+fn start_rules(
+    config: &Config,
+    saved: Option<(u64, rules::EngineState)>,
+    consumers: &Consumers,
+    log: &wal::FileLog,
+    findings: &Arc<crate::index::findings::Findings>,
+    health: &Arc<Health>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(Arc<rules::consumer::Handle>, std::thread::JoinHandle<()>)> {
+    let status = Arc::new(std::sync::RwLock::new(rules::consumer::Status::default()));
+    let (control_tx, control_rx) = std::sync::mpsc::channel();
+    let handle = Arc::new(rules::consumer::Handle::new(status.clone(), control_tx, config.rules.clone()));
+    let set = match rules::pack::load(&config.rules) {
+        Ok(set) => set,
+        Err(errors) => {
+            let msgs: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            for m in &msgs {
+                tracing::error!(error = %m, "rule files not loaded; running the built-in pack only. Fix them and POST /api/v1/rules/reload");
+            }
+            metrics.rules_load_errors.set(msgs.len() as i64);
+            status.write().unwrap_or_else(|e| e.into_inner()).errors = msgs;
+            let builtin_only = rules::pack::Source {
+                dir: None,
+                ..config.rules.clone()
+            };
+            rules::pack::load(&builtin_only).map_err(|e| {
+                anyhow::anyhow!("the built-in rule pack does not load: {}", e.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+            })?
+        }
+    };
+    let mut engine = rules::Engine::new(set, config.rules_key_cap);
+    let state_path = rules::consumer::state_path(&config.data_dir);
+    let start = match saved {
+        Some((position, state)) => {
+            engine.restore(state);
+            position
+        }
+        None => {
+            // Rules start with what arrives from now on; saving at once pins that position.
+            let end = log.next_position();
+            rules::consumer::save_state(&state_path, end, engine.state()).map_err(anyhow::Error::msg)?;
+            end
+        }
+    };
+    let stored_below = findings.position().context("cannot read the findings store")?.max(start);
+    let feed = consumers.register("rules", start, log.reader());
+    let runtime = rules::consumer::Runtime {
+        engine,
+        feed,
+        findings: findings.clone(),
+        state_path,
+        stored_below,
+        commit_interval: config.commit_interval,
+        control: control_rx,
+        status,
+        health: health.clone(),
+        metrics: metrics.clone(),
+        committed: Arc::new(AtomicU64::new(start)),
+        retention_days: config.retention_days,
+    };
+    let thread = std::thread::Builder::new()
+        .name("rules".into())
+        .spawn(move || rules::consumer::run(runtime))?;
+    Ok((handle, thread))
+}
+
+/// Reloads the rules when a file of the rules dir changes (checked every 2 s).
+fn watch_rules(handle: Arc<rules::consumer::Handle>, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
+    let Some(dir) = handle.dir().map(Path::to_path_buf) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut last = rules::consumer::dir_signature(&dir);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let now = rules::consumer::dir_signature(&dir);
+            if now != last {
+                last = now;
+                tracing::info!(dir = %dir.display(), "rule files changed; reloading");
+                let (h, m) = (handle.clone(), metrics.clone());
+                let _ = tokio::task::spawn_blocking(move || h.reload(&m)).await;
+            }
+        }
+    });
 }
 
 /// Waits until the index covers `target` (what the WAL held at start), or is failing.
@@ -316,9 +438,12 @@ fn raise_open_file_limit() {
 fn recover(
     config: &Config,
     index: &Arc<Indexes>,
+    rules_position: Option<u64>,
     metrics: &Metrics,
 ) -> anyhow::Result<(wal::FileLog, ChainState)> {
     let cp = index.checkpoint();
+    // The furthest any consumer has come: the WAL may never give out a position below it again.
+    let consumed = cp.wal_next.max(rules_position.unwrap_or(0));
     let wal_dir = config.data_dir.join("wal");
     let opened = match wal::open(&wal_dir, config.wal_segment_bytes, cp.wal_next) {
         Ok(o) => o,
@@ -341,15 +466,15 @@ fn recover(
         .merge(&cp.heads, "the index checkpoint")
         .map_err(anyhow::Error::msg)?;
     let end = log.next_position();
-    if end < cp.wal_next {
+    if end < consumed {
         tracing::error!(
             wal_end = end,
-            index_position = cp.wal_next,
-            lost = cp.wal_next - end,
-            "THE WAL ENDS BEFORE THE INDEX CHECKPOINT: its newest records were lost (damaged, truncated or restored from an old backup). The index holds those events; continuing at the index's position so no position is given out twice. Run `mcp-audit verify` on a copy of the data dir to check the chain"
+            consumed,
+            lost = consumed - end,
+            "THE WAL ENDS BEFORE THE INDEX CHECKPOINT: its newest records were lost (damaged, truncated or restored from an old backup). The index holds those events; continuing at the consumers' position so no position is given out twice. Run `mcp-audit verify` on a copy of the data dir to check the chain"
         );
-        metrics.wal_lost_positions.inc_by(cp.wal_next - end);
-        log.skip_to(cp.wal_next)
+        metrics.wal_lost_positions.inc_by(consumed - end);
+        log.skip_to(consumed)
             .context("cannot continue the wal after its lost records")?;
     }
     let lookup: Arc<dyn IdLookup> = index.clone();

@@ -39,6 +39,7 @@ pub struct RawConfig {
     pub wal: RawWal,
     pub index: RawIndex,
     pub scrub: RawScrub,
+    pub rules: RawRules,
 }
 
 impl Default for RawConfig {
@@ -52,6 +53,7 @@ impl Default for RawConfig {
             wal: RawWal::default(),
             index: RawIndex::default(),
             scrub: RawScrub::default(),
+            rules: RawRules::default(),
         }
     }
 }
@@ -158,6 +160,33 @@ pub struct RawScrub {
     pub allowlist: Vec<String>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRules {
+    /// Extra rule files (`*.yml`); a missing folder has none.
+    pub dir: PathBuf,
+    /// Load the built-in MCP rule pack.
+    pub builtin: bool,
+    /// Built-in rule ids to leave out.
+    pub disable: Vec<String>,
+    /// Group keys each stateful rule keeps (least recently used go first).
+    pub key_cap: u64,
+    /// Evaluate rules at all.
+    pub enabled: bool,
+}
+
+impl Default for RawRules {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("./rules"),
+            builtin: true,
+            disable: Vec::new(),
+            key_cap: crate::rules::engine_key_cap() as u64,
+            enabled: true,
+        }
+    }
+}
+
 /// Checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -179,6 +208,9 @@ pub struct Config {
     pub writer_threads: usize,
     pub scrub_key: Option<[u8; 32]>,
     pub scrub: ScrubConfig,
+    pub rules: crate::rules::pack::Source,
+    pub rules_enabled: bool,
+    pub rules_key_cap: usize,
     /// Fill a fresh instance with generated traffic.
     pub demo: bool,
 }
@@ -283,7 +315,7 @@ struct Layers {
 }
 
 /// The sections of the config, for splitting `MCP_AUDIT_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["grpc", "http", "ingest", "wal", "index", "scrub"];
+const SECTIONS: &[&str] = &["grpc", "http", "ingest", "wal", "index", "scrub", "rules"];
 
 impl Layers {
     fn add_file(&mut self, table: toml::Table, path: &Path) {
@@ -505,6 +537,7 @@ impl RawConfig {
             20..=16_384,
         )?;
         in_range("index.writer_threads", self.index.writer_threads, 1..=16)?;
+        in_range("rules.key_cap", self.rules.key_cap, 100..=10_000_000)?;
         let scrub_key = match &self.scrub.key {
             None => None,
             Some(hexkey) => {
@@ -537,6 +570,13 @@ impl RawConfig {
                 detectors: self.scrub.detectors,
                 allowlist: self.scrub.allowlist,
             },
+            rules: crate::rules::pack::Source {
+                dir: Some(self.rules.dir),
+                builtin: self.rules.builtin,
+                disable: self.rules.disable,
+            },
+            rules_enabled: self.rules.enabled,
+            rules_key_cap: self.rules.key_cap as usize,
             demo: false,
         })
     }

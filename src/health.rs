@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::metrics::Metrics;
 
 /// Stages whose health is tracked (also the `component` label of the metrics).
-pub const COMPONENTS: &[&str] = &["wal", "index"];
+pub const COMPONENTS: &[&str] = &["wal", "index", "rules"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {

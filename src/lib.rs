@@ -10,6 +10,8 @@
 //! - [`scrub`]: removes secrets from every string of an event before anything is stored.
 //! - [`wal`]: durable, group-committed, hash-chained log; an event is acked only once it is here.
 //!   Every later stage is a durable consumer of it, with its own position.
+//! - [`rules`]: Sigma-style detection rules and the built-in MCP pack; a WAL consumer that
+//!   turns events into findings.
 //! - [`index`]: tantivy, one index per UTC day; search, histogram, terms. Only module using tantivy.
 //! - [`api`]: HTTP API (search, ingest, health, metrics) and the dashboard.
 //! - [`app`]: the wiring: opens the stages, starts the tasks, runs until shutdown.
@@ -29,6 +31,7 @@ pub mod health;
 pub mod index;
 pub mod ingest;
 pub mod metrics;
+pub mod rules;
 pub mod scrub;
 pub mod wal;
 

@@ -55,6 +55,15 @@ pub struct Metrics {
     pub tail_subscribers: Gauge,
     pub tail_dropped: Counter,
     pub tail_queued_bytes: Gauge,
+    /// Findings stored, by rule and severity.
+    pub findings: Family<Vec<(String, String)>, Counter>,
+    /// Rule evaluation time per event (all rules).
+    pub rules_eval: Histogram,
+    /// Errors of the last rules load or reload (0 when it was good).
+    pub rules_load_errors: Gauge,
+    /// Group keys held per rule, and keys evicted because a rule reached its cap.
+    pub rule_keys: Family<Vec<(String, String)>, Gauge>,
+    pub rule_evictions: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl Metrics {
@@ -83,6 +92,15 @@ impl Metrics {
     pub fn component_failed(&self, component: &str) {
         self.failures
             .get_or_create(&vec![("component".into(), component.into())])
+            .inc();
+    }
+
+    pub fn finding(&self, rule: &str, severity: &str) {
+        self.findings
+            .get_or_create(&vec![
+                ("rule".into(), rule.into()),
+                ("severity".into(), severity.into()),
+            ])
             .inc();
     }
 
@@ -193,6 +211,31 @@ impl Metrics {
             "tail_dropped_events",
             "Live-tail events skipped for clients that did not keep up",
             self.tail_dropped.clone(),
+        );
+        r.register(
+            "findings",
+            "Findings stored, by rule and severity",
+            self.findings.clone(),
+        );
+        r.register(
+            "rules_eval_seconds",
+            "Time to evaluate every rule on one event",
+            self.rules_eval.0.clone(),
+        );
+        r.register(
+            "rules_load_errors",
+            "Errors of the last rules load or reload; the running rules are the last good set",
+            self.rules_load_errors.clone(),
+        );
+        r.register(
+            "rule_state_keys",
+            "Group keys a stateful rule holds",
+            self.rule_keys.clone(),
+        );
+        r.register(
+            "rule_state_evictions",
+            "Group keys a stateful rule evicted at its cap (least recently used first)",
+            self.rule_evictions.clone(),
         );
         let (rss, anon) = resident_bytes();
         let g: Gauge = Gauge::default();

@@ -10,6 +10,7 @@ mod ingest;
 mod openapi;
 mod params;
 mod problem;
+mod rules;
 mod search;
 mod serve;
 pub mod tail;
@@ -64,6 +65,10 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
         ("/api/v1/events/{event_id}", get(search::event)),
         ("/api/v1/ingest", post(ingest::ingest)),
         ("/api/v1/tail", get(tail::tail)),
+        ("/api/v1/findings", get(rules::findings)),
+        ("/api/v1/findings/{id}", get(rules::finding)),
+        ("/api/v1/rules", get(rules::rules)),
+        ("/api/v1/rules/reload", post(rules::reload)),
         ("/api/v1/openapi.json", get(openapi::document)),
         ("/healthz", get(|| async { "ok\n" })),
         ("/readyz", get(readyz)),

@@ -4,6 +4,7 @@
 mod bench;
 mod client;
 mod recover;
+mod rules;
 mod search;
 mod ship;
 mod verify;
@@ -57,6 +58,9 @@ enum Command {
     Verify(verify::Args),
     /// Salvage a damaged WAL (collector stopped): keep every readable record, record the gap.
     Recover(recover::Args),
+    /// Check rule files, or try them on events offline.
+    #[command(subcommand)]
+    Rules(rules::Command),
     /// Remove secrets from JSON Lines offline (stdout), with a summary per kind (stderr).
     Scrub {
         /// Input file; `-` or nothing for stdin.
@@ -103,6 +107,7 @@ pub fn main() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::Verify(args) => verify::run(args),
             Command::Recover(args) => recover::run(args),
+            Command::Rules(cmd) => rules::run(cmd),
             Command::Scrub { file, data_dir } => scrub(file, data_dir),
         }
     });

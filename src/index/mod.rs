@@ -34,6 +34,7 @@
 mod cursor;
 mod day;
 mod doc;
+pub mod findings;
 pub mod indexer;
 mod query;
 mod schema;

@@ -1,0 +1,275 @@
+//! The findings store: one tantivy index of every finding the rules made, by tenant, rule,
+//! severity, time and the events they cite.
+//!
+//! It is written by the rules consumer only. Each commit carries the WAL position it covers
+//! (`{"wal_next": P}`, like a day index): every finding triggered by an event below `P` is in
+//! it, so a replay after a crash skips exactly those. Findings are small and few next to
+//! events, so one index holds them all; retention deletes old ones by time.
+//!
+//! ## On disk
+//! `<data_dir>/findings/`: a tantivy index; `_source` holds each finding as JSON.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{
+    DateOptions, DateTimePrecision, Field, IndexRecordOption, Schema, TextFieldIndexing,
+    TextOptions, Value as _, STORED,
+};
+use tantivy::{DateTime, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
+use time::OffsetDateTime;
+
+use super::{IndexError, Result};
+use crate::rules::{Finding, Severity};
+
+struct Fields {
+    tenant: Field,
+    id: Field,
+    rule: Field,
+    severity: Field,
+    event_id: Field,
+    time: Field,
+    source: Field,
+}
+
+/// The findings index.
+pub struct Findings {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    f: Fields,
+}
+
+/// A findings query; everything optional but the tenant.
+#[derive(Debug, Clone, Default)]
+pub struct FindingsQuery {
+    pub tenant: String,
+    pub rule: Option<String>,
+    /// At least this severe.
+    pub severity: Option<Severity>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    /// Findings that cite this event.
+    pub event_id: Option<String>,
+    pub limit: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    wal_next: u64,
+}
+
+fn micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Findings {
+    /// Opens (or creates) the findings index in `dir`.
+    pub fn open(dir: &Path) -> Result<Findings> {
+        std::fs::create_dir_all(dir)?;
+        let mut b = Schema::builder();
+        let raw = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_fieldnorms(false)
+                .set_index_option(IndexRecordOption::Basic),
+        );
+        let f = Fields {
+            tenant: b.add_text_field("tenant", raw.clone()),
+            id: b.add_text_field("id", raw.clone()),
+            rule: b.add_text_field("rule", raw.clone().set_fast("raw")),
+            severity: b.add_u64_field("severity", tantivy::schema::INDEXED | tantivy::schema::FAST),
+            event_id: b.add_text_field("event_id", raw),
+            time: b.add_date_field(
+                "time",
+                DateOptions::default()
+                    .set_indexed()
+                    .set_fast()
+                    .set_precision(DateTimePrecision::Microseconds),
+            ),
+            source: b.add_bytes_field("_source", STORED),
+        };
+        let schema = b.build();
+        let context = |e: tantivy::TantivyError| {
+            IndexError::Tantivy(format!(
+                "findings index {}: {e}; if it was made by another version, move the folder aside (findings are not rebuilt)",
+                dir.display()
+            ))
+        };
+        let directory = MmapDirectory::open(dir).map_err(|e| context(e.into()))?;
+        let index = Index::open_or_create(directory, schema).map_err(context)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(context)?;
+        let writer = index.writer_with_num_threads(1, 15_000_000).map_err(context)?;
+        Ok(Findings {
+            index,
+            reader,
+            writer: Mutex::new(writer),
+            f,
+        })
+    }
+
+    /// The WAL position the last commit covers (0 before any).
+    pub fn position(&self) -> Result<u64> {
+        let meta = self.index.load_metas()?;
+        match meta.payload.as_deref() {
+            None | Some("") => Ok(0),
+            Some(p) => serde_json::from_str::<Payload>(p)
+                .map(|p| p.wal_next)
+                .map_err(|e| IndexError::Tantivy(format!("findings index: bad commit payload {p:?}: {e}"))),
+        }
+    }
+
+    pub fn add(&self, finding: &Finding) -> Result<()> {
+        let source = serde_json::to_vec(finding)
+            .map_err(|e| IndexError::Tantivy(format!("cannot store finding {}: {e}", finding.id)))?;
+        let mut doc = TantivyDocument::default();
+        doc.add_text(self.f.tenant, &finding.tenant);
+        doc.add_text(self.f.id, &finding.id);
+        doc.add_text(self.f.rule, &finding.rule);
+        doc.add_u64(self.f.severity, finding.severity as u64);
+        for id in &finding.event_ids {
+            doc.add_text(self.f.event_id, id);
+        }
+        doc.add_date(self.f.time, DateTime::from_timestamp_micros(micros(finding.time)));
+        doc.add_bytes(self.f.source, &source);
+        lock(&self.writer).add_document(doc)?;
+        Ok(())
+    }
+
+    /// Makes every added finding durable and searchable, recording that they cover every
+    /// event below `wal_next`.
+    pub fn commit(&self, wal_next: u64) -> Result<()> {
+        let payload = serde_json::to_string(&Payload { wal_next })
+            .map_err(|e| IndexError::Tantivy(e.to_string()))?;
+        let mut w = lock(&self.writer);
+        let mut prepared = w.prepare_commit()?;
+        prepared.set_payload(&payload);
+        prepared.commit()?;
+        drop(w);
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Drops findings not committed (after a failure; the caller replays).
+    pub fn rollback(&self) -> Result<()> {
+        lock(&self.writer).rollback()?;
+        Ok(())
+    }
+
+    fn query(&self, q: &FindingsQuery) -> Box<dyn Query> {
+        let term = |f: Field, v: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(Term::from_field_text(f, v), IndexRecordOption::Basic))
+        };
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, term(self.f.tenant, &q.tenant))];
+        if let Some(r) = &q.rule {
+            clauses.push((Occur::Must, term(self.f.rule, r)));
+        }
+        if let Some(e) = &q.event_id {
+            clauses.push((Occur::Must, term(self.f.event_id, e)));
+        }
+        if let Some(s) = q.severity {
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    std::ops::Bound::Included(Term::from_field_u64(self.f.severity, s as u64)),
+                    std::ops::Bound::Unbounded,
+                )),
+            ));
+        }
+        if q.since.is_some() || q.until.is_some() {
+            let bound = |t: Option<OffsetDateTime>, incl: bool| match t {
+                None => std::ops::Bound::Unbounded,
+                Some(t) => {
+                    let term = Term::from_field_date(self.f.time, DateTime::from_timestamp_micros(micros(t)));
+                    if incl {
+                        std::ops::Bound::Included(term)
+                    } else {
+                        std::ops::Bound::Excluded(term)
+                    }
+                }
+            };
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(bound(q.since, true), bound(q.until, false))),
+            ));
+        }
+        if clauses.is_empty() {
+            return Box::new(AllQuery);
+        }
+        Box::new(BooleanQuery::new(clauses))
+    }
+
+    /// Findings matching `q`, newest first, and how many match in all.
+    pub fn search(&self, q: &FindingsQuery) -> Result<(u64, Vec<Finding>)> {
+        let searcher = self.reader.searcher();
+        let query = self.query(q);
+        let top = TopDocs::with_limit(q.limit.max(1)).order_by_fast_field::<DateTime>("time", Order::Desc);
+        let (total, hits) = searcher.search(&*query, &(Count, top))?;
+        let mut out = Vec::with_capacity(hits.len());
+        for (_, addr) in hits {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let bytes = doc
+                .get_first(self.f.source)
+                .and_then(|v| v.as_bytes())
+                .ok_or_else(|| IndexError::Tantivy("a finding has no `_source`".into()))?;
+            out.push(serde_json::from_slice(bytes).map_err(|e| IndexError::Tantivy(format!("a stored finding is unreadable: {e}")))?);
+        }
+        Ok((total as u64, out))
+    }
+
+    /// One finding by id.
+    pub fn get(&self, tenant: &str, id: &str) -> Result<Option<Finding>> {
+        let searcher = self.reader.searcher();
+        let q = BooleanQuery::new(vec![
+            (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(self.f.tenant, tenant), IndexRecordOption::Basic)) as Box<dyn Query>),
+            (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(self.f.id, id), IndexRecordOption::Basic))),
+        ]);
+        let hits = searcher.search(&q, &TopDocs::with_limit(1).order_by_score())?;
+        let Some((_, addr)) = hits.first() else {
+            return Ok(None);
+        };
+        let doc: TantivyDocument = searcher.doc(*addr)?;
+        let bytes = doc
+            .get_first(self.f.source)
+            .and_then(|v| v.as_bytes())
+            .ok_or_else(|| IndexError::Tantivy("a finding has no `_source`".into()))?;
+        serde_json::from_slice(bytes)
+            .map(Some)
+            .map_err(|e| IndexError::Tantivy(format!("a stored finding is unreadable: {e}")))
+    }
+
+    /// Deletes findings older than `before`; returns how many.
+    pub fn apply_retention(&self, before: OffsetDateTime) -> Result<u64> {
+        let searcher = self.reader.searcher();
+        let q = RangeQuery::new(
+            std::ops::Bound::Unbounded,
+            std::ops::Bound::Excluded(Term::from_field_date(self.f.time, DateTime::from_timestamp_micros(micros(before)))),
+        );
+        let n = searcher.search(&q, &Count)? as u64;
+        if n > 0 {
+            lock(&self.writer).delete_query(Box::new(q))?;
+        }
+        Ok(n)
+    }
+
+    /// Number of committed findings.
+    pub fn len(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

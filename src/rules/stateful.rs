@@ -1,0 +1,829 @@
+//! The stateful kinds: what each remembers per group key, and when it fires.
+//!
+//! Everything here is pure and synchronous: an observation (group key, event time, event id,
+//! the values the kind needs) goes in, at most one firing comes out. Time is the events' own
+//! timestamps, never the arrival time: two hours of events shipped late, in two seconds, are
+//! two hours of events. State is kept per key in a [`Keyed`] map with a cap and
+//! least-recently-used eviction, and it serializes (`serde`) so it survives restarts.
+//!
+//! | kind | per key | fires when |
+//! |---|---|---|
+//! | `event_count` | the newest `threshold` event times | `threshold` events fall within `window` |
+//! | `value_count` | distinct values with their last time | `threshold` distinct values within `window` |
+//! | `spike` | count of the current window, a moving baseline | the count reaches `factor` × baseline (and `min_count`) after `warmup` windows |
+//! | `new_term` | the values seen | a value is new, after the rule's warm-up (in event time) |
+//! | `change` | the last value | the value differs from the last one |
+//! | `temporal_ordered` | which steps matched, with captures | every step matched in order within `window` |
+//! | `absence` | last event time, event count | no event for `period` while others keep arriving |
+//!
+//! After firing, a key is quiet until its window has passed (counts) or until it fires on a
+//! new value (terms, changes), so one burst is one finding, not one per event.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+/// Microseconds since the epoch: the time unit of all state.
+pub type Micros = i64;
+
+/// A map of per-key state with a cap and least-recently-used eviction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Keyed<S> {
+    map: HashMap<String, (S, u64)>,
+    /// Logical clock of touches.
+    tick: u64,
+    cap: usize,
+    /// Keys evicted since start (for `/metrics`).
+    #[serde(skip)]
+    pub evicted: u64,
+}
+
+impl<S> Keyed<S> {
+    pub fn new(cap: usize) -> Self {
+        Keyed {
+            map: HashMap::new(),
+            tick: 0,
+            cap: cap.max(1),
+            evicted: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn set_cap(&mut self, cap: usize) {
+        self.cap = cap.max(1);
+        self.shrink();
+    }
+
+    /// The state of `key`, created with `init` if absent.
+    pub fn entry(&mut self, key: &str, init: impl FnOnce() -> S) -> &mut S {
+        self.tick += 1;
+        let tick = self.tick;
+        if !self.map.contains_key(key) {
+            if self.map.len() >= self.cap {
+                self.shrink_to(self.cap - self.cap / 10 - 1);
+            }
+            self.map.insert(key.to_string(), (init(), tick));
+        }
+        // Present: inserted above or before.
+        let slot = self
+            .map
+            .get_mut(key)
+            .unwrap_or_else(|| unreachable!("inserted above"));
+        slot.1 = tick;
+        &mut slot.0
+    }
+
+    pub fn get(&self, key: &str) -> Option<&S> {
+        self.map.get(key).map(|(s, _)| s)
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut S)> {
+        self.map.iter_mut().map(|(k, (s, _))| (k, s))
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &mut S) -> bool) {
+        self.map.retain(|k, (s, _)| keep(k, s));
+    }
+
+    fn shrink(&mut self) {
+        if self.map.len() > self.cap {
+            self.shrink_to(self.cap);
+        }
+    }
+
+    /// Evicts the least recently touched keys down to `n`.
+    fn shrink_to(&mut self, n: usize) {
+        if self.map.len() <= n {
+            return;
+        }
+        let mut ticks: Vec<u64> = self.map.values().map(|(_, t)| *t).collect();
+        let drop = self.map.len() - n;
+        let (_, cut, _) = ticks.select_nth_unstable(drop - 1);
+        let cut = *cut;
+        let before = self.map.len();
+        self.map.retain(|_, (_, t)| *t > cut);
+        self.evicted += (before - self.map.len()) as u64;
+    }
+}
+
+/// What a firing reports, for the finding's explanation and evidence.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Fired {
+    /// Events that make the case, oldest first (at most [`EVIDENCE`]).
+    pub event_ids: Vec<String>,
+    /// Values for the explanation template (`count`, `value`, `previous`...).
+    pub values: Vec<(&'static str, String)>,
+}
+
+/// Most event ids a finding cites.
+pub const EVIDENCE: usize = 20;
+
+// ---------------------------------------------------------------------------------------
+// event_count
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CountState {
+    /// (time, event id) of the newest events, sorted by time, at most `threshold`.
+    events: VecDeque<(Micros, String)>,
+    /// Quiet until this time (the window of the last firing).
+    quiet_until: Micros,
+}
+
+/// `threshold` events of a key within `window` microseconds.
+pub fn event_count(
+    s: &mut CountState,
+    threshold: usize,
+    window: Micros,
+    at: Micros,
+    event_id: &str,
+) -> Option<Fired> {
+    let threshold = threshold.max(1);
+    // Insert in time order (events arrive out of order across sources).
+    let i = s.events.partition_point(|(t, _)| *t <= at);
+    s.events.insert(i, (at, event_id.to_string()));
+    while s.events.len() > threshold {
+        s.events.pop_front();
+    }
+    if s.events.len() < threshold || at < s.quiet_until {
+        return None;
+    }
+    let first = s.events.front().map_or(at, |e| e.0);
+    let last = s.events.back().map_or(at, |e| e.0);
+    if last - first > window {
+        return None;
+    }
+    s.quiet_until = first + window;
+    let took = last - first;
+    Some(Fired {
+        event_ids: evidence(s.events.iter().map(|(_, id)| id)),
+        values: vec![
+            ("count", threshold.to_string()),
+            ("span", human(took)),
+        ],
+    })
+}
+
+fn evidence<'a>(ids: impl DoubleEndedIterator<Item = &'a String>) -> Vec<String> {
+    // The newest ones: the last of them is the event that tipped it over.
+    let mut v: Vec<String> = ids.rev().take(EVIDENCE).cloned().collect();
+    v.reverse();
+    v
+}
+
+// ---------------------------------------------------------------------------------------
+// value_count
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DistinctState {
+    /// value → (last time, event id), at most `threshold` values (the most recent).
+    values: HashMap<String, (Micros, String)>,
+    quiet_until: Micros,
+}
+
+/// `threshold` distinct values of a field for a key within `window`.
+pub fn value_count(
+    s: &mut DistinctState,
+    threshold: usize,
+    window: Micros,
+    at: Micros,
+    value: &str,
+    event_id: &str,
+) -> Option<Fired> {
+    let threshold = threshold.max(1);
+    s.values.retain(|_, (t, _)| *t >= at - window);
+    let e = s
+        .values
+        .entry(value.to_string())
+        .or_insert((at, event_id.to_string()));
+    if at >= e.0 {
+        *e = (at, event_id.to_string());
+    }
+    if s.values.len() > threshold {
+        // Keep the most recent `threshold`.
+        let mut times: Vec<Micros> = s.values.values().map(|(t, _)| *t).collect();
+        times.sort_unstable();
+        let cut = times[times.len() - threshold];
+        s.values.retain(|_, (t, _)| *t >= cut);
+    }
+    if s.values.len() < threshold || at < s.quiet_until {
+        return None;
+    }
+    let first = s.values.values().map(|(t, _)| *t).min().unwrap_or(at);
+    s.quiet_until = first + window;
+    let mut seen: Vec<(&Micros, &String, &String)> =
+        s.values.iter().map(|(v, (t, id))| (t, v, id)).collect();
+    seen.sort();
+    let sample: Vec<&str> = seen.iter().take(5).map(|(_, v, _)| v.as_str()).collect();
+    Some(Fired {
+        event_ids: evidence(seen.iter().map(|(_, _, id)| *id)),
+        values: vec![
+            ("count", s.values.len().to_string()),
+            ("values", sample.join(", ")),
+        ],
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// spike
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SpikeState {
+    /// Start of the current window.
+    window_start: Micros,
+    count: u64,
+    /// Exponentially weighted mean count per window of the past windows.
+    baseline: f64,
+    /// Windows seen (the baseline is trusted after `warmup`).
+    windows: u64,
+    fired_in_window: bool,
+    recent: VecDeque<String>,
+}
+
+/// Parameters of `spike`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpikeParams {
+    pub window: Micros,
+    pub factor: f64,
+    pub min_count: u64,
+    pub warmup: u64,
+}
+
+/// The count of the current window reaches `factor` × the key's own baseline.
+pub fn spike(s: &mut SpikeState, p: SpikeParams, at: Micros, event_id: &str) -> Option<Fired> {
+    let window = p.window.max(1);
+    let start = at - at.rem_euclid(window);
+    if s.windows == 0 && s.count == 0 {
+        s.window_start = start;
+    }
+    if start < s.window_start {
+        // A late event of an earlier window: it only counts towards the baseline, not to a spike.
+        return None;
+    }
+    if start > s.window_start {
+        // Close the current window and every empty one since.
+        let closed = ((start - s.window_start) / window).max(1) as u64;
+        const ALPHA: f64 = 0.2;
+        s.baseline = if s.windows == 0 {
+            s.count as f64
+        } else {
+            ALPHA * s.count as f64 + (1.0 - ALPHA) * s.baseline
+        };
+        for _ in 1..closed.min(64) {
+            s.baseline *= 1.0 - ALPHA;
+        }
+        s.windows += closed;
+        s.window_start = start;
+        s.count = 0;
+        s.fired_in_window = false;
+        s.recent.clear();
+    }
+    s.count += 1;
+    s.recent.push_back(event_id.to_string());
+    if s.recent.len() > EVIDENCE {
+        s.recent.pop_front();
+    }
+    if s.fired_in_window || s.windows < p.warmup {
+        return None;
+    }
+    let limit = (p.factor * s.baseline.max(1.0)).max(p.min_count as f64);
+    if (s.count as f64) < limit {
+        return None;
+    }
+    s.fired_in_window = true;
+    Some(Fired {
+        event_ids: s.recent.iter().cloned().collect(),
+        values: vec![
+            ("count", s.count.to_string()),
+            ("baseline", format!("{:.1}", s.baseline)),
+        ],
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// new_term
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TermsState {
+    /// Values seen for the key (capped; least recently seen go first, see `new_term`).
+    seen: HashMap<String, Micros>,
+}
+
+/// Most values remembered per key.
+const TERMS_PER_KEY: usize = 4096;
+
+/// A value never seen for the key. `learning`: during the rule's warm-up, values are learnt
+/// without firing. `min_existing`: fire only when the key already had that many values (1 for
+/// "a second server starts offering a tool").
+pub fn new_term(
+    s: &mut TermsState,
+    value: &str,
+    at: Micros,
+    event_id: &str,
+    learning: bool,
+    min_existing: usize,
+) -> Option<Fired> {
+    if let Some(t) = s.seen.get_mut(value) {
+        *t = (*t).max(at);
+        return None;
+    }
+    let existing = s.seen.len();
+    if existing >= TERMS_PER_KEY {
+        if let Some(oldest) = s.seen.iter().min_by_key(|(_, t)| **t).map(|(v, _)| v.clone()) {
+            s.seen.remove(&oldest);
+        }
+    }
+    let known: Vec<String> = {
+        let mut k: Vec<&String> = s.seen.keys().collect();
+        k.sort();
+        k.into_iter().take(5).cloned().collect()
+    };
+    s.seen.insert(value.to_string(), at);
+    if learning || existing < min_existing {
+        return None;
+    }
+    Some(Fired {
+        event_ids: vec![event_id.to_string()],
+        values: vec![("value", value.to_string()), ("known", known.join(", "))],
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// change
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChangeState {
+    last: Option<(String, Micros, String)>,
+}
+
+/// The value of a key differs from its last one (events out of order: only a newer event
+/// moves the value on, an older one is compared but does not replace it).
+pub fn change(s: &mut ChangeState, value: &str, at: Micros, event_id: &str) -> Option<Fired> {
+    let Some((prev, t, prev_id)) = &s.last else {
+        s.last = Some((value.to_string(), at, event_id.to_string()));
+        return None;
+    };
+    if prev == value {
+        if at > *t {
+            s.last = Some((value.to_string(), at, event_id.to_string()));
+        }
+        return None;
+    }
+    let fired = Fired {
+        event_ids: vec![prev_id.clone(), event_id.to_string()],
+        values: vec![("value", value.to_string()), ("previous", prev.clone())],
+    };
+    if at >= *t {
+        s.last = Some((value.to_string(), at, event_id.to_string()));
+    }
+    Some(fired)
+}
+
+// ---------------------------------------------------------------------------------------
+// temporal_ordered
+
+/// Distinctive pieces of text a step captured, to recognise it later in another step.
+///
+/// Winnowing (Schleimer, Wilkerson and Aiken, 2003): hashes of every [`GRAM`]-byte window,
+/// keeping the minimum of every [`WINNOW`] consecutive ones. Any common run of at least
+/// `GRAM + WINNOW - 1` bytes shares a kept hash, so "the sink's arguments carry text the
+/// private read returned" is decided without keeping the text itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fingerprint(pub Vec<u64>);
+
+pub const GRAM: usize = 12;
+pub const WINNOW: usize = 12;
+/// Most text fingerprinted per capture, and most hashes kept.
+const CAPTURE_BYTES: usize = 64 << 10;
+const CAPTURE_HASHES: usize = 4096;
+
+/// Normalised bytes: lower-case ASCII, whitespace runs as one space (formatting does not hide
+/// copied text).
+fn normalise(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len().min(CAPTURE_BYTES));
+    let mut space = false;
+    for &b in text.as_bytes().iter().take(CAPTURE_BYTES) {
+        if b.is_ascii_whitespace() {
+            if !space && !out.is_empty() {
+                out.push(b' ');
+            }
+            space = true;
+        } else {
+            out.push(b.to_ascii_lowercase());
+            space = false;
+        }
+    }
+    out
+}
+
+fn gram_hashes(bytes: &[u8]) -> Vec<u64> {
+    if bytes.len() < GRAM {
+        return Vec::new();
+    }
+    bytes
+        .windows(GRAM)
+        .map(|w| {
+            // FNV-1a: cheap, and collisions only cost a false "carries" on a window.
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for &b in w {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            h
+        })
+        .collect()
+}
+
+impl Fingerprint {
+    pub fn of(text: &str) -> Fingerprint {
+        let hashes = gram_hashes(&normalise(text));
+        let mut kept: Vec<u64> = Vec::new();
+        if hashes.is_empty() {
+            return Fingerprint(kept);
+        }
+        let w = WINNOW.min(hashes.len());
+        let mut last: Option<usize> = None;
+        for start in 0..=hashes.len() - w {
+            let (i, _) = hashes[start..start + w]
+                .iter()
+                .enumerate()
+                .rev()
+                .min_by_key(|(_, h)| **h)
+                .map(|(i, h)| (start + i, *h))
+                .unwrap_or((start, 0));
+            if last != Some(i) {
+                kept.push(hashes[i]);
+                last = Some(i);
+            }
+            if kept.len() >= CAPTURE_HASHES {
+                break;
+            }
+        }
+        kept.sort_unstable();
+        kept.dedup();
+        Fingerprint(kept)
+    }
+
+    /// Whether `text` carries a run of at least `GRAM + WINNOW - 1` bytes of what was captured.
+    pub fn carried_by(&self, text: &str) -> bool {
+        if self.0.is_empty() {
+            return false;
+        }
+        gram_hashes(&normalise(text))
+            .iter()
+            .any(|h| self.0.binary_search(h).is_ok())
+    }
+}
+
+/// What a matched step remembers: its time and event, its text, and values a later step must
+/// not share (see `unless_same`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Matched {
+    at: Micros,
+    event_id: String,
+    fingerprint: Option<Fingerprint>,
+    same: Vec<Option<String>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SequenceState {
+    /// Steps matched so far, in order.
+    matched: Vec<Matched>,
+}
+
+impl SequenceState {
+    /// Steps matched so far.
+    pub fn progress(&self) -> usize {
+        self.matched.len()
+    }
+}
+
+/// One step of a sequence, as the engine evaluated it for an event.
+pub struct StepInput<'a> {
+    pub index: usize,
+    /// Text to capture for later steps (when the step captures).
+    pub capture: Option<&'a str>,
+    /// Text that must carry an earlier step's capture: (that step's index, the text).
+    pub carries: Option<(usize, &'a str)>,
+    /// Values kept with a capture, or compared with the captured ones: when every one is
+    /// present and equal, the carrying step does not count (text written back where it came
+    /// from).
+    pub same: Vec<Option<String>>,
+}
+
+/// Advances a key's sequence with an event that matches step `input.index`. Returns a firing
+/// when the last step completes within `window` of the first.
+pub fn sequence(
+    s: &mut SequenceState,
+    steps: usize,
+    window: Micros,
+    at: Micros,
+    event_id: &str,
+    input: &StepInput<'_>,
+) -> Option<Fired> {
+    // A sequence whose first step is older than the window starts over.
+    if s.matched.first().is_some_and(|m| at - m.at > window) {
+        s.matched.clear();
+    }
+    let next = s.matched.len();
+    if input.index == 0 && next > 0 && input.index != next {
+        // A new start while one is in progress: keep the in-progress one unless it is older
+        // than this window allows; a fresh step 0 replaces a sequence that went stale.
+        return None;
+    }
+    if input.index != next {
+        return None;
+    }
+    if let Some((from, text)) = input.carries {
+        let Some(source) = s.matched.get(from) else {
+            return None;
+        };
+        if !source.fingerprint.as_ref().is_some_and(|fp| fp.carried_by(text)) {
+            return None;
+        }
+        let same_place = !input.same.is_empty()
+            && input.same.len() == source.same.len()
+            && input
+                .same
+                .iter()
+                .zip(&source.same)
+                .all(|(a, b)| a.is_some() && a == b);
+        if same_place {
+            return None;
+        }
+    }
+    s.matched.push(Matched {
+        at,
+        event_id: event_id.to_string(),
+        fingerprint: input.capture.map(Fingerprint::of),
+        same: if input.capture.is_some() {
+            input.same.clone()
+        } else {
+            Vec::new()
+        },
+    });
+    if s.matched.len() < steps {
+        return None;
+    }
+    let ids: Vec<String> = s.matched.iter().map(|m| m.event_id.clone()).collect();
+    let took = at - s.matched[0].at;
+    s.matched.clear();
+    Some(Fired {
+        event_ids: ids,
+        values: vec![("span", human(took))],
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// absence
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PresenceState {
+    last: Micros,
+    last_id: String,
+    /// Minutes with an event, as bits: bit `i` is the minute `minute - i`.
+    active: u64,
+    /// The minute (since the epoch) of bit 0.
+    minute: i64,
+    /// Silence already reported for the current silence.
+    reported: bool,
+}
+
+const MINUTE: Micros = 60_000_000;
+
+/// Records an event of a key (a source).
+pub fn present(s: &mut PresenceState, at: Micros, event_id: &str) {
+    let m = at.div_euclid(MINUTE);
+    if m > s.minute {
+        let shift = m - s.minute;
+        s.active = if shift >= 64 { 0 } else { s.active << shift };
+        s.minute = m;
+    }
+    let back = s.minute - m;
+    if (0..64).contains(&back) {
+        s.active |= 1 << back;
+    }
+    if at >= s.last {
+        s.last = at;
+        s.last_id = event_id.to_string();
+        s.reported = false;
+    }
+}
+
+/// Minutes with an event among the `n` minutes up to and including the last event's.
+fn active_minutes(s: &PresenceState, n: u32) -> u32 {
+    let last_minute = s.last.div_euclid(MINUTE);
+    let back = s.minute - last_minute;
+    if !(0..64).contains(&back) {
+        return 0;
+    }
+    let bits = s.active >> back;
+    let mask = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    (bits & mask).count_ones()
+}
+
+/// Whether a key has been silent for `period` as of `now` (the newest event time of all keys),
+/// after being steady: events in at least `steady` of the 60 minutes before its last event.
+/// Fires once per silence.
+pub fn absent(s: &mut PresenceState, period: Micros, steady: u32, now: Micros) -> Option<Fired> {
+    if s.reported || now - s.last < period || active_minutes(s, 60) < steady {
+        return None;
+    }
+    s.reported = true;
+    Some(Fired {
+        event_ids: vec![s.last_id.clone()],
+        values: vec![("silent_for", human(now - s.last))],
+    })
+}
+
+/// A duration as people write it: `45s`, `12m`, `3h`, `2d`.
+pub fn human(us: Micros) -> String {
+    let s = us / 1_000_000;
+    if s < 120 {
+        format!("{s}s")
+    } else if s < 7200 {
+        format!("{}m", s / 60)
+    } else if s < 172_800 {
+        format!("{}h", s / 3600)
+    } else {
+        format!("{}d", s / 86_400)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Micros = 1_000_000;
+    const MIN: Micros = 60 * S;
+
+    #[test]
+    fn event_count_fires_once_per_window_on_event_time() {
+        let mut s = CountState::default();
+        let mut fired = 0;
+        for i in 0..25 {
+            if event_count(&mut s, 10, MIN, i * S, &format!("e{i}")).is_some() {
+                fired += 1;
+            }
+        }
+        assert_eq!(fired, 1, "one burst, one finding");
+        // The same number of events spread over two hours (shipped late, all at once) is no
+        // burst.
+        let mut s = CountState::default();
+        assert!((0..25).all(|i| event_count(&mut s, 10, MIN, i * 5 * MIN, "x").is_none()));
+        // Out of order within the window still counts.
+        let mut s = CountState::default();
+        let order = [5, 1, 9, 3, 7, 2, 8, 4, 6, 0];
+        let hits: Vec<bool> = order
+            .iter()
+            .map(|i| event_count(&mut s, 10, MIN, i * S, "x").is_some())
+            .collect();
+        assert_eq!(hits.iter().filter(|h| **h).count(), 1);
+        assert!(hits[9]);
+    }
+
+    #[test]
+    fn value_count_counts_distinct_values_in_the_window() {
+        let mut s = DistinctState::default();
+        for i in 0..4 {
+            assert!(value_count(&mut s, 5, MIN, i * S, "same", "x").is_none());
+        }
+        for i in 0..4 {
+            assert!(value_count(&mut s, 5, MIN, 10 * S + i * S, &format!("v{i}"), "x").is_none());
+        }
+        let f = value_count(&mut s, 5, MIN, 20 * S, "v4", "last").unwrap();
+        assert_eq!(f.event_ids.last().map(String::as_str), Some("last"));
+        // Old values leave the window.
+        let mut s = DistinctState::default();
+        assert!((0..10).all(|i| value_count(&mut s, 5, MIN, i * 2 * MIN, &i.to_string(), "x").is_none()));
+    }
+
+    #[test]
+    fn spike_needs_a_baseline_and_a_real_jump() {
+        let p = SpikeParams {
+            window: MIN,
+            factor: 5.0,
+            min_count: 20,
+            warmup: 10,
+        };
+        let mut s = SpikeState::default();
+        let mut fired = 0;
+        // 20 quiet minutes with 4 events each.
+        for m in 0..20 {
+            for k in 0..4 {
+                fired += spike(&mut s, p, m * MIN + k * S, "x").is_some() as usize;
+            }
+        }
+        assert_eq!(fired, 0);
+        // A minute with 40: fires once.
+        for k in 0..40 {
+            fired += spike(&mut s, p, 20 * MIN + k * S, "x").is_some() as usize;
+        }
+        assert_eq!(fired, 1);
+        // A busy key from the start is not a spike during warm-up.
+        let mut s = SpikeState::default();
+        assert!((0..200).all(|k| spike(&mut s, p, k * S, "x").is_none()));
+    }
+
+    #[test]
+    fn new_term_learns_then_fires_and_shadowing_needs_an_existing_value() {
+        let mut s = TermsState::default();
+        assert!(new_term(&mut s, "github", 0, "a", true, 0).is_none(), "warm-up");
+        assert!(new_term(&mut s, "github", 1, "b", false, 0).is_none(), "known");
+        let f = new_term(&mut s, "evil", 2, "c", false, 0).unwrap();
+        assert_eq!(f.event_ids, vec!["c"]);
+        assert!(new_term(&mut s, "evil", 3, "d", false, 0).is_none(), "once");
+        let mut shadow = TermsState::default();
+        assert!(new_term(&mut shadow, "server-a", 0, "a", false, 1).is_none(), "first server");
+        assert!(new_term(&mut shadow, "server-b", 1, "b", false, 1).is_some(), "second");
+    }
+
+    #[test]
+    fn change_reports_old_and_new() {
+        let mut s = ChangeState::default();
+        assert!(change(&mut s, "h1", 10, "a").is_none());
+        assert!(change(&mut s, "h1", 20, "b").is_none());
+        let f = change(&mut s, "h2", 30, "c").unwrap();
+        assert_eq!(f.event_ids, vec!["b", "c"]);
+        assert!(f.values.contains(&("previous", "h1".to_string())));
+        assert!(change(&mut s, "h2", 40, "d").is_none());
+    }
+
+    #[test]
+    fn fingerprints_find_copied_text_not_common_words() {
+        let secret = "customer_id,email,plan\n4411,jane.doe@example.com,enterprise\n4412,ari@example.org,pro\n";
+        let fp = Fingerprint::of(secret);
+        assert!(fp.carried_by(&format!(
+            "{{\"body\": \"Here you go: 4411, JANE.DOE@example.com,   enterprise\\n 4412 ...\"}}"
+        )));
+        assert!(!fp.carried_by("{\"title\": \"Weekly report\", \"body\": \"numbers look fine, see the email\"}"));
+        assert!(!Fingerprint::of("short").carried_by("short"));
+    }
+
+    #[test]
+    fn sequences_complete_in_order_within_the_window() {
+        let step = |index, capture, carries| StepInput {
+            index,
+            capture,
+            carries,
+            same: Vec::new(),
+        };
+        let mut s = SequenceState::default();
+        let private = "DB_HOST=prod-db.internal\nAPI_KEY=[REDACTED:k:1] quarterly revenue 4.2M";
+        assert!(sequence(&mut s, 3, 30 * MIN, 0, "fetch", &step(0, None, None)).is_none());
+        assert!(sequence(&mut s, 3, 30 * MIN, MIN, "read", &step(1, Some(private), None)).is_none());
+        // A write that does not carry the read's text does not complete it.
+        assert!(sequence(&mut s, 3, 30 * MIN, 2 * MIN, "w1", &step(2, None, Some((1, "{\"text\":\"summary of the page\"}")))).is_none());
+        let f = sequence(
+            &mut s,
+            3,
+            30 * MIN,
+            3 * MIN,
+            "w2",
+            &step(2, None, Some((1, "{\"text\":\"db is prod-db.internal, quarterly revenue 4.2M\"}"))),
+        )
+        .unwrap();
+        assert_eq!(f.event_ids, vec!["fetch", "read", "w2"]);
+        // Too slow: starts over.
+        let mut s = SequenceState::default();
+        sequence(&mut s, 2, MIN, 0, "a", &step(0, None, None));
+        assert!(sequence(&mut s, 2, MIN, 5 * MIN, "b", &step(1, None, None)).is_none());
+    }
+
+    #[test]
+    fn absence_fires_once_per_silence_for_steady_sources() {
+        let mut s = PresenceState::default();
+        for i in 0..60 {
+            present(&mut s, 1000 * MIN + i * MIN + 7 * S, "x");
+        }
+        let last = 1000 * MIN + 59 * MIN;
+        assert!(absent(&mut s, 15 * MIN, 54, last + 10 * MIN).is_none());
+        let f = absent(&mut s, 15 * MIN, 54, last + 16 * MIN).unwrap();
+        assert_eq!(f.event_ids, vec!["x"]);
+        assert!(absent(&mut s, 15 * MIN, 54, last + 30 * MIN).is_none(), "once");
+        // Not steady: an event every other minute.
+        let mut patchy = PresenceState::default();
+        for i in 0..30 {
+            present(&mut patchy, 2000 * MIN + i * 2 * MIN, "y");
+        }
+        assert!(absent(&mut patchy, 15 * MIN, 54, 2000 * MIN + 200 * MIN).is_none());
+    }
+
+    #[test]
+    fn keyed_state_is_capped_by_recency() {
+        let mut k: Keyed<u32> = Keyed::new(100);
+        for i in 0..1000 {
+            *k.entry(&format!("k{i}"), || 0) += 1;
+            *k.entry("hot", || 0) += 1;
+        }
+        assert!(k.len() <= 100);
+        assert!(k.get("hot").is_some(), "the key touched all along stays");
+        assert!(k.evicted >= 900);
+    }
+}
