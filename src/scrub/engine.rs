@@ -500,7 +500,11 @@ impl Engine {
             Finder::Assignment => {
                 let a = finders::assignment(s, start, end);
                 let key = &s[a.key.0..a.key.1];
-                let sensitive = (a.value.is_some() || a.nested).then(|| keys::sensitive_key(key));
+                let sensitive = (a.value.is_some() || a.nested).then(|| {
+                    keys::sensitive_key(key)
+                        .filter(|k| a.tight || !k.weak)
+                        .or_else(|| a.connection.then(|| keys::connection_key(key)).flatten())
+                });
                 if let Some(name) = sensitive.flatten() {
                     w.nested |= a.nested;
                     if let Some((vs, ve)) = a.value {

@@ -77,6 +77,8 @@
 //! [`offline`] provides the JSON Lines filter behind `mcp-audit scrub`.
 
 mod checks;
+#[cfg(test)]
+mod corpus;
 mod engine;
 mod finders;
 mod json;

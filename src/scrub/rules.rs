@@ -146,7 +146,29 @@ const KEY_STEMS: &[&str] = &[
     "encryption",
     "masterkey",
     "master_key",
+    "pwd",
 ];
+
+/// `SK` and a hex digit: the start of a Twilio API key SID.
+const TWILIO_SK: &[&str] = &[
+    "SK0", "SK1", "SK2", "SK3", "SK4", "SK5", "SK6", "SK7", "SK8", "SK9", "SKa", "SKb", "SKc",
+    "SKd", "SKe", "SKf", "SKA", "SKB", "SKC", "SKD", "SKE", "SKF",
+];
+
+/// A password after a command-line flag: quoted (may hold spaces), or bare to whitespace.
+macro_rules! cli_value {
+    () => {
+        r#"(?P<secret>'[^'\n]{1,256}'|"[^"\n]{1,256}"|[^\s'"-][^\s]{0,255})"#
+    };
+}
+
+/// `-u user:password` / `--user=user:password` (curl; `-U`/`--proxy-user` for its proxy),
+/// with the pair bare or in single or double quotes.
+macro_rules! user_flag {
+    ($pair:literal) => {
+        concat!(r#"(?:^|[ \t])(?:-u|--user|-U|--proxy-user)(?:[ \t]+|=)?"#, $pair)
+    };
+}
 
 #[rustfmt::skip]
 pub(super) const RULES: &[Rule] = &[
@@ -178,8 +200,9 @@ pub(super) const RULES: &[Rule] = &[
     rx("azure_client_secret", &["Q~"], r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}", 38).before(4),
     rx("bearer_token", &["bearer"], r"(?i:bearer)[ \t]+(?P<secret>[A-Za-z0-9._~+/-]{16,}=*)", 8200).ci().prio(STRUCTURED),
     rx("basic_auth", &["basic"], r"(?i:basic)[ \t]+(?P<secret>[A-Za-z0-9+/]{6,}={0,2})", 1100).ci().prio(STRUCTURED).check(checks::basic_credentials),
-    rx("twilio_api_key", &["twilio"], r"SK[0-9a-fA-F]{32}", 34).near(300),
+    rx("twilio_api_key", TWILIO_SK, r"SK[0-9a-fA-F]{32}", 34),
     rx("twilio_account_sid", &["twilio"], r"AC[0-9a-f]{32}", 34).near(300),
+    rx("twilio_auth_token", &["twilio"], r#"AC[0-9a-f]{32}['"]?[ \t]*[,:][ \t]*['"]?(?P<secret>[0-9a-f]{32})"#, 80).near(300),
     rx("sendgrid_api_key", &["SG."], r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}", 69),
     rx("npm_token", &["npm_"], r"npm_[A-Za-z0-9]{36}", 40).check(checks::crc32_token),
     rx("pypi_token", &["pypi-AgE"], r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,}", 1100),
@@ -215,6 +238,43 @@ pub(super) const RULES: &[Rule] = &[
     rx("xai_api_key", &["xai-"], r"xai-[A-Za-z0-9]{80}", 84),
     rx("replicate_token", &["r8_"], r"r8_[A-Za-z0-9]{37}", 40),
     rx("onepassword_token", &["ops_eyJ"], r"ops_eyJ[A-Za-z0-9+/]{250,}={0,3}", 4100),
+    rx("mailchimp_api_key", &["-us"], r"[0-9a-f]{32}-us[0-9]{1,2}", 5).before(32),
+    rx("deepseek_api_key", &["sk-"], r"sk-[0-9a-f]{32}", 35),
+    rx("mapbox_token", &["sk.eyJ"], r"sk\.eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}", 1100),
+    rx("tailscale_key", &["tskey-"], r"tskey-(?:auth|api|client|webhook|scim)-[A-Za-z0-9]{6,}-[A-Za-z0-9]{16,}", 200),
+    rx("plaid_token", &["access-sandbox-", "access-development-", "access-production-"],
+        r"access-(?:sandbox|development|production)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", 55),
+    // Passwords on command lines, next to the tool that takes them. `mysql -p secret` prompts
+    // (and names the database), so only an attached `-psecret` is one.
+    rx("cli_password", &["mysql", "mariadb"], concat!(r"(?:^|[ \t])-p", cli_value!()), 270).near(300)
+        .bound(Bound::None).prio(STRUCTURED).check(checks::cli_password),
+    rx("cli_password", &["sshpass", "docker login", "podman login", "nerdctl login", "buildah login", "skopeo login", "registry login"],
+        concat!(r"(?:^|[ \t])-p[ \t]*", cli_value!()), 270).near(300).bound(Bound::None).prio(STRUCTURED).check(checks::cli_password),
+    rx("cli_password", &["redis-cli"], concat!(r"(?:^|[ \t])-a[ \t]+", cli_value!()), 270).near(300)
+        .bound(Bound::None).prio(STRUCTURED).check(checks::cli_password),
+    rx("cli_password", &["ldapsearch", "ldapmodify", "ldapadd", "ldapdelete", "ldapwhoami", "ldappasswd", "ldapcompare", "ldapmodrdn"],
+        concat!(r"(?:^|[ \t])-w[ \t]*", cli_value!()), 270).near(300).bound(Bound::None).prio(STRUCTURED).check(checks::cli_password),
+    rx("basic_auth", &["curl"], user_flag!(r"'[^\s:']{1,128}:(?P<secret>[^'\n]{1,256})'"), 400).near(300)
+        .bound(Bound::None).prio(STRUCTURED).check(checks::cli_password),
+    rx("basic_auth", &["curl"], user_flag!(r#"\\?"[^\s:"\\]{1,128}:(?P<secret>[^"\n]{1,256}?)\\?""#), 400).near(300)
+        .bound(Bound::None).prio(STRUCTURED).check(checks::cli_password),
+    rx("basic_auth", &["curl"], user_flag!(r#"[^\s:'"]{1,128}:(?P<secret>[^\s'"]{1,256})"#), 400).near(300)
+        .bound(Bound::None).prio(STRUCTURED).check(checks::cli_password),
+    // Oracle's `user/password@//host:1521/service` (JDBC thin, sqlplus): to the last `@` a
+    // host follows.
+    rx("database_uri", &["thin:"], r#"thin:[^\s/:@'"]{1,128}/(?P<secret>[^\s'"]{1,256})@(?://)?[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/:\s'",;)]|$)"#, 700)
+        .ci().bound(Bound::None).prio(STRUCTURED).check(checks::cli_password),
+    rx("database_uri", &["sqlplus"], r#"(?i:sqlplus)(?:[ \t]+-[A-Za-z]+)*[ \t]+['"]?[^\s/@'"]{1,128}/(?P<secret>[^\s'"@]{1,256}(?:@[^\s'"@/]{1,256})*?)(?:@|['"]?[ \t]|['"]?$)"#, 700)
+        .ci().bound(Bound::None).prio(STRUCTURED).check(checks::cli_password),
+    // `.netrc`: `machine HOST login USER password SECRET`.
+    rx("password_field", &["machine"], r"(?i:machine)[ \t]+\S{1,256}[ \t]+login[ \t]+\S{1,256}[ \t]+password[ \t]+(?P<secret>\S{1,256})", 800)
+        .ci().bound(Bound::None).prio(GENERIC).check(checks::cli_password),
+    // A proxy given as `user:password@host` without a scheme (`http_proxy=u:p@proxy:3128`,
+    // `--proxy u:p@proxy`); with a scheme the URL finder reads it. The password runs to the
+    // last `@` that a host and its end follow.
+    rx("url_credentials", &["proxy"],
+        r#"(?i:proxy)["']?(?:[ \t]*[=:][ \t]*|[ \t]+)["']?[^\s:@/'"]{1,128}:(?P<secret>[^\s'"/][^\s'"]{0,255})@[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/\s'",;)]|$)"#, 700)
+        .ci().bound(Bound::None).prio(STRUCTURED).check(checks::cli_password),
 ];
 
 /// Kinds produced outside the table (card scan, URL finder, key refinements).
@@ -241,4 +301,9 @@ pub(super) const DATABASE_SCHEMES: &[&str] = &[
     "neo4j",
     "couchdb",
     "memcached",
+    "cassandra",
+    "db2",
+    "snowflake",
+    "influxdb",
+    "nats",
 ];
