@@ -132,6 +132,11 @@ pub fn basic_credentials(b64: &str) -> bool {
     }
 }
 
+/// Not an OpenAI key (those carry `T3BlbkFJ` and have their own kind).
+pub fn not_openai(token: &str) -> bool {
+    !token.contains("T3BlbkFJ")
+}
+
 /// Anthropic keys end in `AA`.
 pub fn ends_aa(token: &str) -> bool {
     token.ends_with("AA")
@@ -292,7 +297,14 @@ mod tests {
         assert!(cli_password("Tig#er!1"));
         assert!(cli_password("'S3cr&t pw'"));
         assert!(cli_password("123456"));
-        for v in ["8080", "3306:3306", "127.0.0.1:5432:5432", "/var/lib", "\"$PASS\"", "${PW}"] {
+        for v in [
+            "8080",
+            "3306:3306",
+            "127.0.0.1:5432:5432",
+            "/var/lib",
+            "\"$PASS\"",
+            "${PW}",
+        ] {
             assert!(!cli_password(v), "{v}");
         }
     }

@@ -309,7 +309,11 @@ fn host_end(b: &[u8], mut i: usize, stop: usize) -> Option<usize> {
         } else {
             let n = b[i..stop]
                 .iter()
-                .take_while(|&&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'%' | b'~'))
+                .take_while(|&&c| {
+                    c.is_ascii_alphanumeric()
+                        || c >= 0x80
+                        || matches!(c, b'-' | b'.' | b'_' | b'%' | b'~')
+                })
                 .count();
             if n == 0 {
                 return None;
@@ -317,15 +321,17 @@ fn host_end(b: &[u8], mut i: usize, stop: usize) -> Option<usize> {
             i += n;
         }
         if i < stop && b[i] == b':' {
-            let digits = b[i + 1..stop].iter().take_while(|c| c.is_ascii_digit()).count();
+            let digits = b[i + 1..stop]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
             if !(1..=5).contains(&digits) {
                 return None;
             }
             i += 1 + digits;
         }
-        let another = i + 1 < stop
-            && b[i] == b','
-            && (b[i + 1].is_ascii_alphanumeric() || b[i + 1] == b'[');
+        let another =
+            i + 1 < stop && b[i] == b',' && (b[i + 1].is_ascii_alphanumeric() || b[i + 1] == b'[');
         if !another {
             break;
         }
@@ -446,7 +452,8 @@ pub(super) struct Assignment {
     /// such as `PWD` name a password.
     pub connection: bool,
     /// Written as configuration rather than code: `KEY=value` (no blank before `=`),
-    /// `key: value`, or a quoted value; not `FLAGS_PASS = 0x04`.
+    /// `key: value`, `--key value`, a quoted value, or a key with a lowercase letter
+    /// (`db_pass = x` in an INI file); not a constant such as `FLAGS_PASS = 0x04`.
     pub tight: bool,
 }
 
@@ -486,7 +493,11 @@ pub(super) fn assignment(s: &str, start: usize, end: usize) -> Assignment {
     };
     let sep = skip_blanks(b, ke, 4);
     let quoted = value.is_some_and(|(a, _)| a > 0 && matches!(b[a - 1], b'"' | b'\'' | b'`'));
-    let tight = quoted || b.get(ke) == Some(&b'=') || b.get(sep) == Some(&b':');
+    let tight = quoted
+        || b.get(ke) == Some(&b'=')
+        || b.get(sep) == Some(&b':')
+        || b[ks] == b'-'
+        || b[ks..ke].iter().any(u8::is_ascii_lowercase);
     Assignment {
         key: (ks, ke),
         value,
@@ -564,7 +575,8 @@ fn pair_at(b: &[u8], i: usize) -> bool {
         .take_while(|&&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
         .count();
     n > 0
-        && b.get(i).is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+        && b.get(i)
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
         && matches!(b.get(i + n), Some(b'=' | b':'))
 }
 
@@ -590,7 +602,13 @@ fn bare_value(s: &str, from: usize, max: usize, query: bool) -> usize {
         let stop = match c {
             _ if c.is_ascii_whitespace() || escape_ends(b, i) => true,
             b'"' | b'\'' | b'`' | b';' => true,
-            b'&' => query || ends || next == Some(b'&') || b[i..].starts_with(b"&amp;") || pair_at(b, i + 1),
+            b'&' => {
+                query
+                    || ends
+                    || next == Some(b'&')
+                    || b[i..].starts_with(b"&amp;")
+                    || pair_at(b, i + 1)
+            }
             b',' => ends || pair_at(b, i + 1),
             b'|' => ends || next == Some(b'|'),
             b'(' | b'[' | b'{' | b'<' => {
@@ -624,12 +642,15 @@ fn bare_value(s: &str, from: usize, max: usize, query: bool) -> usize {
     floor_char(s, i)
 }
 
-/// `get_password()`, `os.environ[…`, `Vec<u8>`, `getenv(` (cut at a quote): an identifier
-/// opening a bracket that the value closes last or never closes is a call or an index.
+/// `get_password()`, `os.environ[…`, `Vec<u8>`, `getenv(` (cut at a quote),
+/// `url::quirks::password(&url)`, `$this->get(`: an identifier or path opening a bracket
+/// that the value closes last or never closes is a call or an index.
 fn code_call(v: &[u8]) -> bool {
     let id = v
         .iter()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'$'))
+        .take_while(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'$' | b':' | b'-' | b'>')
+        })
         .count();
     let Some(&open) = v.get(id) else {
         return false;
@@ -720,8 +741,12 @@ fn braced(b: &[u8], vs: usize, preceded: bool) -> Option<(usize, usize)> {
         return None;
     }
     let inner = &b[vs + 1..j];
-    let field = inner.first().is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
-        && inner.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    let field = inner
+        .first()
+        .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+        && inner
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
         && (!inner.iter().any(u8::is_ascii_uppercase) || !inner.iter().any(u8::is_ascii_lowercase));
     Some(if field { (vs, j + 1) } else { (vs + 1, j) })
 }
@@ -916,10 +941,42 @@ mod tests {
             ("password = get_password()", "pass", None),
             ("token = config.token", "token", None),
             ("the password is long", "pass", None),
+            // Bare values keep what people put in passwords, and end where a pair or code does.
+            ("DB_PASSWORD=Tig&er(1)! next", "PASS", Some("Tig&er(1)!")),
+            ("password=p,w|x[1]", "pass", Some("p,w|x[1]")),
+            ("password=abc,user=bob", "pass", Some("abc")),
+            ("password=abc, then", "pass", Some("abc")),
+            ("x=1&password=abc&def", "pass", Some("abc")),
+            ("password=abc&&make", "pass", Some("abc")),
+            ("f(password=abc)", "pass", Some("abc")),
+            ("{password: abc}", "pass", Some("abc")),
+            (r#"{"a": "password=abc\nnext"}"#, "pass", Some("abc")),
+            ("password: &str", "pass", None),
+            ("password: (bool, optional)", "pass", None),
+            ("password = url::quirks::password(&url);", "pass", None),
+            ("password=Sm(7)p,x!", "pass", Some("Sm(7)p,x!")),
+            // Connection strings.
+            (
+                "Server=db;Password=my pass word;Encrypt=true",
+                "Pass",
+                Some("my pass word"),
+            ),
+            ("Password=p@ss,word;User Id=sa", "Pass", Some("p@ss,word")),
+            ("UID=sa;PWD={Tig;er}}1};", "PWD", Some("Tig;er}}1")),
+            ("UID=sa;PWD={password};", "PWD", Some("{password}")),
+            ("PASSWORD=abc def; echo", "PASS", Some("abc")),
         ];
         for (s, kw, want) in cases {
             assert_eq!(value_of(s, kw).as_deref(), want, "{s}");
         }
+        let at = |s: &str, kw: &str| {
+            let i = s.find(kw).unwrap();
+            assignment(s, i, i + kw.len())
+        };
+        assert!(at("x=1;PWD=abc;", "PWD").connection);
+        assert!(!at("PWD=/home/dev", "PWD").connection);
+        assert!(at("DB_PASS=x1", "PASS").tight && at("db_pass: x1", "pass").tight);
+        assert!(!at("FLAGS_PASS = 0x04", "PASS").tight);
     }
 
     #[test]
@@ -929,11 +986,40 @@ mod tests {
         let u = url_password(s, at, at + 3, 512).unwrap();
         assert_eq!(&s[u.password.0..u.password.1], "pa55");
         assert!(u.database);
+        for (s, want) in [
+            (
+                "https://bot:Dragon123@xYz1@api.example/v1",
+                "Dragon123@xYz1",
+            ),
+            ("postgres://app:Tiger1#ab!@db:5432/x", "Tiger1#ab!"),
+            ("mysql://root:p@ss/w0rd#1@db:3306/app", "p@ss/w0rd#1"),
+            ("redis://u:1234#abcd@cache:6379", "1234#abcd"),
+            ("mongodb://u:p#w@h1:27017,h2:27017/db", "p#w"),
+            ("pg://u:p#w@db/x?email=ops@example.com", "p#w"),
+            ("https://u:pw@host/path/@scope/pkg@1.2.3/x", "pw"),
+            (
+                "https://user@example.com:Em@il#pw@mail.example.com/",
+                "Em@il#pw",
+            ),
+            ("(postgres://ro:R3ad#only@replica.internal)", "R3ad#only"),
+            ("https://àlex:àlex@àlex.рф.example.com:443/foo", "àlex"),
+        ] {
+            let at = s.find("://").unwrap();
+            let u = url_password(s, at, at + 3, 512).unwrap();
+            assert_eq!(&s[u.password.0..u.password.1], want, "{s}");
+        }
         for s in [
             "https://example.com/a:b@c",
             "https://user@host/x",
             "http://[::1]:8080/",
             "://x:y@z",
+            "http://localhost:5173/@vite/client",
+            "https://example.com:8443/users/@bob",
+            "http://localhost:3000/api?email=bob@example.com",
+            "ssh://git@github.com:22/org/repo.git",
+            "git+ssh://git@github.com:org/repo.git#v1",
+            "file:///C:/Users/dev/a@b.txt",
+            "https://host:abc \"bob@example.com\"",
         ] {
             let at = s.find("://").unwrap();
             assert!(url_password(s, at, at + 3, 512).is_none(), "{s}");
