@@ -61,7 +61,9 @@ pub struct DemoArgs {
     endpoint: String,
     #[arg(long, env = "MCP_AUDIT_TOKEN")]
     token: Option<String>,
-    #[arg(long, default_value_t = 1000)]
+    /// About how many events to send: a day is generated to this size (the attack
+    /// scenarios alone are about 1,300 events; fewer sends the day's first N).
+    #[arg(long, default_value_t = 5000)]
     events: u64,
     /// Events per second.
     #[arg(long, default_value_t = 50)]

@@ -144,6 +144,18 @@ impl<'r> Script<'r> {
         };
         if self.failures && call.method == "tools/call" {
             self.maybe_fail(&mut call);
+            // Long pages come back cut at `max_length`, with the fetch server's own note.
+            let long_page =
+                call.server == "fetch" && call.tool == "fetch" && call.result.len() > 600;
+            if long_page && call.outcome == Outcome::Ok && self.rng.random_bool(0.3) {
+                let next = call.result.len() * 2 / 3;
+                let mut cut = next;
+                while !call.result.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                call.result.truncate(cut);
+                call.result.push_str(&format!("\n\n<error>Content truncated. Call the fetch tool with a start_index of {cut} to get more content.</error>"));
+            }
         }
         if call.outcome == Outcome::Timeout {
             call.duration_ms = 30_000;

@@ -137,7 +137,7 @@ pub fn demo_day(
 
 /// About how many events a benign conversation makes (its `tools/list` calls included), to
 /// size a day for a wanted number of events.
-pub const EVENTS_PER_CONVERSATION: usize = 8;
+pub const EVENTS_PER_CONVERSATION: usize = 6;
 
 /// The conversations for a [`demo_day`] of about `events` events in total.
 pub fn conversations_for(events: usize) -> usize {

@@ -1213,3 +1213,82 @@ fn demo_sizing_is_close() {
     let off = (events.len() as f64 - wanted as f64).abs() / wanted as f64;
     assert!(off < 0.25, "{} events for {wanted} wanted", events.len());
 }
+
+#[test]
+#[ignore]
+fn print_profile() {
+    let c = day(1);
+    let ev = events_of(&c);
+    println!(
+        "conversations {} events {} avg {:.2}",
+        c.len(),
+        ev.len(),
+        ev.len() as f64 / c.len() as f64
+    );
+    let mut shapes: BTreeMap<&str, usize> = BTreeMap::new();
+    for x in &c {
+        *shapes.entry(x.shape.name()).or_default() += 1;
+    }
+    println!("{shapes:?}");
+    let minute = |key: &dyn Fn(&Event) -> Option<String>| {
+        let mut groups: HashMap<String, Vec<OffsetDateTime>> = HashMap::new();
+        for e in &ev {
+            if let Some(k) = key(e) {
+                groups.entry(k).or_default().push(e.timestamp);
+            }
+        }
+        let mut best = (0, String::new());
+        for (k, t) in groups {
+            let mut lo = 0;
+            for hi in 0..t.len() {
+                while t[hi] - t[lo] >= Duration::minutes(1) {
+                    lo += 1;
+                }
+                if hi - lo + 1 > best.0 {
+                    best = (hi - lo + 1, k.clone());
+                }
+            }
+        }
+        best
+    };
+    println!(
+        "busiest minute per user: {:?}",
+        minute(&|e| Some(e.user.clone()))
+    );
+    println!(
+        "per user+tool: {:?}",
+        minute(&|e| is_call(e).then(|| format!("{} {}", e.user, e.tool)))
+    );
+    println!(
+        "per address: {:?}",
+        minute(&|e| Some(e.remote_addr.clone()))
+    );
+    println!(
+        "ci: {:?}",
+        minute(&|e| (e.user == catalog::CI_USER).then(|| "ci".into()))
+    );
+    println!(
+        "batch: {:?}",
+        minute(&|e| (e.user == catalog::REPORT_USER).then(|| "report".into()))
+    );
+    println!(
+        "expensive: {:?}",
+        minute(&|e| (e.tool == "run_analysis").then(|| "all".into()))
+    );
+    let sc = attacks(1, START);
+    println!(
+        "scenarios {} events {}",
+        sc.len(),
+        sc.iter().map(|s| s.events.len()).sum::<usize>()
+    );
+    for s in &sc {
+        println!(
+            "| `{}` | {} | {} | {} | {} |",
+            s.name,
+            s.expect.join(","),
+            s.tolerate.join(","),
+            s.events.len(),
+            s.trigger.len()
+        );
+    }
+}
