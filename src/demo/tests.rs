@@ -1214,9 +1214,11 @@ fn demo_sizing_is_close() {
     assert!(off < 0.25, "{} events for {wanted} wanted", events.len());
 }
 
+/// Prints the day's profile and the scenario table of `TRAFFIC.md`:
+/// `cargo test --lib demo::tests::profile -- --ignored --nocapture`.
 #[test]
 #[ignore]
-fn print_profile() {
+fn profile() {
     let c = day(1);
     let ev = events_of(&c);
     println!(
@@ -1281,14 +1283,24 @@ fn print_profile() {
         sc.len(),
         sc.iter().map(|s| s.events.len()).sum::<usize>()
     );
-    for s in &sc {
+    let or_dash = |rules: &[&str]| {
+        if rules.is_empty() {
+            "—".to_string()
+        } else {
+            rules.join(", ")
+        }
+    };
+    for s in sc.iter().filter(|s| !s.expect.is_empty()) {
+        let about = s.about.replace('|', "\\|");
         println!(
-            "| `{}` | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {about} |",
             s.name,
-            s.expect.join(","),
-            s.tolerate.join(","),
-            s.events.len(),
-            s.trigger.len()
+            s.expect.join(", "),
+            or_dash(s.tolerate)
         );
+    }
+    for s in sc.iter().filter(|s| s.expect.is_empty()) {
+        let about = s.about.replace('|', "\\|");
+        println!("| `{}` | {} | {about} |", s.name, or_dash(s.tolerate));
     }
 }
