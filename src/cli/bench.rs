@@ -1,4 +1,5 @@
-//! `mcp-audit bench` (load generator) and `mcp-audit demo` (live realistic traffic).
+//! `mcp-audit bench` (load generator) and `mcp-audit demo` (a generated day of realistic
+//! traffic, attack scenarios included, streamed over gRPC).
 //!
 //! `bench` streams generated ~1 KB events over real gRPC `Ship` streams, measures ack latency
 //! per batch (send → durable ack), waits until every event is searchable, then times
