@@ -35,6 +35,8 @@
 mod cursor;
 mod day;
 mod doc;
+#[cfg(test)]
+mod equivalence;
 pub mod indexer;
 mod query;
 mod schema;
