@@ -578,7 +578,8 @@ fn needs_key(name: &str, pos: &Pos) -> QueryError {
     ))
 }
 
-/// Only the parser builds free text with a range or `*` (never: they need a field name).
+/// One clause with its field resolved and its value checked against the field's type. (Free
+/// text never has a range or `*`: the syntax only builds those after a field name.)
 fn clause(c: Clause) -> Result<Expr, QueryError> {
     let at = c.at;
     let Some(field) = c.field else {
