@@ -5,14 +5,18 @@
 //! ingest ─▶ scrub ─▶ wal (fsync, then ack) ─┬▶ index ─▶ api
 //!                                           └▶ live tail
 //! ```
-//! - [`event`]: the tool-call event, the one domain type every stage speaks.
+//! - [`event`]: the tool-call event, the one domain type every stage speaks, and the registry
+//!   of its fields.
 //! - [`ingest`]: gRPC and NDJSON front doors; validates events and binds them to a tenant.
 //! - [`scrub`]: removes secrets from every string of an event before anything is stored.
 //! - [`wal`]: durable, group-committed, hash-chained log; an event is acked only once it is here.
 //!   Every later stage is a durable consumer of it, with its own position.
+//! - [`query`]: the one query language: parser, AST and the in-memory matcher (live tail,
+//!   rules); knows no tantivy.
+//! - [`index`]: tantivy, one index per UTC day; search, histogram, terms; compiles queries to
+//!   tantivy. Only module using tantivy.
 //! - [`rules`]: Sigma-style detection rules and the built-in MCP pack; a WAL consumer that
 //!   turns events into findings.
-//! - [`index`]: tantivy, one index per UTC day; search, histogram, terms. Only module using tantivy.
 //! - [`api`]: HTTP API (search, ingest, health, metrics) and the dashboard.
 //! - [`app`]: the wiring: opens the stages, starts the tasks, runs until shutdown.
 //! - [`health`]: which stages are failing and why (`/readyz`, `/metrics`).
@@ -31,6 +35,7 @@ pub mod health;
 pub mod index;
 pub mod ingest;
 pub mod metrics;
+pub mod query;
 pub mod rules;
 pub mod scrub;
 pub mod wal;

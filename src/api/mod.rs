@@ -6,6 +6,7 @@
 //! synchronous. Connections are served by [`serve`], which bounds what a slow or stalled
 //! client can hold.
 
+mod fields;
 mod ingest;
 mod openapi;
 mod params;
@@ -63,6 +64,7 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
         ("/api/v1/histogram", get(search::histogram)),
         ("/api/v1/terms", get(search::terms)),
         ("/api/v1/events/{event_id}", get(search::event)),
+        ("/api/v1/fields", get(fields::fields)),
         ("/api/v1/ingest", post(ingest::ingest)),
         ("/api/v1/tail", get(tail::tail)),
         ("/api/v1/findings", get(rules::findings)),

@@ -45,6 +45,51 @@ mod tests {
     }
 
     #[test]
+    fn field_lists_are_those_of_the_registry() {
+        use crate::event::fields::{self, FieldType, FIELDS};
+        let doc = doc();
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .expect("array")
+                .iter()
+                .map(|s| s.as_str().expect("string").to_string())
+                .collect()
+        };
+        let terms = doc["paths"]["/api/v1/terms"]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == "field")
+            .expect("field parameter")["schema"]["enum"]
+            .clone();
+        let aggregatable: Vec<String> =
+            fields::aggregatable().map(|f| f.name.to_string()).collect();
+        assert_eq!(strings(&terms), aggregatable);
+        let types = &doc["components"]["schemas"]["Fields"]["properties"]["fields"]["items"]
+            ["properties"]["type"]["enum"];
+        for f in FIELDS {
+            assert!(
+                strings(types).contains(&f.ty.name().to_string()),
+                "{}",
+                f.name
+            );
+        }
+        let stored: BTreeSet<String> = doc["components"]["schemas"]["StoredEvent"]["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .cloned()
+            .collect();
+        let keys: BTreeSet<String> = FIELDS.iter().map(|f| f.json_key().to_string()).collect();
+        assert_eq!(stored, keys);
+        let outcome = &doc["components"]["schemas"]["StoredEvent"]["properties"]["outcome"]["enum"];
+        let Some(FieldType::Enum(names)) = fields::field("outcome").map(|f| f.ty) else {
+            panic!("outcome is an enum")
+        };
+        assert_eq!(strings(outcome), names.to_vec());
+    }
+
+    #[test]
     fn every_reference_resolves_and_every_operation_answers_errors_as_problems() {
         fn walk(v: &Value, doc: &Value, refs: &mut usize) {
             match v {

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::{json, parse_duration, problem, tenant, Params, Problem, RawParams};
 use crate::app::Shared;
 use crate::error::ErrorKind;
-use crate::event::StoredEvent;
+use crate::event::{fields, StoredEvent};
 use crate::index::{Bucket, HistogramRequest, SearchRequest, TermCount, TermsRequest};
 
 /// Largest page.
@@ -128,7 +128,7 @@ pub async fn terms(
             "field",
             format!(
                 "is required; one of {}",
-                crate::index::TERM_FIELDS.join(", ")
+                fields::names(fields::aggregatable())
             ),
         )
     })?;

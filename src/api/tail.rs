@@ -1,8 +1,7 @@
 //! `GET /api/v1/tail?q=`: Server-Sent Events of live events as they are acknowledged.
 //!
-//! The filter is a subset of the search language evaluated in memory: space-separated terms
-//! that must all match; `field:value` compares a field exactly (`labels.k:v` too), `-term`
-//! negates, a bare word matches case-insensitively inside tool, arguments, result and error.
+//! The filter is the search language (`q`), evaluated in memory by [`crate::query::matches`]:
+//! a query means the same in the tail as in a search.
 //!
 //! Memory is bounded in bytes, whatever clients do: each subscriber has a queue of at most
 //! [`SUBSCRIBER_BYTES`] of events (shared with the rest of the collector, never copied), and
@@ -27,8 +26,8 @@ use tokio::sync::Notify;
 use super::{tenant, Params, Problem};
 use crate::app::Shared;
 use crate::error::ErrorKind;
-use crate::event::StoredEvent;
 use crate::metrics::Metrics;
+use crate::query;
 use crate::wal::{Chunk, Entry};
 
 /// Bytes of events (their stored size) one subscriber may have waiting.
@@ -215,96 +214,6 @@ impl Subscription {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Term {
-    Field {
-        field: String,
-        value: String,
-        negate: bool,
-    },
-    Word {
-        word: String,
-        negate: bool,
-    },
-}
-
-fn field_value<'a>(ev: &'a StoredEvent, field: &str) -> Option<&'a str> {
-    match field.strip_prefix("labels.") {
-        Some(k) => ev.event.labels.get(k).map(String::as_str),
-        None => ev.event.text_field(field),
-    }
-}
-
-const FIELDS: &[&str] = &[
-    "event_id",
-    "source",
-    "method",
-    "server",
-    "tool",
-    "user",
-    "client",
-    "conversation_id",
-    "session_id",
-    "trace_id",
-    "remote_addr",
-    "outcome",
-    "consent",
-    "transport",
-    "labels.<key>",
-];
-
-fn parse(q: &str) -> Result<Vec<Term>, String> {
-    q.split_whitespace()
-        .filter(|t| *t != "AND")
-        .map(|t| {
-            let (negate, t) = match t.strip_prefix('-') {
-                Some(rest) => (true, rest),
-                None => (false, t),
-            };
-            match t.split_once(':') {
-                Some((f, v)) => {
-                    if !(FIELDS.contains(&f) || f.starts_with("labels.")) {
-                        return Err(format!(
-                            "tail filters support {}; `{f}` is not one of them",
-                            FIELDS.join(", ")
-                        ));
-                    }
-                    Ok(Term::Field {
-                        field: f.to_string(),
-                        value: v.trim_matches('"').to_string(),
-                        negate,
-                    })
-                }
-                None => Ok(Term::Word {
-                    word: t.to_lowercase(),
-                    negate,
-                }),
-            }
-        })
-        .collect()
-}
-
-fn matches(terms: &[Term], ev: &StoredEvent) -> bool {
-    terms.iter().all(|t| match t {
-        Term::Field {
-            field,
-            value,
-            negate,
-        } => (field_value(ev, field) == Some(value.as_str())) != *negate,
-        Term::Word { word, negate } => {
-            let e = &ev.event;
-            let hit = [e.tool.as_str(), e.result.as_str(), e.error.as_str()]
-                .iter()
-                .any(|s| s.to_lowercase().contains(word.as_str()))
-                || e.arguments
-                    .to_string()
-                    .to_lowercase()
-                    .contains(word.as_str());
-            hit != *negate
-        }
-    })
-}
-
 pub async fn tail(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -312,7 +221,7 @@ pub async fn tail(
 ) -> Result<Response, Problem> {
     let tenant = tenant(&s, &headers)?;
     let p = Params::new(raw, &["q"])?;
-    let terms = parse(p.str("q")).map_err(|r| Problem::param("q", r))?;
+    let filter = query::parse(p.str("q")).map_err(|e| Problem::param("q", e.reason()))?;
     let Some(sub) = s.tail.subscribe(tenant) else {
         return Err(Problem::new(
             ErrorKind::Unavailable,
@@ -324,26 +233,28 @@ pub async fn tail(
         hub: s.tail.clone(),
         sub,
     };
-    let stream =
-        futures::stream::unfold((subscription, terms), |(subscription, terms)| async move {
+    let stream = futures::stream::unfold(
+        (subscription, filter),
+        |(subscription, filter)| async move {
             loop {
                 match subscription.next().await {
                     Next::End => return None,
                     Next::Lagged(n) => {
                         let ev = Sse::default().event("lagged").data(n.to_string());
-                        return Some((Ok::<_, Infallible>(ev), (subscription, terms)));
+                        return Some((Ok::<_, Infallible>(ev), (subscription, filter)));
                     }
-                    Next::Event(e) if matches(&terms, &e.event) => {
+                    Next::Event(e) if query::matches(&filter, &e.event) => {
                         let Ok(json) = serde_json::to_string(&e.event) else {
                             continue;
                         };
                         let ev = Sse::default().event("event").data(json);
-                        return Some((Ok(ev), (subscription, terms)));
+                        return Some((Ok(ev), (subscription, filter)));
                     }
                     Next::Event(_) => {}
                 }
             }
-        });
+        },
+    );
     let mut stop = s.shutdown.clone();
     let stream = stream.take_until(async move {
         let _ = stop.wait_for(|s| *s).await;
@@ -355,14 +266,16 @@ pub async fn tail(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::event::Event;
+    use crate::event::{Event, StoredEvent};
+    use crate::query::{matches, parse};
 
     #[test]
-    fn filter() {
+    fn the_filter_is_the_search_language() {
         let mut e = Event::new("1", "tools/call", "delete_file");
         e.user = "alice".into();
         e.labels.insert("env".into(), "prod".into());
+        e.error = "Permission DENIED".into();
+        e.duration_ms = 1500;
         let ev = StoredEvent {
             event: e,
             tenant: "t".into(),
@@ -371,10 +284,14 @@ mod tests {
             hash: String::new(),
             redactions: vec![],
         };
-        assert!(matches(&parse("tool:delete_file user:alice").unwrap(), &ev));
-        assert!(matches(&parse("labels.env:prod -user:bob").unwrap(), &ev));
-        assert!(!matches(&parse("user:bob").unwrap(), &ev));
-        assert!(matches(&parse("DELETE").unwrap(), &ev));
+        let m = |q: &str| matches(&parse(q).unwrap(), &ev);
+        assert!(m("tool:delete_file user:alice"));
+        assert!(m("labels.env:prod -user:bob"));
+        assert!(m("tool:x OR (user:alice AND NOT user:bob)"));
+        assert!(m("\"permission denied\" duration_ms:>1000"));
+        assert!(!m("user:bob"));
+        assert!(!m("tool:delete"), "exact fields match whole values");
+        assert!(m(""));
         assert!(parse("bogus:x").is_err());
     }
 }

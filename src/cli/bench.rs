@@ -1,4 +1,5 @@
-//! `mcp-audit bench` (load generator) and `mcp-audit demo` (live realistic traffic).
+//! `mcp-audit bench` (load generator) and `mcp-audit demo` (a generated day of realistic
+//! traffic, attack scenarios included, streamed over gRPC).
 //!
 //! `bench` streams generated ~1 KB events over real gRPC `Ship` streams, measures ack latency
 //! per batch (send → durable ack), waits until every event is searchable, then times
@@ -61,7 +62,9 @@ pub struct DemoArgs {
     endpoint: String,
     #[arg(long, env = "MCP_AUDIT_TOKEN")]
     token: Option<String>,
-    #[arg(long, default_value_t = 1000)]
+    /// About how many events to send: a day is generated to this size (the attack
+    /// scenarios alone are about 1,300 events; fewer sends the day's first N).
+    #[arg(long, default_value_t = 5000)]
     events: u64,
     /// Events per second.
     #[arg(long, default_value_t = 50)]
@@ -329,28 +332,36 @@ async fn connection(
     Ok(result)
 }
 
-/// `mcp-audit demo`: live mixed traffic at a steady rate.
+/// `mcp-audit demo`: a generated day of MCP traffic, attacks and near misses included,
+/// streamed in time order at a steady rate. The day ends now and is sized to about
+/// `--events` events; its events keep their own timestamps (over the last 24 hours), so
+/// rates, sessions and silences look to rules as they would live.
 pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut client = connect(&args.endpoint).await?;
-    let mut g = Generator::new(args.seed);
-    let mut sent = 0u64;
+    let now = OffsetDateTime::now_utc();
+    let wanted = usize::try_from(args.events).unwrap_or(usize::MAX);
+    let events = crate::demo::demo_day(
+        args.seed,
+        now - time::Duration::hours(24),
+        time::Duration::hours(23),
+        crate::demo::conversations_for(wanted),
+    );
+    let total = events.len().min(wanted);
+    let mut sent = 0usize;
     let mut accepted = 0u64;
     let tick = Duration::from_millis(200);
-    let per_tick = (args.rate as f64 * tick.as_secs_f64()).ceil().max(1.0) as u64;
+    let per_tick = (args.rate as f64 * tick.as_secs_f64()).ceil().max(1.0) as usize;
     let mut interval = tokio::time::interval(tick);
-    while sent < args.events {
+    for chunk in events[..total].chunks(per_tick) {
         interval.tick().await;
-        let mut events = Vec::new();
-        while (events.len() as u64) < per_tick && sent + (events.len() as u64) < args.events {
-            events.extend(
-                g.mixed(OffsetDateTime::now_utc(), 900)
-                    .iter()
-                    .map(convert::encode),
-            );
-        }
-        sent += events.len() as u64;
+        sent += chunk.len();
         let resp = client
-            .send(request(ShipRequest { events }, args.token.as_deref())?)
+            .send(request(
+                ShipRequest {
+                    events: chunk.iter().map(convert::encode).collect(),
+                },
+                args.token.as_deref(),
+            )?)
             .await
             .context("the collector refused a demo batch")?
             .into_inner();

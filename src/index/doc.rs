@@ -6,7 +6,8 @@
 //! instead would copy every indexed string and the whole record once more per event, on the
 //! one indexer thread.
 //!
-//! The values are exactly those [`Fields`] describes (see the table in `schema.rs`).
+//! The values are read through the field registry ([`FieldDef::value`]) and are exactly those
+//! [`Fields`] describes (see the table in `schema.rs`).
 
 use std::collections::btree_map;
 use std::collections::BTreeMap;
@@ -16,10 +17,13 @@ use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf};
 use tantivy::schema::{Document, Field, Value};
 use tantivy::DateTime;
 
+#[cfg(doc)]
+use crate::event::fields::FieldDef;
+use crate::event::fields::{for_each_leaf, FieldValue, Leaf};
 use crate::event::id_key;
 use crate::wal::Entry;
 
-use super::schema::{hint_value, micros, raw_value, split_key, u64_value, Fields};
+use super::schema::{micros, split_key, Fields};
 
 /// One event as a tantivy document.
 pub(crate) struct EventDoc {
@@ -37,7 +41,11 @@ pub(crate) struct EventDoc {
 impl EventDoc {
     pub fn new(fields: Arc<Fields>, entry: Arc<Entry>) -> Self {
         let mut numbers = Vec::new();
-        json_numbers(&entry.event.event.arguments, &mut numbers);
+        for_each_leaf(&entry.event.event.arguments, &mut |leaf| {
+            if let Leaf::Number(n) = leaf {
+                numbers.push(n.to_string())
+            }
+        });
         let id = split_key(id_key(&entry.event.tenant, &entry.event.event.event_id));
         EventDoc {
             fields,
@@ -50,90 +58,62 @@ impl EventDoc {
     fn values(&self) -> Vec<(Field, DocValue<'_>)> {
         let f = &*self.fields;
         let stored = &self.entry.event;
-        let e = &stored.event;
         let mut out = Vec::with_capacity(48);
         out.push((f.tenant, DocValue::Str(&stored.tenant)));
-        for (name, field) in f.raw_fields() {
-            if name == "redaction" {
-                // One value per distinct kind.
-                for (i, r) in stored.redactions.iter().enumerate() {
-                    let kind = r.kind.as_str();
-                    let seen = stored.redactions[..i].iter().any(|p| p.kind == kind);
-                    if !kind.is_empty() && !seen {
-                        out.push((field, DocValue::Str(kind)));
+        out.push((f.pos, DocValue::U64(self.entry.pos)));
+        for (def, field) in f.indexed() {
+            match def.value(stored) {
+                // An empty string means "not reported": no term, so `terms` never shows "".
+                FieldValue::Str(s) => {
+                    if !s.is_empty() {
+                        out.push((field, DocValue::Str(s)))
                     }
                 }
-                continue;
+                FieldValue::Strs(values) => {
+                    out.extend(values.into_iter().map(|s| (field, DocValue::Str(s))))
+                }
+                FieldValue::U64(n) => out.push((field, DocValue::U64(n))),
+                FieldValue::Time(t) => out.push((
+                    field,
+                    DocValue::Date(DateTime::from_timestamp_micros(micros(t))),
+                )),
+                FieldValue::Bool(b) => out.push((field, DocValue::Bool(b))),
+                FieldValue::Json(args) => {
+                    if !args.is_null() {
+                        // Free text over arguments: every leaf as text, numbers as rendered.
+                        let mut numbers = self.numbers.iter();
+                        for_each_leaf(args, &mut |leaf| {
+                            let text = match leaf {
+                                Leaf::Str(s) => s,
+                                Leaf::Number(_) => match numbers.next() {
+                                    Some(n) => n.as_str(),
+                                    None => return,
+                                },
+                                Leaf::Bool(b) => {
+                                    if b {
+                                        "true"
+                                    } else {
+                                        "false"
+                                    }
+                                }
+                            };
+                            out.push((f.arguments_text, DocValue::Str(text)));
+                        });
+                        out.push((field, DocValue::Json(args)));
+                    }
+                }
+                FieldValue::Labels(labels) => {
+                    if !labels.is_empty() {
+                        out.push((field, DocValue::Labels(labels)))
+                    }
+                }
             }
-            // An empty string means "not reported": no term, so `terms` never shows "".
-            let value = raw_value(name, stored);
-            if !value.is_empty() {
-                out.push((field, DocValue::Str(value)));
-            }
-        }
-        out.push((
-            f.timestamp,
-            DocValue::Date(DateTime::from_timestamp_micros(micros(e.timestamp))),
-        ));
-        for (name, field) in f.u64_fields() {
-            out.push((field, DocValue::U64(u64_value(name, stored))));
-        }
-        out.push((f.pos, DocValue::U64(self.entry.pos)));
-        for (name, field) in f.bool_fields() {
-            out.push((field, DocValue::Bool(hint_value(name, &e.annotations))));
-        }
-        if !e.arguments.is_null() {
-            let mut numbers = self.numbers.iter();
-            json_leaves(&e.arguments, &mut numbers, &mut |leaf| {
-                out.push((f.arguments_text, DocValue::Str(leaf)))
-            });
-            out.push((f.arguments, DocValue::Json(&e.arguments)));
-        }
-        if !e.labels.is_empty() {
-            out.push((f.labels, DocValue::Labels(&e.labels)));
-        }
-        if !e.result.is_empty() {
-            out.push((f.result, DocValue::Str(&e.result)));
-        }
-        if !e.error.is_empty() {
-            out.push((f.error, DocValue::Str(&e.error)));
         }
         let (hi, lo) = self.id;
         out.push((f.id_hi, DocValue::U64(hi)));
         out.push((f.id_lo, DocValue::U64(lo)));
         out.push((f.source, DocValue::Bytes(&self.entry.record)));
         out
-    }
-}
-
-/// The numbers of a JSON value as text, in walk order.
-fn json_numbers(v: &serde_json::Value, out: &mut Vec<String>) {
-    match v {
-        serde_json::Value::Number(n) => out.push(n.to_string()),
-        serde_json::Value::Array(items) => items.iter().for_each(|i| json_numbers(i, out)),
-        serde_json::Value::Object(map) => map.values().for_each(|i| json_numbers(i, out)),
-        _ => {}
-    }
-}
-
-/// Every scalar of a JSON value as text, in walk order; numbers come from `numbers`, which
-/// [`json_numbers`] filled in the same order.
-fn json_leaves<'a>(
-    v: &'a serde_json::Value,
-    numbers: &mut std::slice::Iter<'a, String>,
-    emit: &mut impl FnMut(&'a str),
-) {
-    match v {
-        serde_json::Value::Null => {}
-        serde_json::Value::Bool(b) => emit(if *b { "true" } else { "false" }),
-        serde_json::Value::Number(_) => {
-            if let Some(n) = numbers.next() {
-                emit(n)
-            }
-        }
-        serde_json::Value::String(s) => emit(s),
-        serde_json::Value::Array(items) => items.iter().for_each(|i| json_leaves(i, numbers, emit)),
-        serde_json::Value::Object(map) => map.values().for_each(|i| json_leaves(i, numbers, emit)),
     }
 }
 

@@ -24,8 +24,9 @@
 //! sees everything committed.
 //!
 //! ## Submodules
-//! - `schema`: the fields of a day index and the document of an event.
-//! - `query`: the query language of `q`, parsed by hand into tantivy queries.
+//! - `schema`: the fields of a day index, from the field registry.
+//! - `doc`: the document of an event, borrowed from it.
+//! - `query`: compiles the query language's AST ([`crate::query`]) into tantivy queries.
 //! - `search`: search, histogram, terms and get on a snapshot, with fast-field collectors.
 //! - `cursor`: the opaque paging cursor.
 //! - `day`: one day's folder, reader, writer and payload; the checkpoint file.
@@ -34,6 +35,8 @@
 mod cursor;
 mod day;
 mod doc;
+#[cfg(test)]
+mod equivalence;
 pub mod findings;
 pub mod indexer;
 mod query;
@@ -95,7 +98,7 @@ pub struct IndexConfig {
 #[derive(Debug, Clone)]
 pub struct SearchRequest {
     pub tenant: String,
-    /// Query text (see the query language in `query.rs`); empty matches everything.
+    /// Query text (the language of [`crate::query`]); empty matches everything.
     pub query: String,
     pub start: OffsetDateTime,
     pub end: OffsetDateTime,
@@ -134,7 +137,7 @@ pub struct Bucket {
 #[derive(Debug, Clone)]
 pub struct TermsRequest {
     pub tenant: String,
-    /// One of [`TERM_FIELDS`].
+    /// An aggregatable field of the registry ([`crate::event::fields::aggregatable`]).
     pub field: String,
     pub query: String,
     pub start: OffsetDateTime,
@@ -147,23 +150,6 @@ pub struct TermCount {
     pub value: String,
     pub count: u64,
 }
-
-/// Fields `terms` can aggregate on.
-pub const TERM_FIELDS: &[&str] = &[
-    "source",
-    "method",
-    "server",
-    "tool",
-    "user",
-    "client",
-    "conversation_id",
-    "session_id",
-    "outcome",
-    "consent",
-    "transport",
-    "remote_addr",
-    "redaction",
-];
 
 /// All day indexes of one collector.
 pub struct Indexes {

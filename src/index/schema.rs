@@ -1,5 +1,5 @@
-//! The schema of a day index, and the values of a [`StoredEvent`] it indexes (`doc.rs` hands
-//! them to tantivy).
+//! The schema of a day index, built from the field registry ([`crate::event::fields`]), and how
+//! each field type is indexed (`doc.rs` hands the values to tantivy).
 //!
 //! Every day index has the same schema, built by [`Fields::new`]; field handles are therefore
 //! valid in every day and a query compiled once runs against all of them. Only `_source` (the
@@ -8,17 +8,20 @@
 //!
 //! | field | how |
 //! |---|---|
-//! | `tenant` and the exact-match fields ([`RAW_FIELDS`]) | raw token, indexed + fast |
-//! | `redaction` | raw, one value per distinct redaction kind |
+//! | `tenant` and the exact fields (`Exact`, `Enum`) | raw token, indexed; fast (a column) if aggregatable, and `event_id` |
+//! | `redaction` | the same, one value per distinct redaction kind |
 //! | `timestamp` | date, fast (microseconds): ranges are answered from the column |
-//! | `duration_ms`, `result_bytes`, `seq` | u64, fast (exact values are one-value ranges) |
+//! | number fields (`duration_ms`, `result_bytes`, `seq`) | u64, fast (exact values are one-value ranges) |
 //! | `pos` (WAL position), `id_hi`/`id_lo` (halves of [`id_key`]) | u64, fast |
-//! | `read_only`, `destructive`, `idempotent`, `open_world` | bool, indexed (effective hints) |
+//! | hints (`read_only`, `destructive`, `idempotent`, `open_world`) | bool, indexed (effective hints) |
 //! | `arguments` | JSON, default tokenizer with positions |
 //! | `_arguments_text` | every leaf value of `arguments` as text: free text over arguments |
 //! | `labels` | JSON, raw tokenizer |
-//! | `result`, `error` | text, default tokenizer with positions |
+//! | text fields (`result`, `error`) | text, default tokenizer with positions |
 //! | `_source` | stored bytes: the event's record ([`StoredEvent::record`]), as in the WAL |
+//!
+//! Fields are added type by type, in registry order within a type: a day index opens only with
+//! the schema it was created with (see the note in `event/fields.rs`).
 
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
@@ -27,7 +30,9 @@ use tantivy::schema::{
 use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
 use time::OffsetDateTime;
 
-use crate::event::{Annotations, Consent, Outcome, StoredEvent, Transport};
+use crate::event::fields::{self, FieldDef, FieldType};
+#[cfg(doc)]
+use crate::event::{id_key, StoredEvent};
 
 pub(crate) const TENANT: &str = "tenant";
 pub(crate) const TIMESTAMP: &str = "timestamp";
@@ -37,97 +42,19 @@ pub(crate) const ID_LO: &str = "id_lo";
 pub(crate) const SOURCE: &str = "_source";
 const ARGUMENTS_TEXT: &str = "_arguments_text";
 
-/// Exact-match fields: raw token (the whole value), indexed and fast, case-sensitive.
-pub(crate) const RAW_FIELDS: &[&str] = &[
-    "source",
-    "method",
-    "server",
-    "tool",
-    "user",
-    "client",
-    "conversation_id",
-    "session_id",
-    "trace_id",
-    "span_id",
-    "outcome",
-    "consent",
-    "transport",
-    "event_id",
-    "remote_addr",
-    "tool_description_hash",
-    "redaction",
-];
-
-const U64_FIELDS: &[&str] = &["duration_ms", "result_bytes", "seq"];
-const BOOL_FIELDS: &[&str] = &["read_only", "destructive", "idempotent", "open_world"];
-
-/// Every field name a query may use, in the order error messages list them. `arguments.<path>`
-/// and `labels.<key>` address inside the two JSON fields.
-pub(crate) const QUERY_FIELDS: &[&str] = &[
-    "tool",
-    "user",
-    "server",
-    "method",
-    "source",
-    "client",
-    "outcome",
-    "consent",
-    "transport",
-    "event_id",
-    "conversation_id",
-    "session_id",
-    "trace_id",
-    "span_id",
-    "remote_addr",
-    "tool_description_hash",
-    "redaction",
-    "timestamp",
-    "duration_ms",
-    "result_bytes",
-    "seq",
-    "read_only",
-    "destructive",
-    "idempotent",
-    "open_world",
-    "arguments",
-    "arguments.<path>",
-    "labels.<key>",
-    "result",
-    "error",
-];
-
-/// How a query field is matched.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum FieldKind {
-    /// Whole-value match on a raw field.
-    Raw(Field),
-    /// A raw field whose values come from a closed set (outcome, consent, transport).
-    Enum(Field, &'static [&'static str]),
-    U64(Field),
-    Date(Field),
-    Bool(Field),
-    /// Tokenized text: `result`, `error`, and `arguments` without a path (all argument values).
-    Text(Field),
-    /// `arguments.<path>`: tokenized text inside the arguments JSON.
-    ArgumentsPath(Field),
-    /// `labels.<key>`: whole-value match of one label.
-    LabelsKey(Field),
-}
-
 /// The schema and its field handles.
 pub(crate) struct Fields {
     pub schema: Schema,
     pub tenant: Field,
-    raw: Vec<(&'static str, Field)>,
+    /// Every searchable registry field with its tantivy field, in schema order.
+    indexed: Vec<(&'static FieldDef, Field)>,
+    /// Names of the fields with a column.
+    fast: Vec<&'static str>,
     pub timestamp: Field,
-    u64s: Vec<(&'static str, Field)>,
     pub pos: Field,
-    bools: Vec<(&'static str, Field)>,
     pub arguments: Field,
     pub arguments_text: Field,
     pub labels: Field,
-    pub result: Field,
-    pub error: Field,
     pub id_hi: Field,
     pub id_lo: Field,
     pub source: Field,
@@ -135,9 +62,15 @@ pub(crate) struct Fields {
     pub analyzer: TextAnalyzer,
 }
 
+fn of_type(pred: impl Fn(FieldType) -> bool) -> impl Iterator<Item = &'static FieldDef> {
+    fields::searchable().filter(move |f| pred(f.ty))
+}
+
 impl Fields {
     pub fn new() -> Self {
         let mut b = Schema::builder();
+        let mut indexed = Vec::new();
+        let mut fast = Vec::new();
         // Hits are sorted by time, never scored: no field needs field norms.
         let raw_indexing = TextFieldIndexing::default()
             .set_tokenizer("raw")
@@ -147,167 +80,131 @@ impl Fields {
         let tenant = b.add_text_field(TENANT, raw_text.clone().set_fast("raw"));
         // Fast (columnar) only where a column is read: `terms`, and the ids the issue asks for.
         // Columns of unique values (trace and span ids) cost indexing time for nothing.
-        let raw = RAW_FIELDS
-            .iter()
-            .map(|name| {
-                let fast = crate::index::TERM_FIELDS.contains(name) || *name == "event_id";
-                let options = if fast {
-                    raw_text.clone().set_fast("raw")
-                } else {
-                    raw_text.clone()
-                };
-                (*name, b.add_text_field(name, options))
-            })
-            .collect();
+        for def in of_type(|t| matches!(t, FieldType::Exact | FieldType::Enum(_))) {
+            let options = if def.aggregatable || def.name == "event_id" {
+                fast.push(def.name);
+                raw_text.clone().set_fast("raw")
+            } else {
+                raw_text.clone()
+            };
+            indexed.push((def, b.add_text_field(def.name, options)));
+        }
         // Times and numbers are columns only: tantivy answers ranges (and our exact matches,
         // which are one-value ranges) from the column, so terms for them would cost indexing
         // time (`seq` alone adds a unique term per event) and serve no query.
-        let timestamp = b.add_date_field(
-            TIMESTAMP,
-            DateOptions::default()
+        for def in of_type(|t| t == FieldType::Time) {
+            let options = DateOptions::default()
                 .set_fast()
-                .set_precision(DateTimePrecision::Microseconds),
-        );
-        let u64s = U64_FIELDS
-            .iter()
-            .map(|name| {
-                (
-                    *name,
-                    b.add_u64_field(name, NumericOptions::default().set_fast()),
-                )
-            })
-            .collect();
+                .set_precision(DateTimePrecision::Microseconds);
+            fast.push(def.name);
+            indexed.push((def, b.add_date_field(def.name, options)));
+        }
+        for def in of_type(|t| t == FieldType::U64) {
+            fast.push(def.name);
+            indexed.push((
+                def,
+                b.add_u64_field(def.name, NumericOptions::default().set_fast()),
+            ));
+        }
         let pos = b.add_u64_field(POS, FAST);
-        let bools = BOOL_FIELDS
-            .iter()
-            .map(|name| (*name, b.add_bool_field(name, INDEXED)))
-            .collect();
+        for def in of_type(|t| t == FieldType::Hint) {
+            indexed.push((def, b.add_bool_field(def.name, INDEXED)));
+        }
         let positions = TextFieldIndexing::default()
             .set_tokenizer("default")
             .set_fieldnorms(false)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions);
-        let arguments = b.add_json_field(
-            "arguments",
-            JsonObjectOptions::default().set_indexing_options(positions.clone()),
-        );
-        let text = TextOptions::default().set_indexing_options(positions);
-        let arguments_text = b.add_text_field(ARGUMENTS_TEXT, text.clone());
-        let labels = b.add_json_field(
-            "labels",
-            JsonObjectOptions::default().set_indexing_options(raw_indexing),
-        );
-        let result = b.add_text_field("result", text.clone());
-        let error = b.add_text_field("error", text);
+        let text = TextOptions::default().set_indexing_options(positions.clone());
+        let mut arguments = None;
+        let mut arguments_text = None;
+        for def in of_type(|t| t == FieldType::Json) {
+            let f = b.add_json_field(
+                def.name,
+                JsonObjectOptions::default().set_indexing_options(positions.clone()),
+            );
+            arguments = Some(f);
+            indexed.push((def, f));
+            arguments_text = Some(b.add_text_field(ARGUMENTS_TEXT, text.clone()));
+        }
+        let mut labels = None;
+        for def in of_type(|t| t == FieldType::Labels) {
+            let f = b.add_json_field(
+                def.name,
+                JsonObjectOptions::default().set_indexing_options(raw_indexing.clone()),
+            );
+            labels = Some(f);
+            indexed.push((def, f));
+        }
+        for def in of_type(|t| t == FieldType::Text) {
+            indexed.push((def, b.add_text_field(def.name, text.clone())));
+        }
         let id_hi = b.add_u64_field(ID_HI, FAST);
         let id_lo = b.add_u64_field(ID_LO, FAST);
         let source = b.add_bytes_field(SOURCE, STORED);
+        let schema = b.build();
+        // The registry has exactly one time, one JSON and one labels field; the search code
+        // needs their handles. A registry without them is a programming error caught by every
+        // index test, not something input can cause.
+        let handle = |name: &str| {
+            schema
+                .get_field(name)
+                .unwrap_or_else(|_| panic!("the registry lost the `{name}` field"))
+        };
+        let timestamp = handle(TIMESTAMP);
         // Every tantivy index registers `default` with this same analyzer.
         let analyzer = TokenizerManager::default()
             .get("default")
             .unwrap_or_else(|| TextAnalyzer::from(tantivy::tokenizer::SimpleTokenizer::default()));
         Fields {
-            schema: b.build(),
             tenant,
-            raw,
+            indexed,
+            fast,
             timestamp,
-            u64s,
             pos,
-            bools,
-            arguments,
-            arguments_text,
-            labels,
-            result,
-            error,
+            arguments: arguments.unwrap_or_else(|| handle("arguments")),
+            arguments_text: arguments_text.unwrap_or_else(|| handle(ARGUMENTS_TEXT)),
+            labels: labels.unwrap_or_else(|| handle("labels")),
             id_hi,
             id_lo,
             source,
             analyzer,
+            schema,
         }
     }
 
-    fn raw(&self, name: &str) -> Option<Field> {
-        self.raw.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    /// The tantivy field of a registry field (`None` for fields queries cannot name).
+    pub fn field(&self, def: &FieldDef) -> Option<Field> {
+        self.indexed
+            .iter()
+            .find(|(d, _)| d.name == def.name)
+            .map(|(_, f)| *f)
     }
 
-    /// How to match the query field `name` (without any `arguments.`/`labels.` path), or
-    /// `None` if it is not a query field.
-    pub fn kind(&self, name: &str) -> Option<FieldKind> {
-        let enum_names: Option<&'static [&'static str]> = match name {
-            "outcome" => Some(Outcome::NAMES),
-            "consent" => Some(Consent::NAMES),
-            "transport" => Some(Transport::NAMES),
-            _ => None,
-        };
-        if let Some(f) = self.raw(name) {
-            return Some(match enum_names {
-                Some(names) => FieldKind::Enum(f, names),
-                None => FieldKind::Raw(f),
-            });
-        }
-        if let Some((_, f)) = self.u64s.iter().find(|(n, _)| *n == name) {
-            return Some(FieldKind::U64(*f));
-        }
-        if let Some((_, f)) = self.bools.iter().find(|(n, _)| *n == name) {
-            return Some(FieldKind::Bool(*f));
-        }
-        match name {
-            TIMESTAMP => Some(FieldKind::Date(self.timestamp)),
-            "result" => Some(FieldKind::Text(self.result)),
-            "error" => Some(FieldKind::Text(self.error)),
-            "arguments" => Some(FieldKind::Text(self.arguments_text)),
-            _ => None,
-        }
+    /// Whether the field has a column (`field:*` and `terms` read columns).
+    pub fn is_fast(&self, name: &str) -> bool {
+        self.fast.contains(&name)
     }
 
-    /// The fields bare words and phrases search.
-    pub fn free_text(&self) -> [Field; 3] {
-        [self.arguments_text, self.result, self.error]
+    /// Every searchable registry field with its tantivy field, in schema order.
+    pub fn indexed(&self) -> impl Iterator<Item = (&'static FieldDef, Field)> + '_ {
+        self.indexed.iter().copied()
     }
 
-    /// The exact-match fields, `redaction` among them.
-    pub fn raw_fields(&self) -> impl Iterator<Item = (&'static str, Field)> + '_ {
-        self.raw.iter().copied()
-    }
-
-    pub fn u64_fields(&self) -> impl Iterator<Item = (&'static str, Field)> + '_ {
-        self.u64s.iter().copied()
-    }
-
-    pub fn bool_fields(&self) -> impl Iterator<Item = (&'static str, Field)> + '_ {
-        self.bools.iter().copied()
-    }
-}
-
-/// The value of the single-valued raw field `name` ("" for none).
-pub(super) fn raw_value<'a>(name: &str, stored: &'a StoredEvent) -> &'a str {
-    stored.event.text_field(name).unwrap_or("")
-}
-
-pub(super) fn u64_value(name: &str, stored: &StoredEvent) -> u64 {
-    match name {
-        "duration_ms" => stored.event.duration_ms,
-        "result_bytes" => stored.event.result_bytes,
-        "seq" => stored.seq,
-        _ => 0,
-    }
-}
-
-/// The effective annotation hint `name` (absent hints take the MCP defaults).
-pub(super) fn hint_value(name: &str, a: &Annotations) -> bool {
-    match name {
-        "read_only" => a.effective_read_only(),
-        "destructive" => a.effective_destructive(),
-        "idempotent" => a.effective_idempotent(),
-        "open_world" => a.effective_open_world(),
-        _ => false,
+    /// The fields bare words and phrases search: every argument value, then the text fields.
+    pub fn free_text(&self) -> Vec<Field> {
+        std::iter::once(self.arguments_text)
+            .chain(
+                self.indexed
+                    .iter()
+                    .filter(|(d, _)| d.ty == FieldType::Text)
+                    .map(|(_, f)| *f),
+            )
+            .collect()
     }
 }
 
 /// Microseconds since the epoch (floor), the precision of the `timestamp` fast field.
-pub(crate) fn micros(t: OffsetDateTime) -> i64 {
-    let us = t.unix_timestamp_nanos().div_euclid(1000);
-    i64::try_from(us).unwrap_or(if us < 0 { i64::MIN } else { i64::MAX })
-}
+pub(crate) use crate::event::unix_micros as micros;
 
 /// The time of a microsecond timestamp (clamped to what `time` can represent).
 pub(crate) fn from_micros(us: i64) -> OffsetDateTime {
@@ -338,67 +235,114 @@ mod tests {
     use super::*;
     use crate::event::id_key;
 
-    #[test]
-    fn every_query_field_has_a_kind() {
-        let f = Fields::new();
-        for name in QUERY_FIELDS.iter().filter(|n| !n.contains('<')) {
-            assert!(f.kind(name).is_some(), "{name}");
+    /// The schema as it was before it came from the registry: every day index on disk was
+    /// created with it, and tantivy opens an index only with an equal schema.
+    fn legacy_schema() -> Schema {
+        let mut b = Schema::builder();
+        let raw_indexing = TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_fieldnorms(false)
+            .set_index_option(IndexRecordOption::Basic);
+        let raw_text = TextOptions::default().set_indexing_options(raw_indexing.clone());
+        b.add_text_field("tenant", raw_text.clone().set_fast("raw"));
+        let fast = [
+            "source",
+            "method",
+            "server",
+            "tool",
+            "user",
+            "client",
+            "conversation_id",
+            "session_id",
+            "outcome",
+            "consent",
+            "transport",
+            "remote_addr",
+            "redaction",
+            "event_id",
+        ];
+        for name in [
+            "source",
+            "method",
+            "server",
+            "tool",
+            "user",
+            "client",
+            "conversation_id",
+            "session_id",
+            "trace_id",
+            "span_id",
+            "outcome",
+            "consent",
+            "transport",
+            "event_id",
+            "remote_addr",
+            "tool_description_hash",
+            "redaction",
+        ] {
+            let options = if fast.contains(&name) {
+                raw_text.clone().set_fast("raw")
+            } else {
+                raw_text.clone()
+            };
+            b.add_text_field(name, options);
         }
-        assert!(f.kind("tenant").is_none());
-        assert!(f.kind(SOURCE).is_none());
-        assert!(f.kind(POS).is_none());
-        for name in crate::index::TERM_FIELDS {
-            assert!(
-                matches!(f.kind(name), Some(FieldKind::Raw(_) | FieldKind::Enum(..))),
-                "{name}"
-            );
+        b.add_date_field(
+            "timestamp",
+            DateOptions::default()
+                .set_fast()
+                .set_precision(DateTimePrecision::Microseconds),
+        );
+        for name in ["duration_ms", "result_bytes", "seq"] {
+            b.add_u64_field(name, NumericOptions::default().set_fast());
         }
+        b.add_u64_field("pos", FAST);
+        for name in ["read_only", "destructive", "idempotent", "open_world"] {
+            b.add_bool_field(name, INDEXED);
+        }
+        let positions = TextFieldIndexing::default()
+            .set_tokenizer("default")
+            .set_fieldnorms(false)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+        b.add_json_field(
+            "arguments",
+            JsonObjectOptions::default().set_indexing_options(positions.clone()),
+        );
+        let text = TextOptions::default().set_indexing_options(positions);
+        b.add_text_field("_arguments_text", text.clone());
+        b.add_json_field(
+            "labels",
+            JsonObjectOptions::default().set_indexing_options(raw_indexing),
+        );
+        b.add_text_field("result", text.clone());
+        b.add_text_field("error", text);
+        b.add_u64_field("id_hi", FAST);
+        b.add_u64_field("id_lo", FAST);
+        b.add_bytes_field("_source", STORED);
+        b.build()
     }
 
     #[test]
-    fn every_raw_field_has_a_value_getter() {
-        let mut s = StoredEvent {
-            event: crate::event::Event::new("id", "m", "t"),
-            tenant: "x".into(),
-            received_at: OffsetDateTime::UNIX_EPOCH,
-            seq: 1,
-            hash: String::new(),
-            redactions: vec![],
-        };
-        let e = &mut s.event;
-        for f in [
-            &mut e.source,
-            &mut e.server,
-            &mut e.user,
-            &mut e.client,
-            &mut e.conversation_id,
-            &mut e.session_id,
-            &mut e.trace_id,
-            &mut e.span_id,
-            &mut e.remote_addr,
-            &mut e.tool_description_hash,
-        ] {
-            *f = "v".into();
+    fn the_schema_from_the_registry_is_the_one_on_disk() {
+        assert_eq!(
+            serde_json::to_string_pretty(&Fields::new().schema).unwrap(),
+            serde_json::to_string_pretty(&legacy_schema()).unwrap()
+        );
+    }
+
+    #[test]
+    fn every_searchable_field_is_indexed() {
+        let f = Fields::new();
+        for def in fields::searchable() {
+            assert!(f.field(def).is_some(), "{}", def.name);
         }
-        for name in RAW_FIELDS.iter().filter(|n| **n != "redaction") {
-            assert!(!raw_value(name, &s).is_empty(), "{name}");
+        for name in ["tenant", "hash", "received_at", "schema_version"] {
+            assert!(f.field(fields::field(name).unwrap()).is_none(), "{name}");
         }
-        for name in U64_FIELDS {
-            assert_eq!(
-                u64_value(name, &s),
-                if *name == "seq" { 1 } else { 0 },
-                "{name}"
-            );
+        for def in fields::aggregatable() {
+            assert!(f.is_fast(def.name), "{}", def.name);
         }
-        let a = Annotations {
-            read_only: Some(true),
-            destructive: Some(true),
-            idempotent: Some(true),
-            open_world: Some(true),
-        };
-        for name in BOOL_FIELDS {
-            assert!(hint_value(name, &a), "{name}");
-        }
+        assert_eq!(f.free_text().len(), 3);
     }
 
     #[test]

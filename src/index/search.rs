@@ -22,8 +22,9 @@ use super::cursor::SortKey;
 use super::schema::{self, from_micros, micros, Fields, MICROS_PER_DAY};
 use super::{
     query, Bucket, HistogramRequest, IndexError, Result, SearchRequest, SearchResult, TermCount,
-    TermsRequest, TERM_FIELDS,
+    TermsRequest,
 };
+use crate::event::fields as registry;
 use crate::event::StoredEvent;
 
 /// Largest page.
@@ -93,7 +94,7 @@ pub(crate) fn search(
 ) -> Result<SearchResult> {
     let limit = req.limit.clamp(1, MAX_LIMIT);
     let after = req.cursor.as_deref().map(SortKey::decode).transpose()?;
-    let user = query::compile(&req.query, fields)?;
+    let user = query::compile_text(&req.query, fields)?;
     let empty = SearchResult {
         total: 0,
         hits: Vec::new(),
@@ -161,12 +162,8 @@ fn id_query(fields: &Fields, tenant: &str, event_id: &str) -> Result<BooleanQuer
             IndexRecordOption::Basic,
         ))
     };
-    let event_field = fields
-        .kind("event_id")
-        .and_then(|k| match k {
-            schema::FieldKind::Raw(f) => Some(f),
-            _ => None,
-        })
+    let event_field = registry::field("event_id")
+        .and_then(|def| fields.field(def))
         .ok_or_else(|| IndexError::Tantivy("schema has no `event_id` field".into()))?;
     Ok(BooleanQuery::new(vec![
         (Occur::Must, term(fields.tenant, tenant)),
@@ -245,7 +242,7 @@ pub(crate) fn histogram(
             reason: "must be at least 1ms, e.g. 1m or 1h".into(),
         });
     }
-    let user = query::compile(&req.query, fields)?;
+    let user = query::compile_text(&req.query, fields)?;
     let Some(range) = micros_range(req.start, req.end) else {
         return Ok(Vec::new());
     };
@@ -285,18 +282,21 @@ pub(crate) fn terms(
     days: &[Snapshot],
     req: &TermsRequest,
 ) -> Result<Vec<TermCount>> {
-    let Some(field) = TERM_FIELDS.iter().find(|f| **f == req.field) else {
+    let Some(field) = registry::aggregatable()
+        .map(|f| f.name)
+        .find(|f| *f == req.field)
+    else {
         return Err(IndexError::Param {
             param: "field",
             reason: format!(
                 "`{}` cannot be aggregated; use one of: {}",
                 req.field.chars().take(64).collect::<String>(),
-                TERM_FIELDS.join(", ")
+                registry::names(registry::aggregatable())
             ),
         });
     };
     let size = req.size.clamp(1, MAX_TERMS);
-    let user = query::compile(&req.query, fields)?;
+    let user = query::compile_text(&req.query, fields)?;
     let Some(range) = micros_range(req.start, req.end) else {
         return Ok(Vec::new());
     };

@@ -10,6 +10,8 @@ use time::OffsetDateTime;
 use super::validate::Invalid;
 use crate::event::{Annotations, Consent, Event, Outcome, Transport};
 
+/// The keys of an event object, in the order of the event schema; a test checks that they are
+/// the JSON keys of the registry's client fields ([`crate::event::fields`]).
 const FIELDS: &[&str] = &[
     "schema_version",
     "event_id",
@@ -39,7 +41,8 @@ const FIELDS: &[&str] = &[
 ];
 
 /// Fields a stored event has beyond the input; accepted and ignored, so a search hit or an
-/// exported log can be shipped again (the collector assigns them afresh).
+/// exported log can be shipped again (the collector assigns them afresh). A test checks them
+/// against the registry's collector fields.
 const STORED_FIELDS: &[&str] = &["tenant", "received_at", "seq", "hash", "redactions"];
 
 fn invalid(field: &str, what: &str) -> Invalid {
@@ -250,6 +253,28 @@ mod tests {
         assert_eq!(e.annotations.read_only, Some(true));
         assert_eq!(e.labels["n"], "3");
         assert_eq!(e.arguments["a"], 1);
+    }
+
+    #[test]
+    fn the_keys_are_those_of_the_registry() {
+        use crate::event::fields::{Origin, FIELDS as REGISTRY};
+        let keys = |origin| {
+            let mut k: Vec<&str> = REGISTRY
+                .iter()
+                .filter(|f| f.origin == origin)
+                .map(|f| f.json_key())
+                .collect();
+            k.sort_unstable();
+            k.dedup();
+            k
+        };
+        let sorted = |list: &[&'static str]| {
+            let mut v = list.to_vec();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(keys(Origin::Client), sorted(FIELDS));
+        assert_eq!(keys(Origin::Collector), sorted(STORED_FIELDS));
     }
 
     #[test]

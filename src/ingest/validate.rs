@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::event::fields::{self, FieldType, FieldValue};
 use crate::event::{Event, SCHEMA_VERSION};
 
 /// Why one event of a batch was refused.
@@ -140,25 +141,20 @@ pub fn check(
             format!("`tool` is required for method {}", ev.method),
         ));
     }
-    for (name, value) in [
-        ("method", &ev.method),
-        ("tool", &ev.tool),
-        ("server", &ev.server),
-        ("source", &ev.source),
-        ("user", &ev.user),
-        ("client", &ev.client),
-        ("conversation_id", &ev.conversation_id),
-        ("session_id", &ev.session_id),
-        ("trace_id", &ev.trace_id),
-        ("span_id", &ev.span_id),
-        ("remote_addr", &ev.remote_addr),
-        ("tool_description_hash", &ev.tool_description_hash),
-    ] {
+    // Every exact string the client sends, but the id (checked above) and the enums.
+    for def in fields::FIELDS
+        .iter()
+        .filter(|f| f.ty == FieldType::Exact && f.name != "event_id")
+    {
+        let Some(FieldValue::Str(value)) = def.event_value(ev) else {
+            continue;
+        };
         if value.len() > MAX_NAME_LEN {
             return Err(Invalid::new(
                 "too_large",
                 format!(
-                    "`{name}` is {} bytes, over the {MAX_NAME_LEN} byte limit for names",
+                    "`{}` is {} bytes, over the {MAX_NAME_LEN} byte limit for names",
+                    def.name,
                     value.len()
                 ),
             ));
@@ -300,6 +296,40 @@ mod tests {
             "{}",
             err.reason
         );
+    }
+
+    #[test]
+    fn every_name_has_a_length_limit() {
+        let now = OffsetDateTime::now_utc();
+        let long = "x".repeat(MAX_NAME_LEN + 1);
+        let mut checked = Vec::new();
+        for def in fields::FIELDS.iter().filter(|f| f.ty == FieldType::Exact) {
+            let mut e = ok_event();
+            let slot = match def.name {
+                "method" => &mut e.method,
+                "tool" => &mut e.tool,
+                "server" => &mut e.server,
+                "source" => &mut e.source,
+                "user" => &mut e.user,
+                "client" => &mut e.client,
+                "conversation_id" => &mut e.conversation_id,
+                "session_id" => &mut e.session_id,
+                "trace_id" => &mut e.trace_id,
+                "span_id" => &mut e.span_id,
+                "remote_addr" => &mut e.remote_addr,
+                "tool_description_hash" => &mut e.tool_description_hash,
+                _ => continue,
+            };
+            *slot = long.clone();
+            let err = check(&mut e, 100, &Limits::default(), now).unwrap_err();
+            assert!(
+                err.reason.contains(&format!("`{}`", def.name)),
+                "{}",
+                err.reason
+            );
+            checked.push(def.name);
+        }
+        assert_eq!(checked.len(), 12, "{checked:?}");
     }
 
     #[test]

@@ -132,6 +132,11 @@ pub fn basic_credentials(b64: &str) -> bool {
     }
 }
 
+/// Not an OpenAI key (those carry `T3BlbkFJ` and have their own kind).
+pub fn not_openai(token: &str) -> bool {
+    !token.contains("T3BlbkFJ")
+}
+
 /// Anthropic keys end in `AA`.
 pub fn ends_aa(token: &str) -> bool {
     token.ends_with("AA")
@@ -152,6 +157,16 @@ pub fn telegram(token: &str) -> bool {
     token.split_once(':').is_some_and(|(id, secret)| {
         (5..=16).contains(&id.len()) && (34..=35).contains(&secret.len())
     })
+}
+
+/// A password given on a command line (`-pSECRET`, `-p 'SECRET'`, `-u user:SECRET`): not a
+/// placeholder (`$PASS`, `"${DB_PASSWORD}"`), not a port or a port mapping (`-p 8080`,
+/// `-p3306:3306`), not a path (`mkdir -p/tmp`).
+pub fn cli_password(s: &str) -> bool {
+    let v = s.trim_matches(['\'', '"', '\\']);
+    let ports = v.len() <= 5 && all(v, |b| b.is_ascii_digit())
+        || (v.contains(':') && all(v, |b| b.is_ascii_digit() || b == b':' || b == b'.'));
+    !ports && !v.starts_with('/') && !super::keys::is_placeholder(v)
 }
 
 fn all(s: &str, f: impl Fn(u8) -> bool) -> bool {
@@ -279,5 +294,18 @@ mod tests {
         assert!(!aws_secret("da39a3ee5e6b4b0d3255bfef95601890afd80709"));
         assert!(mailgun("key-0123456789abcdef0123456789abcdef"));
         assert!(telegram("110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"));
+        assert!(cli_password("Tig#er!1"));
+        assert!(cli_password("'S3cr&t pw'"));
+        assert!(cli_password("123456"));
+        for v in [
+            "8080",
+            "3306:3306",
+            "127.0.0.1:5432:5432",
+            "/var/lib",
+            "\"$PASS\"",
+            "${PW}",
+        ] {
+            assert!(!cli_password(v), "{v}");
+        }
     }
 }

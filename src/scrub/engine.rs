@@ -404,7 +404,13 @@ impl Engine {
         let mut w = Scratch::default();
         // Per rule: what it already handled, so each byte is looked at a bounded number of times.
         let mut handled: Vec<(usize, Progress)> = Vec::new();
+        // A keyword inside a marker (`[REDACTED:twilio_api_key:…]`) is no context for anything:
+        // otherwise one redaction would make the next pass find secrets the first did not.
+        let mut marker_end = 0;
         for &(pattern, start, end) in &hits.keywords {
+            if start < marker_end {
+                continue;
+            }
             let Some(triggers) = self.triggers.get(pattern as usize) else {
                 continue;
             };
@@ -427,6 +433,9 @@ impl Engine {
                     Some(h) => h.1 = h.1.max(now),
                     None => handled.push((t.rule, now)),
                 }
+            }
+            if let Some(m) = w.markers.last() {
+                marker_end = marker_end.max(m.1);
             }
         }
         for &(a, b) in &hits.cards {
@@ -500,7 +509,11 @@ impl Engine {
             Finder::Assignment => {
                 let a = finders::assignment(s, start, end);
                 let key = &s[a.key.0..a.key.1];
-                let sensitive = (a.value.is_some() || a.nested).then(|| keys::sensitive_key(key));
+                let sensitive = (a.value.is_some() || a.nested).then(|| {
+                    keys::sensitive_key(key)
+                        .filter(|k| a.tight || !k.weak)
+                        .or_else(|| a.connection.then(|| keys::connection_key(key)).flatten())
+                });
                 if let Some(name) = sensitive.flatten() {
                     w.nested |= a.nested;
                     if let Some((vs, ve)) = a.value {

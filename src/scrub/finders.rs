@@ -259,9 +259,11 @@ pub(super) fn pem(s: &str, start: usize, end: usize, span: usize) -> Option<(usi
 pub(super) struct UrlCredential {
     pub password: (usize, usize),
     pub database: bool,
+    /// Where the host part ends.
     pub authority_end: usize,
 }
 
+/// Ends the authority as RFC 3986 reads it.
 fn authority_end(c: u8) -> bool {
     c.is_ascii_whitespace()
         || matches!(
@@ -283,7 +285,112 @@ fn authority_end(c: u8) -> bool {
         )
 }
 
-/// Around a `://` hit: the scheme before it, and the password in the authority after it.
+/// Ends the text a pasted URL can run on through: whitespace, a double quote or backtick, a
+/// JSON escape that ends a string or a line (`\"`, `\n`…), or the next `://`.
+fn url_stop(b: &[u8], i: usize) -> bool {
+    let c = b[i];
+    c.is_ascii_whitespace()
+        || c.is_ascii_control()
+        || matches!(c, b'"' | b'`')
+        || (c == b'\\' && matches!(b.get(i + 1), Some(b'"' | b'\'' | b'n' | b'r' | b't' | b'u')))
+        || b[i..].starts_with(b"://")
+        || b[i..].starts_with(br":\/\/")
+}
+
+/// The end of a host part starting at `i`: `host`, `host:port`, `[v6]:port`, or a list of them
+/// (`h1:27017,h2:27017`, as MongoDB writes), if what follows can follow a host: the end of the
+/// URL's text or one of `/ ? , ; ) ] > ' \`. A host followed by `@`, `#`, `!` or `:` and
+/// letters is part of a password instead.
+fn host_end(b: &[u8], mut i: usize, stop: usize) -> Option<usize> {
+    loop {
+        if b.get(i) == Some(&b'[') {
+            let close = b[i..stop].iter().take(64).position(|&c| c == b']')?;
+            i += close + 1;
+        } else {
+            let n = b[i..stop]
+                .iter()
+                .take_while(|&&c| {
+                    c.is_ascii_alphanumeric()
+                        || c >= 0x80
+                        || matches!(c, b'-' | b'.' | b'_' | b'%' | b'~')
+                })
+                .count();
+            if n == 0 {
+                return None;
+            }
+            i += n;
+        }
+        if i < stop && b[i] == b':' {
+            let digits = b[i + 1..stop]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            if !(1..=5).contains(&digits) {
+                return None;
+            }
+            i += 1 + digits;
+        }
+        let another =
+            i + 1 < stop && b[i] == b',' && (b[i + 1].is_ascii_alphanumeric() || b[i + 1] == b'[');
+        if !another {
+            break;
+        }
+        i += 1;
+    }
+    let follows = i >= stop
+        || matches!(
+            b[i],
+            b'/' | b'?' | b',' | b';' | b')' | b']' | b'>' | b'\'' | b'\\'
+        );
+    follows.then_some(i)
+}
+
+/// The `@` that ends a userinfo whose `:` is at `colon`, and the end of the host after it.
+///
+/// Candidates are the `@`s a host follows, bar those that start a path segment (`/@scope`).
+/// The last one wins, as a browser reads it, unless it lies in the path or query of an earlier
+/// candidate's URL: after a `/@` (`host/@scope/pkg@1.2.3`) or in a query parameter
+/// (`host/x?email=ops@example.com`). Then the last candidate before it wins.
+fn userinfo_end(b: &[u8], colon: usize, stop: usize) -> Option<(usize, usize)> {
+    let mut first: Option<(usize, usize)> = None;
+    let mut best: Option<(usize, usize)> = None;
+    let mut i = colon + 2;
+    while i < stop {
+        if b[i] == b'@' && b[i - 1] != b'/' {
+            if let Some(h) = host_end(b, i + 1, stop) {
+                let later = first.is_some_and(|(_, fh)| in_path_or_query(&b[fh..i]));
+                if later {
+                    break;
+                }
+                first = first.or(Some((i, h)));
+                best = Some((i, h));
+            }
+        }
+        i += 1;
+    }
+    best
+}
+
+/// Whether the text after a host up to an `@` is a path with an `@` segment or a query
+/// parameter: `/@scope/pkg`, `/x?email=ops`.
+fn in_path_or_query(t: &[u8]) -> bool {
+    let segment = t.windows(2).any(|w| w == b"/@");
+    let query = t
+        .iter()
+        .position(|&c| c == b'?')
+        .is_some_and(|q| t[q..].contains(&b'='));
+    segment || query
+}
+
+/// Around a `://` hit: the scheme before it, and the password in the userinfo after it.
+///
+/// The password runs from the first `:` of the userinfo to the last `@` that is followed by a
+/// host, the way people paste passwords: unescaped, with `@ # ! / ? %` in them
+/// (`https://bot:Dragon123@xYz1@api.example/`, `postgres://app:Tiger1#ab!@db:5432/x`). So the
+/// userinfo may run past the authority that RFC 3986 reads (up to `/ ? #`), but not past
+/// whitespace or a double quote. The `:` must lie in that authority and not start a port
+/// (`http://localhost:5173/@vite/client` has no password); see [`userinfo_end`] for which `@`
+/// ends the password.
 pub(super) fn url_password(
     s: &str,
     start: usize,
@@ -302,7 +409,7 @@ pub(super) fn url_password(
     while a < start && !b[a].is_ascii_alphabetic() {
         a += 1;
     }
-    if a == start {
+    if a == start || b.get(end) == Some(&b'[') {
         return None;
     }
     let limit = end.saturating_add(span).min(b.len());
@@ -311,19 +418,27 @@ pub(super) fn url_password(
             .iter()
             .take_while(|&&c| !authority_end(c))
             .count();
-    let at = end + b[end..e].iter().rposition(|&c| c == b'@')?;
-    let colon = end + b[end..at].iter().position(|&c| c == b':')?;
-    if colon + 1 >= at {
+    let colon = end + b[end..e].iter().position(|&c| c == b':')?;
+    let after = &b[colon + 1..e];
+    let port = after.len() <= 5 && after.iter().all(u8::is_ascii_digit);
+    if port && !(b.get(e) == Some(&b'#') || (after.is_empty() && e < limit && b[e] != b'/')) {
         return None;
     }
+    let stop = colon
+        + 1
+        + (colon + 1..limit)
+            .position(|i| url_stop(b, i))
+            .unwrap_or(limit - colon - 1);
+    let (at, host) = userinfo_end(b, colon, stop)?;
     let scheme = &s[a..start];
+    let base = scheme.split('+').next().unwrap_or(scheme);
     let database = DATABASE_SCHEMES
         .iter()
-        .any(|d| scheme.eq_ignore_ascii_case(d));
+        .any(|d| scheme.eq_ignore_ascii_case(d) || base.eq_ignore_ascii_case(d));
     Some(UrlCredential {
         password: (colon + 1, at),
         database,
-        authority_end: e,
+        authority_end: host,
     })
 }
 
@@ -333,6 +448,13 @@ pub(super) struct Assignment {
     pub value: Option<(usize, usize)>,
     /// The value is a JSON object or array (`"secrets": [ … ]`): only a JSON walk can say.
     pub nested: bool,
+    /// The pair belongs to a `;`-separated connection string (`…;PWD=x;…`), where short keys
+    /// such as `PWD` name a password.
+    pub connection: bool,
+    /// Written as configuration rather than code: `KEY=value` (no blank before `=`),
+    /// `key: value`, `--key value`, a quoted value, or a key with a lowercase letter
+    /// (`db_pass = x` in an INI file); not a constant such as `FLAGS_PASS = 0x04`.
+    pub tight: bool,
 }
 
 fn ident(c: u8) -> bool {
@@ -344,8 +466,10 @@ fn ident(c: u8) -> bool {
 ///
 /// - `key=value`, `key: value`, `key => value`, `key := value`, `"key": "value"`,
 ///   `\"key\":\"value\"` (JSON inside a JSON string), `<key>value</key>`, `--key value`;
-/// - quoted values run to the closing quote (at most 4 KiB); bare values to whitespace or one
-///   of `,;&"'`<>(){}[]\|` (at most 1 KiB);
+/// - quoted values run to the closing quote (at most 4 KiB); bare values as [`bare_value`]
+///   reads them (at most 1 KiB);
+/// - in a `;`-separated connection string (`Server=db;Password=my pass;`) a value runs to the
+///   next `;`, and a `{…}` value (ODBC) to its closing brace;
 /// - `key == x`, `Key::new`, `key = call(…)`, `key = config.key` are code, not assignments;
 /// - `Authorization: Bearer abc` assigns `abc` (the scheme word is kept).
 pub(super) fn assignment(s: &str, start: usize, end: usize) -> Assignment {
@@ -361,23 +485,25 @@ pub(super) fn assignment(s: &str, start: usize, end: usize) -> Assignment {
     while ke > end && matches!(b[ke - 1], b'.' | b'-') {
         ke -= 1;
     }
-    let key = (ks, ke);
-    match value_after(s, ks, ke) {
-        Value::Span(a, e) => Assignment {
-            key,
-            value: Some((a, e)),
-            nested: false,
-        },
-        Value::Nested => Assignment {
-            key,
-            value: None,
-            nested: true,
-        },
-        Value::None => Assignment {
-            key,
-            value: None,
-            nested: false,
-        },
+    let (value, connection) = value_after(s, ks, ke);
+    let (value, nested) = match value {
+        Value::Span(a, e) => (Some((a, e)), false),
+        Value::Nested => (None, true),
+        Value::None => (None, false),
+    };
+    let sep = skip_blanks(b, ke, 4);
+    let quoted = value.is_some_and(|(a, _)| a > 0 && matches!(b[a - 1], b'"' | b'\'' | b'`'));
+    let tight = quoted
+        || b.get(ke) == Some(&b'=')
+        || b.get(sep) == Some(&b':')
+        || b[ks] == b'-'
+        || b[ks..ke].iter().any(u8::is_ascii_lowercase);
+    Assignment {
+        key: (ks, ke),
+        value,
+        nested,
+        connection,
+        tight,
     }
 }
 
@@ -403,6 +529,8 @@ fn skip_blanks(b: &[u8], mut i: usize, max: usize) -> usize {
     i
 }
 
+/// A token value (the credential after `Bearer`, an unclosed quote): up to whitespace or one
+/// of `,;&"'`<>(){}[]\|`.
 fn bare_end(s: &str, from: usize, max: usize) -> usize {
     let b = s.as_bytes();
     let limit = from.saturating_add(max).min(b.len());
@@ -433,6 +561,112 @@ fn bare_end(s: &str, from: usize, max: usize) -> usize {
     floor_char(s, from + len)
 }
 
+/// Whether `i` starts a JSON escape that ends a string or a line (`\"`, `\n`, `\u0026`…):
+/// JSON text scanned as text.
+fn escape_ends(b: &[u8], i: usize) -> bool {
+    b[i] == b'\\' && matches!(b.get(i + 1), Some(b'"' | b'\'' | b'n' | b'r' | b't' | b'u'))
+}
+
+/// Whether another `key=` or `key:` starts at `i` (`a=1,b=2`, `?x=1&y=2`).
+fn pair_at(b: &[u8], i: usize) -> bool {
+    let n = b[i.min(b.len())..]
+        .iter()
+        .take(64)
+        .take_while(|&&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        .count();
+    n > 0
+        && b.get(i)
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+        && matches!(b.get(i + n), Some(b'=' | b':'))
+}
+
+/// The end of a bare (unquoted) value starting at `from`, the way people paste passwords:
+/// `&`, `,`, `|`, brackets and backslashes can be part of one (`Tig&er(1)!`, `p,w|x`).
+///
+/// The value ends at whitespace, a quote, a backtick, `;`, a JSON escape that ends the string
+/// (`\"`, `\n`), a closing bracket it did not open (`f(password=x)`), a `|` before a space
+/// (a pipe), and at `&` or `,` when another `key=` follows or nothing does (`a=x&b=y`,
+/// `a=x, b`); in a URL query (`query`) at any `&`.
+fn bare_value(s: &str, from: usize, max: usize, query: bool) -> usize {
+    let b = s.as_bytes();
+    let limit = from.saturating_add(max).min(b.len());
+    let mut open = [0u8; 8];
+    let mut depth = 0;
+    let mut i = from;
+    while i < limit {
+        let c = b[i];
+        let next = b.get(i + 1).copied();
+        let ends = i + 1 >= limit
+            || escape_ends(b, i + 1)
+            || next.is_none_or(|n| n.is_ascii_whitespace() || matches!(n, b'"' | b'\'' | b'`'));
+        let stop = match c {
+            _ if c.is_ascii_whitespace() || escape_ends(b, i) => true,
+            b'"' | b'\'' | b'`' | b';' => true,
+            b'&' => {
+                query
+                    || ends
+                    || next == Some(b'&')
+                    || b[i..].starts_with(b"&amp;")
+                    || pair_at(b, i + 1)
+            }
+            b',' => ends || pair_at(b, i + 1),
+            b'|' => ends || next == Some(b'|'),
+            b'(' | b'[' | b'{' | b'<' => {
+                if let Some(slot) = open.get_mut(depth) {
+                    *slot = c;
+                }
+                depth += 1;
+                false
+            }
+            b')' | b']' | b'}' | b'>' => {
+                let opener = match c {
+                    b')' => b'(',
+                    b']' => b'[',
+                    b'}' => b'{',
+                    _ => b'<',
+                };
+                if depth > 0 && open.get(depth - 1).is_none_or(|&o| o == opener) {
+                    depth -= 1;
+                    false
+                } else {
+                    true
+                }
+            }
+            _ => false,
+        };
+        if stop {
+            break;
+        }
+        i += 1;
+    }
+    floor_char(s, i)
+}
+
+/// `get_password()`, `os.environ[…`, `Vec<u8>`, `getenv(` (cut at a quote),
+/// `url::quirks::password(&url)`, `$this->get(`: an identifier or path opening a bracket
+/// that the value closes last or never closes is a call or an index.
+fn code_call(v: &[u8]) -> bool {
+    let id = v
+        .iter()
+        .take_while(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'$' | b':' | b'-' | b'>')
+        })
+        .count();
+    let Some(&open) = v.get(id) else {
+        return false;
+    };
+    if id == 0 || !matches!(open, b'(' | b'[' | b'<') {
+        return false;
+    }
+    let close = match open {
+        b'(' => b')',
+        b'[' => b']',
+        _ => b'>',
+    };
+    let last = v.iter().rposition(|&c| c == close);
+    last.is_none_or(|p| matches!(v.get(p + 1), None | Some(b'.' | b',' | b')')))
+}
+
 const SCHEMES: &[&str] = &[
     "bearer", "basic", "token", "bot", "digest", "apikey", "api-key", "ssws", "key", "oauth",
     "jwt", "dpop",
@@ -449,19 +683,87 @@ fn code_path(v: &[u8]) -> bool {
         })
 }
 
-fn value_after(s: &str, ks: usize, ke: usize) -> Value {
+/// Whether the byte before `ks`, blanks skipped, is one of `set`.
+fn preceded_by(b: &[u8], ks: usize, set: &[u8]) -> bool {
+    let mut j = ks;
+    while j > 0 && matches!(b[j - 1], b' ' | b'\t') {
+        j -= 1;
+    }
+    j > 0 && set.contains(&b[j - 1])
+}
+
+/// The `;` that ends a connection-string value starting at `vs`: the first one on the line
+/// (at most 1 KiB on), if the key follows a `;` (`preceded`) or the `;` is followed by another
+/// `key=` or ends the text. Only a value after a `;` may hold spaces (`Password=my pass;`).
+fn connection_end(b: &[u8], vs: usize, preceded: bool) -> Option<usize> {
+    let limit = vs.saturating_add(1024).min(b.len());
+    let rel = b[vs..limit]
+        .iter()
+        .position(|&c| matches!(c, b';' | b'\n' | b'\r' | b'"' | b'\'' | b'`'))?;
+    let semi = vs + rel;
+    let value = &b[vs..semi];
+    if b[semi] != b';'
+        || (!preceded && value.iter().any(u8::is_ascii_whitespace))
+        || (0..value.len()).any(|k| escape_ends(value, k))
+    {
+        return None;
+    }
+    let next = skip_blanks(b, semi + 1, 8);
+    let pair = next >= b.len()
+        || matches!(b[next], b'\n' | b'\r' | b'"' | b'\'')
+        || b[next..]
+            .iter()
+            .take(64)
+            .position(|&c| c == b'=')
+            .is_some_and(|p| {
+                b[next..next + p]
+                    .iter()
+                    .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b' ' | b'_' | b'.' | b'-'))
+            });
+    (preceded || pair).then_some(semi)
+}
+
+/// An ODBC `{…}` value starting at `vs` (`}}` is a literal `}`) that ends a connection-string
+/// pair: the span inside the braces, or the braces too when the inside is a format field
+/// (`{password}`, `{DB_PASSWORD}`) so that the value reads as the placeholder it is.
+fn braced(b: &[u8], vs: usize, preceded: bool) -> Option<(usize, usize)> {
+    let limit = vs.saturating_add(1024).min(b.len());
+    let mut j = vs + 1;
+    while j < limit {
+        match b[j] {
+            b'}' if b.get(j + 1) == Some(&b'}') => j += 2,
+            b'}' => break,
+            b'\n' | b'\r' => return None,
+            _ => j += 1,
+        }
+    }
+    if j >= limit || !(preceded || b.get(j + 1) == Some(&b';')) {
+        return None;
+    }
+    let inner = &b[vs + 1..j];
+    let field = inner
+        .first()
+        .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+        && inner
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        && (!inner.iter().any(u8::is_ascii_uppercase) || !inner.iter().any(u8::is_ascii_lowercase));
+    Some(if field { (vs, j + 1) } else { (vs + 1, j) })
+}
+
+fn value_after(s: &str, ks: usize, ke: usize) -> (Value, bool) {
     let b = s.as_bytes();
     let n = b.len();
     if ks > 0 && b[ks - 1] == b'<' && b.get(ke) == Some(&b'>') {
         let vs = ke + 1;
         let Some(len) = b[vs..n.min(vs + 1024)].iter().position(|&c| c == b'<') else {
-            return Value::None;
+            return (Value::None, false);
         };
         let closes = b[vs + len..].starts_with(b"</");
         return if closes {
-            span(vs, vs + len)
+            (span(vs, vs + len), false)
         } else {
-            Value::None
+            (Value::None, false)
         };
     }
     let mut i = ke;
@@ -472,17 +774,24 @@ fn value_after(s: &str, ks: usize, ke: usize) -> Value {
     }
     let before_sep = i;
     i = skip_blanks(b, i, 4);
+    let equals = b.get(i) == Some(&b'=') && b.get(i + 1) != Some(&b'=');
     match (b.get(i), b.get(i + 1)) {
         (Some(b'='), Some(b'>')) | (Some(b':'), Some(b'=')) => i += 2,
-        (Some(b'='), Some(b'=')) | (Some(b':'), Some(b':')) => return Value::None,
+        (Some(b'='), Some(b'=')) | (Some(b':'), Some(b':')) => return (Value::None, false),
         (Some(b'=' | b':'), _) => i += 1,
         (Some(_), _) if b[ks] == b'-' && i > before_sep => {}
-        _ => return Value::None,
+        _ => return (Value::None, false),
     }
     i = skip_blanks(b, i, 8);
+    let preceded = equals && preceded_by(b, ks, b";");
+    if equals && b.get(i) == Some(&b'{') {
+        if let Some((vs, ve)) = braced(b, i, preceded) {
+            return (span(vs, ve), true);
+        }
+    }
     match b.get(i) {
-        None => return Value::None,
-        Some(b'[' | b'{') => return Value::Nested,
+        None => return (Value::None, false),
+        Some(b'[' | b'{') => return (Value::Nested, false),
         Some(_) => {}
     }
     let quote: &[u8] = if b[i..].starts_with(b"\\\"") {
@@ -512,20 +821,39 @@ fn value_after(s: &str, ks: usize, ke: usize) -> Value {
             find(&b[vs..limit], quote).map(|p| vs + p)
         };
         let ve = close.unwrap_or_else(|| bare_end(s, vs, 4096));
-        return span(vs, ve);
+        return (span(vs, ve), preceded);
     }
     let vs = i;
-    let ve = bare_end(s, vs, 1024);
-    if ve == vs || matches!(b.get(ve), Some(b'(' | b'<' | b'[')) || code_path(&b[vs..ve]) {
-        return Value::None;
+    if equals {
+        if let Some(semi) = connection_end(b, vs, preceded) {
+            let mut ve = semi;
+            while ve > vs && matches!(b[ve - 1], b' ' | b'\t') {
+                ve -= 1;
+            }
+            let v = &b[vs..ve];
+            if !code_call(v) && !code_path(v) {
+                return (span(vs, ve), true);
+            }
+        }
     }
-    let word = &s[vs..ve];
-    if SCHEMES.iter().any(|w| word.eq_ignore_ascii_case(w)) && b.get(ve) == Some(&b' ') {
-        let cs = ve + 1;
+    // `password: &str`, `password: (bool, optional)`, `token=<x>`: a type, a call, a tag.
+    if matches!(b[vs], b'&' | b',' | b'|' | b'(' | b'<') {
+        return (Value::None, false);
+    }
+    let query = preceded_by(b, ks, b"?&");
+    let ve = bare_value(s, vs, 1024, query);
+    let v = &b[vs..ve];
+    if ve == vs || code_call(v) || code_path(v) {
+        return (Value::None, false);
+    }
+    let word_end = bare_end(s, vs, 1024);
+    let word = &s[vs..word_end];
+    if SCHEMES.iter().any(|w| word.eq_ignore_ascii_case(w)) && b.get(word_end) == Some(&b' ') {
+        let cs = word_end + 1;
         let ce = bare_end(s, cs, 4096);
-        return span(cs, ce);
+        return (span(cs, ce), false);
     }
-    Value::Span(vs, ve)
+    (Value::Span(vs, ve), preceded)
 }
 
 #[cfg(test)]
@@ -613,10 +941,42 @@ mod tests {
             ("password = get_password()", "pass", None),
             ("token = config.token", "token", None),
             ("the password is long", "pass", None),
+            // Bare values keep what people put in passwords, and end where a pair or code does.
+            ("DB_PASSWORD=Tig&er(1)! next", "PASS", Some("Tig&er(1)!")),
+            ("password=p,w|x[1]", "pass", Some("p,w|x[1]")),
+            ("password=abc,user=bob", "pass", Some("abc")),
+            ("password=abc, then", "pass", Some("abc")),
+            ("x=1&password=abc&def", "pass", Some("abc")),
+            ("password=abc&&make", "pass", Some("abc")),
+            ("f(password=abc)", "pass", Some("abc")),
+            ("{password: abc}", "pass", Some("abc")),
+            (r#"{"a": "password=abc\nnext"}"#, "pass", Some("abc")),
+            ("password: &str", "pass", None),
+            ("password: (bool, optional)", "pass", None),
+            ("password = url::quirks::password(&url);", "pass", None),
+            ("password=Sm(7)p,x!", "pass", Some("Sm(7)p,x!")),
+            // Connection strings.
+            (
+                "Server=db;Password=my pass word;Encrypt=true",
+                "Pass",
+                Some("my pass word"),
+            ),
+            ("Password=p@ss,word;User Id=sa", "Pass", Some("p@ss,word")),
+            ("UID=sa;PWD={Tig;er}}1};", "PWD", Some("Tig;er}}1")),
+            ("UID=sa;PWD={password};", "PWD", Some("{password}")),
+            ("PASSWORD=abc def; echo", "PASS", Some("abc")),
         ];
         for (s, kw, want) in cases {
             assert_eq!(value_of(s, kw).as_deref(), want, "{s}");
         }
+        let at = |s: &str, kw: &str| {
+            let i = s.find(kw).unwrap();
+            assignment(s, i, i + kw.len())
+        };
+        assert!(at("x=1;PWD=abc;", "PWD").connection);
+        assert!(!at("PWD=/home/dev", "PWD").connection);
+        assert!(at("DB_PASS=x1", "PASS").tight && at("db_pass: x1", "pass").tight);
+        assert!(!at("FLAGS_PASS = 0x04", "PASS").tight);
     }
 
     #[test]
@@ -626,11 +986,40 @@ mod tests {
         let u = url_password(s, at, at + 3, 512).unwrap();
         assert_eq!(&s[u.password.0..u.password.1], "pa55");
         assert!(u.database);
+        for (s, want) in [
+            (
+                "https://bot:Dragon123@xYz1@api.example/v1",
+                "Dragon123@xYz1",
+            ),
+            ("postgres://app:Tiger1#ab!@db:5432/x", "Tiger1#ab!"),
+            ("mysql://root:p@ss/w0rd#1@db:3306/app", "p@ss/w0rd#1"),
+            ("redis://u:1234#abcd@cache:6379", "1234#abcd"),
+            ("mongodb://u:p#w@h1:27017,h2:27017/db", "p#w"),
+            ("pg://u:p#w@db/x?email=ops@example.com", "p#w"),
+            ("https://u:pw@host/path/@scope/pkg@1.2.3/x", "pw"),
+            (
+                "https://user@example.com:Em@il#pw@mail.example.com/",
+                "Em@il#pw",
+            ),
+            ("(postgres://ro:R3ad#only@replica.internal)", "R3ad#only"),
+            ("https://àlex:àlex@àlex.рф.example.com:443/foo", "àlex"),
+        ] {
+            let at = s.find("://").unwrap();
+            let u = url_password(s, at, at + 3, 512).unwrap();
+            assert_eq!(&s[u.password.0..u.password.1], want, "{s}");
+        }
         for s in [
             "https://example.com/a:b@c",
             "https://user@host/x",
             "http://[::1]:8080/",
             "://x:y@z",
+            "http://localhost:5173/@vite/client",
+            "https://example.com:8443/users/@bob",
+            "http://localhost:3000/api?email=bob@example.com",
+            "ssh://git@github.com:22/org/repo.git",
+            "git+ssh://git@github.com:org/repo.git#v1",
+            "file:///C:/Users/dev/a@b.txt",
+            "https://host:abc \"bob@example.com\"",
         ] {
             let at = s.find("://").unwrap();
             assert!(url_password(s, at, at + 3, 512).is_none(), "{s}");

@@ -43,7 +43,11 @@ const SUFFIXES: &[&[u8]] = &[
 ];
 
 /// Whole normalised names that are sensitive on their own.
-const EXACT: &[&[u8]] = &[b"auth", b"pass", b"pw"];
+const EXACT: &[&[u8]] = &[b"auth", b"pass", b"pw", b"mysqlpwd"];
+
+/// Words that make a key sensitive when they are its last word (`DB_PASS`, `smtpPass`,
+/// `ansible_become_pass`, `ADMIN_PWD`), but not inside one (`bypass`, `compass`, `OLDPWD`).
+const LAST_WORDS: &[&str] = &["pass", "pwd"];
 
 /// Endings that look sensitive but name something public.
 const NOT_SECRET: &[&[u8]] = &[
@@ -60,6 +64,9 @@ const NOT_SECRET: &[&[u8]] = &[
 pub(super) struct KeyName {
     buf: [u8; MAX_KEY],
     len: usize,
+    /// Sensitive only by its last word (`DB_PASS`): C and Rust constants end that way too
+    /// (`FLAGS_PASS = 0x04`), so in text only a configuration-style pair counts.
+    pub weak: bool,
 }
 
 impl KeyName {
@@ -97,9 +104,44 @@ pub(super) fn sensitive_key(key: &str) -> Option<KeyName> {
     let name = &buf[..len];
     let stem_len = name.len() - name.iter().rev().take_while(|b| b.is_ascii_digit()).count();
     let stem = &name[..stem_len];
-    let sensitive = !NOT_SECRET.iter().any(|s| stem.ends_with(s))
-        && (EXACT.contains(&stem) || SUFFIXES.iter().any(|s| stem.ends_with(s)));
-    sensitive.then_some(KeyName { buf, len })
+    if NOT_SECRET.iter().any(|s| stem.ends_with(s)) {
+        return None;
+    }
+    let strong = EXACT.contains(&stem) || SUFFIXES.iter().any(|s| stem.ends_with(s));
+    let weak = !strong && LAST_WORDS.iter().any(|w| last_word(key, w));
+    (strong || weak).then_some(KeyName { buf, len, weak })
+}
+
+/// Whether `word` ends `key` (trailing digits and quotes aside) as a word of its own: after
+/// `_`, `-` or `.`, or capitalised after a lowercase letter (`dbPass`).
+fn last_word(key: &str, word: &str) -> bool {
+    let k = key
+        .trim_end_matches(|c: char| c.is_ascii_digit() || c == '"' || c == '\'')
+        .as_bytes();
+    let Some(at) = k.len().checked_sub(word.len()).filter(|&a| a > 0) else {
+        return false;
+    };
+    if !k[at..].eq_ignore_ascii_case(word.as_bytes()) {
+        return false;
+    }
+    let before = k[at - 1];
+    matches!(before, b'_' | b'-' | b'.')
+        || (before.is_ascii_lowercase() && k[at].is_ascii_uppercase())
+}
+
+/// Whether `key` names a password inside a `;`-separated connection string only: ODBC's `PWD`
+/// (elsewhere `PWD` is the working directory).
+pub(super) fn connection_key(key: &str) -> Option<KeyName> {
+    if !key.eq_ignore_ascii_case("pwd") {
+        return None;
+    }
+    let mut buf = [0u8; MAX_KEY];
+    buf[..3].copy_from_slice(b"pwd");
+    Some(KeyName {
+        buf,
+        len: 3,
+        weak: false,
+    })
 }
 
 /// A specific kind recognised from the key name plus the value's shape.
@@ -160,6 +202,8 @@ const STOPWORDS: &[&str] = &[
     "todo",
     "tbd",
     "changeit",
+    "changeme",
+    "pass",
     "bearer",
     "basic",
     "invalid",
@@ -171,7 +215,8 @@ const STOPWORDS: &[&str] = &[
 ///
 /// - shorter than 4 characters, or a stopword (`null`, `true`, `none`, `string`, `password`…);
 /// - masked: only `*`, `•`, `x`, `X`, `#`, `.`, `-`, `_`, `?` and spaces (`********`, `xxxx`),
-///   or containing `***` or the word `redacted`;
+///   or containing `***` or the word `redacted`, or a short prefix followed by six or more
+///   mask characters or an ellipsis (`SKxxxxxxxxxxxx`, `sk-...`, `ghp_…`);
 /// - a reference: starts with `$` (`$VAR`, `${VAR}`, `$(cmd)`, `${{ secrets.X }}`), or is
 ///   wrapped in `{…}`, `<…>`, `%…%` (`{{ secrets.X }}`, `<your-token>`, `%API_KEY%`), or starts
 ///   with `your` followed by a separator (`YOUR_API_KEY`);
@@ -202,7 +247,7 @@ pub(super) fn is_placeholder(value: &str) -> bool {
     }) {
         return true;
     }
-    if v.contains("***") || v.contains("•••") {
+    if v.contains("***") || v.contains("•••") || masked_tail(v) {
         return true;
     }
     let has = |needle: &str| {
@@ -211,6 +256,21 @@ pub(super) fn is_placeholder(value: &str) -> bool {
             .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
     };
     has("redacted") || has("process.env") || has("os.environ") || has("getenv(")
+}
+
+/// A prefix of at most 16 characters, then only mask characters (six or more) or an
+/// ellipsis: a key shown by its prefix.
+fn masked_tail(v: &str) -> bool {
+    let mask = |c: char| matches!(c, '*' | '•' | '●' | 'x' | 'X');
+    let unmasked = v.trim_end_matches(mask);
+    let masked = v[unmasked.len()..].chars().count() >= 6;
+    let dots = v.ends_with("...") || v.ends_with('…');
+    let prefix = if masked {
+        unmasked
+    } else {
+        v.trim_end_matches(['.', '…'])
+    };
+    (masked || dots) && prefix.chars().count() <= 16
 }
 
 #[cfg(test)]
@@ -242,6 +302,11 @@ mod tests {
             "credentials",
             "spring.datasource.password",
             "--password",
+            "MYSQL_PWD",
+            "DB_PASS",
+            "ansible_become_pass",
+            "smtpPass",
+            "ADMIN_PWD",
         ] {
             assert!(sensitive_key(k).is_some(), "{k}");
         }
@@ -262,6 +327,11 @@ mod tests {
             "key",
             "public_key",
             "integrity",
+            "bypass",
+            "compass",
+            "OLDPWD",
+            "PWD",
+            "sshpass",
             "",
         ] {
             assert!(sensitive_key(k).is_none(), "{k}");
@@ -311,6 +381,10 @@ mod tests {
             "{api_key}",
             "password",
             "string",
+            "changeme",
+            "SKxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "sk-...",
+            "ghp_…",
         ] {
             assert!(is_placeholder(v), "{v}");
         }
@@ -319,6 +393,9 @@ mod tests {
             "Tr0ub4dor&3",
             "correct horse battery staple",
             "yourself-is-fine",
+            "Tig&er(1)!",
+            "wait...for-it-a-long-while",
+            "abcdefghijklmnopqrxxxxxx",
         ] {
             assert!(!is_placeholder(v), "{v}");
         }

@@ -29,18 +29,40 @@
 //! cards must pass Luhn and an issuer prefix, Basic credentials must decode to
 //! `user:password`.
 //!
+//! # Passwords as people paste them
+//! Passwords are rarely escaped where people paste them, so reserved characters do not end
+//! them:
+//! - In a URL (`https://bot:Dragon123@xYz1@api.example/`, `postgres://app:Tiger1#ab!@db/x`,
+//!   any scheme, `jdbc:` prefixes included) the password runs from the userinfo's first `:` to
+//!   the last `@` that a host follows, past `/ ? # ! % @`; an `@` that starts a path segment
+//!   (`/@scope/pkg`) or sits in a query parameter after an earlier candidate
+//!   (`?email=ops@example.com`) does not end it, and `host:port/…` has no password. Without a
+//!   scheme: proxies (`http_proxy=u:p@proxy:3128`), Go MySQL DSNs (`u:p@tcp(db)/x`) and Oracle's
+//!   `user/password@host` (JDBC thin, `sqlplus`).
+//! - A bare `key=value` value keeps `& , | ( ) [ ] { } \` that belong to it (`Tig&er(1)!`) and
+//!   ends at whitespace, a quote, `;`, a closing bracket it did not open, a JSON escape that
+//!   ends the string, or an `&`/`,` that another `key=` follows (`&` always in a URL query).
+//!   In a `;`-separated connection string the value runs to the next `;` (`Password=my pass;`),
+//!   an ODBC value to its closing brace (`PWD={Tig;er}`), and `PWD` names a password.
+//! - On command lines: `mysql -pSECRET`, `sshpass -p`, `docker|podman|… login -p`, `mongo* -p`,
+//!   `sqlcmd|bcp -P`, `redis-cli -a`, `ldap* -w`, `curl -u|--user|-U user:SECRET` (quoted or
+//!   not, continued lines included), and `.netrc` lines.
+//!
 //! # Sensitive keys
 //! The value of a key named like a credential (`password`, `passwd`, `secret`, `token`,
-//! `api_key`, `private_key`, `client_secret`, `authorization`…; see `keys.rs` for the rule) is
-//! redacted whole as `password_field`, or as a specific kind when the name and the value's
-//! shape agree (`aws_secret_access_key`, `datadog_api_key`…). This applies to JSON keys, label
-//! keys, and to `KEY=value`, `key: value`, `"key": "value"`, `<key>value</key>` and
-//! `--key value` inside text. When a specific detector finds a secret inside such a value,
-//! only that secret is replaced.
+//! `api_key`, `private_key`, `client_secret`, `authorization`, `MYSQL_PWD`…; see `keys.rs` for
+//! the rule) is redacted whole as `password_field`, or as a specific kind when the name and the
+//! value's shape agree (`aws_secret_access_key`, `datadog_api_key`…). This applies to JSON
+//! keys, label keys, and to `KEY=value`, `key: value`, `"key": "value"`, `<key>value</key>` and
+//! `--key value` inside text. A key whose last word is `pass` or `pwd` (`DB_PASS`,
+//! `ansible_become_pass`) counts in text only when written as configuration (`DB_PASS=x`,
+//! `db_pass: x`), not as a constant (`FLAGS_PASS = 0x04`). When a specific detector finds a
+//! secret inside such a value, only that secret is replaced.
 //!
 //! Values that only stand in for a secret are left alone: shorter than 4 characters; `null`,
-//! `true`/`false`, `none`, type names and similar stopwords; masked (`********`, `xxxx`,
-//! anything with `***` or `redacted`); references (`$VAR`, `${VAR}`, `${{ secrets.X }}`,
+//! `true`/`false`, `none`, type names, `changeme`, `pass` and similar stopwords; masked
+//! (`********`, `xxxx`, anything with `***` or `redacted`, a short prefix then a masked tail or
+//! an ellipsis: `SKxxxxxxxx`, `sk-...`); references (`$VAR`, `${VAR}`, `${{ secrets.X }}`,
 //! `{{ x }}`, `<your-token>`, `%VAR%`, `YOUR_API_KEY`); code (`config.token`,
 //! `os.getenv(…)`, `process.env.X`); and a value equal to its key (`password=password`).
 //! Numbers under a sensitive key are redacted from 4 digits on (the marker replaces the
@@ -48,13 +70,15 @@
 //!
 //! # Idempotence
 //! An existing marker is protected: no detector may match across it, a sensitive key whose
-//! value holds a marker is left alone, and markers contain no keyword that could start a
-//! detection of their own. So `scrub(scrub(x)) == scrub(x)`.
+//! value holds a marker is left alone, and a keyword inside a marker (kind names such as
+//! `twilio_api_key`) starts nothing and is no context for a rule that needs a word nearby.
+//! So `scrub(scrub(x)) == scrub(x)`.
 //!
 //! # Never redacted
 //! UUIDs, git and SHA hashes, trace ids, SRI strings, base64 of ordinary text, placeholders,
 //! masked values and long identifiers carry no keyword a detector needs, or fail the
-//! detector's structure check; the tests hold a corpus of such look-alikes.
+//! detector's structure check; the tests hold a corpus of such look-alikes, and `corpus.rs` a
+//! held-out style corpus of pasted lines (secrets and decoys) with its recall and decoy rates.
 //!
 //! # Custom rules
 //! [`ScrubConfig`] adds detectors (a kind, a regex whose whole match or group `secret` is the
@@ -66,10 +90,20 @@
 //! # Known limits
 //! - Context-only families need their context: Twilio auth tokens, Datadog keys, Heroku UUID
 //!   keys, legacy Vault `s.` tokens, Azure storage keys and AWS secret keys are recognised
-//!   under a key that names them (or, for Twilio, Vault and Discord, near the word); a bare
-//!   32-hex string alone is not a secret to the scrubber.
-//! - A bare `key=value` value ends at whitespace or punctuation and at 1 KiB, a quoted one at
-//!   its closing quote and 4 KiB; prose such as `password: see below` loses the word `see`.
+//!   under a key that names them (or, for Vault and Discord, near the word; a Twilio auth
+//!   token beside its `AC` account SID near the word `twilio`, an API key secret beside its
+//!   `SK` SID anywhere); a bare 32-hex string alone is not a secret to the scrubber. An `AC`
+//!   account SID is an identifier and is redacted only near the word `twilio`; an `SK` API key
+//!   SID is redacted anywhere.
+//! - A bare `key=value` value ends at whitespace (outside connection strings) and at 1 KiB, a
+//!   quoted one at its closing quote and 4 KiB; prose such as `password: see below` loses the
+//!   word `see`, and `password=Tiger(1)` reads as a call and is left alone.
+//! - A URL password with whitespace in it, or ending in `/` before its `@`, is not found; one
+//!   whose `@` is followed by something host-like and then a path (`P@ss/w0rd@host`) is read
+//!   to the last such `@`, so a password-bearing URL with `@` in its path loses that path too.
+//!   `host:1234#x@y` is read as a password (`1234#x`) rather than a port and a fragment.
+//! - Positional passwords (`htpasswd -b f user PW`, `net use … PW`, `.pgpass` lines) have no
+//!   shape to go by and are not found.
 //! - A secret spelled with JSON `\u` escapes inside a string that nothing else flags is not
 //!   decoded (nothing in ordinary traffic writes tokens that way).
 //!
@@ -77,6 +111,8 @@
 //! [`offline`] provides the JSON Lines filter behind `mcp-audit scrub`.
 
 mod checks;
+#[cfg(test)]
+mod corpus;
 mod engine;
 mod finders;
 mod json;

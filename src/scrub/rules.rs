@@ -120,6 +120,14 @@ impl Rule {
         self.bound = b;
         self
     }
+    /// A password given to a command-line tool: any case of the tool's name, the regex says
+    /// where the value starts and ends, and a token a specific rule knows wins.
+    const fn flag(self) -> Self {
+        self.ci()
+            .bound(Bound::None)
+            .prio(STRUCTURED)
+            .check(checks::cli_password)
+    }
 }
 
 /// Keywords that may start a sensitive key name; the finder expands the hit to the whole name.
@@ -146,7 +154,40 @@ const KEY_STEMS: &[&str] = &[
     "encryption",
     "masterkey",
     "master_key",
+    "pwd",
 ];
+
+/// `SK` and a hex digit: the start of a Twilio API key SID.
+const TWILIO_SK: &[&str] = &[
+    "SK0", "SK1", "SK2", "SK3", "SK4", "SK5", "SK6", "SK7", "SK8", "SK9", "SKa", "SKb", "SKc",
+    "SKd", "SKe", "SKf", "SKA", "SKB", "SKC", "SKD", "SKE", "SKF",
+];
+
+/// A password after a command-line flag: quoted (may hold spaces), or bare to whitespace.
+macro_rules! cli_value {
+    () => {
+        r#"(?P<secret>'[^'\n]{1,256}'|"[^"\n]{1,256}"|[^\s'"-][^\s]{0,255})"#
+    };
+}
+
+/// A tool's name, then the rest of its command line (continued lines included, at most 300
+/// bytes) up to a flag: `mysql -h db -u root -pSECRET`, `curl -X POST \\\n -u u:SECRET`.
+macro_rules! command {
+    ($tools:literal, $flag:literal) => {
+        concat!("(?i:", $tools, r")(?:[^\n]|\\\n){0,300}?[ \t]", $flag)
+    };
+}
+
+/// curl's `-u user:password` / `--user=user:password` (`-U`/`--proxy-user` for its proxy),
+/// with the pair bare or in single or double quotes.
+macro_rules! curl_user {
+    ($pair:literal) => {
+        concat!(
+            command!("curl", r"(?:-u|--user|-U|--proxy-user)(?:[ \t]+|=)?"),
+            $pair
+        )
+    };
+}
 
 #[rustfmt::skip]
 pub(super) const RULES: &[Rule] = &[
@@ -178,8 +219,10 @@ pub(super) const RULES: &[Rule] = &[
     rx("azure_client_secret", &["Q~"], r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}", 38).before(4),
     rx("bearer_token", &["bearer"], r"(?i:bearer)[ \t]+(?P<secret>[A-Za-z0-9._~+/-]{16,}=*)", 8200).ci().prio(STRUCTURED),
     rx("basic_auth", &["basic"], r"(?i:basic)[ \t]+(?P<secret>[A-Za-z0-9+/]{6,}={0,2})", 1100).ci().prio(STRUCTURED).check(checks::basic_credentials),
-    rx("twilio_api_key", &["twilio"], r"SK[0-9a-fA-F]{32}", 34).near(300),
+    rx("twilio_api_key", TWILIO_SK, r"SK[0-9a-fA-F]{32}", 34),
+    rx("twilio_api_key", TWILIO_SK, r#"SK[0-9a-fA-F]{32}['"]?[ \t]*[,:][ \t]*['"]?(?P<secret>[A-Za-z0-9]{32})"#, 80),
     rx("twilio_account_sid", &["twilio"], r"AC[0-9a-f]{32}", 34).near(300),
+    rx("twilio_auth_token", &["twilio"], r#"AC[0-9a-f]{32}['"]?[ \t]*[,:][ \t]*['"]?(?P<secret>[0-9a-f]{32})"#, 80).near(300),
     rx("sendgrid_api_key", &["SG."], r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}", 69),
     rx("npm_token", &["npm_"], r"npm_[A-Za-z0-9]{36}", 40).check(checks::crc32_token),
     rx("pypi_token", &["pypi-AgE"], r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,}", 1100),
@@ -215,6 +258,41 @@ pub(super) const RULES: &[Rule] = &[
     rx("xai_api_key", &["xai-"], r"xai-[A-Za-z0-9]{80}", 84),
     rx("replicate_token", &["r8_"], r"r8_[A-Za-z0-9]{37}", 40),
     rx("onepassword_token", &["ops_eyJ"], r"ops_eyJ[A-Za-z0-9+/]{250,}={0,3}", 4100),
+    rx("mailchimp_api_key", &["-us"], r"[0-9a-f]{32}-us[0-9]{1,2}", 5).before(32),
+    rx("sk_api_key", &["sk-"], r"sk-(?:[0-9a-f]{32}|[A-Za-z0-9]{48})", 51).check(checks::not_openai),
+    rx("mapbox_token", &["sk.eyJ"], r"sk\.eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}", 1100),
+    rx("tailscale_key", &["tskey-"], r"tskey-(?:auth|api|client|webhook|scim)-[A-Za-z0-9]{6,}-[A-Za-z0-9]{16,}", 200),
+    // Passwords on command lines, after the tool that takes them. `mysql -p secret` prompts
+    // (and names the database), so only an attached `-psecret` is one.
+    rx("cli_password", &["mysql", "mariadb"], concat!(command!("mysql|mariadb", "-p"), cli_value!()), 600).flag(),
+    rx("cli_password", &["sshpass"], concat!(command!("sshpass", r"-p[ \t]*"), cli_value!()), 600).flag(),
+    rx("cli_password", &["login"], concat!(command!(r"(?:docker|podman|nerdctl|buildah|skopeo|oras|registry)[ \t]+login", r"-p[ \t]*"), cli_value!()), 600)
+        .before(16).flag(),
+    rx("cli_password", &["mongo"], concat!(command!("mongo[a-z]*", r"-p[ \t]*"), cli_value!()), 600).flag(),
+    rx("cli_password", &["sqlcmd", "bcp"], concat!(command!("sqlcmd|bcp", r"-P[ \t]*"), cli_value!()), 600).flag(),
+    rx("cli_password", &["redis-cli"], concat!(command!("redis-cli", r"-a[ \t]+"), cli_value!()), 600).flag(),
+    rx("cli_password", &["ldap"], concat!(command!("ldap(?:search|modify|add|delete|whoami|passwd|compare|modrdn|exop)", r"-w[ \t]*"), cli_value!()), 600).flag(),
+    rx("basic_auth", &["curl"], curl_user!(r"'[^\s:']{1,128}:(?P<secret>[^'\n]{1,256})'"), 700).flag(),
+    rx("basic_auth", &["curl"], curl_user!(r#"\\?"[^\s:"\\]{1,128}:(?P<secret>[^"\n]{1,256}?)\\?""#), 700).flag(),
+    rx("basic_auth", &["curl"], curl_user!(r#"[^\s:'"]{1,128}:(?P<secret>[^\s'"]{1,256})"#), 700).flag(),
+    // Oracle's `user/password@//host:1521/service` (JDBC thin, sqlplus): to the last `@` a
+    // host follows.
+    rx("database_uri", &["thin:"], r#"thin:[^\s/:@'"]{1,128}/(?P<secret>[^\s'"]{1,256})@(?://)?[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/:\s'",;)]|$)"#, 700)
+        .ci().bound(Bound::None).prio(STRUCTURED).check(checks::cli_password),
+    rx("database_uri", &["sqlplus"], r#"(?i:sqlplus)(?:[ \t]+-[A-Za-z]+)*[ \t]+['"]?[^\s/@'"]{1,128}/(?P<secret>[^\s'"@]{1,256}(?:@[^\s'"@/]{1,256})*?)(?:@|['"]?[ \t]|['"]?$)"#, 700)
+        .ci().bound(Bound::None).prio(STRUCTURED).check(checks::cli_password),
+    // Go's MySQL driver: `user:password@tcp(host:3306)/db`, no scheme.
+    rx("database_uri", &["@tcp(", "@unix("], r#"[^\s:/'"@=]{1,128}:(?P<secret>[^\s'"]{1,256})@(?:tcp|unix)\("#, 6)
+        .before(400).bound(Bound::None).prio(STRUCTURED).check(checks::cli_password),
+    // `.netrc`: `machine HOST login USER password SECRET`.
+    rx("password_field", &["machine"], r"(?i:machine)[ \t]+\S{1,256}[ \t]+login[ \t]+\S{1,256}[ \t]+password[ \t]+(?P<secret>\S{1,256})", 800)
+        .ci().bound(Bound::None).prio(GENERIC).check(checks::cli_password),
+    // A proxy given as `user:password@host` without a scheme (`http_proxy=u:p@proxy:3128`,
+    // `--proxy u:p@proxy`); with a scheme the URL finder reads it. The password runs to the
+    // last `@` that a host and its end follow.
+    rx("url_credentials", &["proxy"],
+        r#"(?i:proxy)["']?(?:[ \t]*[=:][ \t]*|[ \t]+)["']?[^\s:@/'"]{1,128}:(?P<secret>[^\s'"/][^\s'"]{0,255})@[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/\s'",;)]|$)"#, 700)
+        .ci().bound(Bound::None).prio(STRUCTURED).check(checks::cli_password),
 ];
 
 /// Kinds produced outside the table (card scan, URL finder, key refinements).
@@ -241,4 +319,9 @@ pub(super) const DATABASE_SCHEMES: &[&str] = &[
     "neo4j",
     "couchdb",
     "memcached",
+    "cassandra",
+    "db2",
+    "snowflake",
+    "influxdb",
+    "nats",
 ];

@@ -187,6 +187,18 @@ const SPECS: &[(&str, Gen, &str, Option<&str>)] = &[
     ("xai_api_key", Gen::T("xai-{a:80}"), "XAI={s}", None),
     ("replicate_token", Gen::T("r8_{a:37}"), "REPLICATE={s}", None),
     ("onepassword_token", Gen::T("ops_eyJ{b:300}"), "OP_SERVICE_ACCOUNT={s}", None),
+    // Passwords as people paste them: unescaped reserved characters, connection strings, flags.
+    ("twilio_api_key", Gen::T("SK{x:32}"), "rotated key sid {s} yesterday", None),
+    ("database_uri", Gen::T("{a:6}#{a:4}!@{a:4}"), "postgres://app:{s}@db:5432/x", None),
+    ("url_credentials", Gen::T("{a:8}@{a:4}/{a:3}"), "https://bot:{s}@api.example.com/v1", None),
+    ("database_uri", Gen::T("{a:8}#{a:3}"), "DSN=root:{s}@tcp(db:3306)/app", None),
+    ("password_field", Gen::T("{a:5}&{a:3}({d:1})!"), "Server=db;User Id=sa;Password={s};Encrypt=true", None),
+    ("cli_password", Gen::T("{a:6}#{a:4}"), "mysql -h db -u root -p{s} shop", None),
+    ("basic_auth", Gen::T("{a:6}@{a:4}!"), "curl -u admin:{s} https://ci.example.com/api", None),
+    ("mailchimp_api_key", Gen::T("{x:32}-us{d:2}"), "mailchimp {s}", None),
+    ("sk_api_key", Gen::T("sk-{x:32}"), "DEEPSEEK {s}", None),
+    ("mapbox_token", Gen::T("sk.eyJ1Ijoi{w:40}.{w:22}"), "mapbox {s}", None),
+    ("tailscale_key", Gen::T("tskey-auth-{a:12}-{a:32}"), "TS_AUTHKEY={s}", None),
 ];
 
 fn b64url(bytes: &[u8]) -> String {
@@ -295,7 +307,9 @@ mod tests {
                 }
                 "jwt" => assert!(super::super::checks::jwt(&s.secret)),
                 "discord_bot_token" => assert!(super::super::checks::discord(&s.secret)),
-                "basic_auth" => assert!(super::super::checks::basic_credentials(&s.secret)),
+                "basic_auth" if s.text.starts_with("Authorization") => {
+                    assert!(super::super::checks::basic_credentials(&s.secret))
+                }
                 "credit_card" => assert!(super::super::checks::luhn(&s.secret)),
                 _ => {}
             }

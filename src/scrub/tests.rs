@@ -583,6 +583,21 @@ fn overlapping_detections_settle_in_one_scrub() {
     assert!(!text.contains("abcd"), "{text}");
 }
 
+/// A marker's kind name (`twilio_api_key`, `vault_token`) is no context for a rule that needs
+/// the word nearby: the account SID below stays, on the first pass and on any later one.
+#[test]
+fn marker_kind_names_are_no_context() {
+    let sc = scrubber();
+    let sid = "ACe8d28a79023c39c200661fccd268a29a";
+    let mut text = format!("key SKe8d28a79023c39c200661fccd268a29a for account {sid}");
+    let r = sc.scrub_string("result", &mut text);
+    assert_eq!(kinds_at(&r), [("result", "twilio_api_key")]);
+    assert!(text.ends_with(sid), "{text}");
+    let mut again = text.clone();
+    assert!(sc.scrub_string("result", &mut again).is_empty());
+    assert_eq!(again, text);
+}
+
 #[test]
 fn offline_lines_settle_in_one_scrub() {
     let sc = scrubber();

@@ -218,6 +218,8 @@ fn run<L: Log>(mut log: L, mut state: ChainState, down: Downstream, mut rx: mpsc
             Err(e) => {
                 let reason = e.to_string();
                 let retry = e.is_resource() && log.rollback().is_ok();
+                // Readiness says why before any client hears of the failure.
+                down.health.fail("wal", reason.clone());
                 for b in group {
                     let err = if retry {
                         WalError::Unavailable(reason.clone())
@@ -226,7 +228,6 @@ fn run<L: Log>(mut log: L, mut state: ChainState, down: Downstream, mut rx: mpsc
                     };
                     let _ = b.reply.send(Err(err));
                 }
-                down.health.fail("wal", reason.clone());
                 if retry {
                     tracing::error!(error = %reason, "wal write failed; rolled back, refusing batches until a write succeeds");
                 } else {

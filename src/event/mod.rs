@@ -5,7 +5,10 @@
 //! collector adds (tenant, receive time, per-tenant sequence number, chained hash, and the
 //! list of redactions). JSON field names are the DESIGN.md names and are part of the external
 //! contract (`ship` input, HTTP ingest, search hits). Wire formats (protobuf) live in
-//! `ingest/`, never here.
+//! `ingest/`, never here. The field registry ([`fields`]) declares every field once, for the
+//! query language, the index, the live tail and the API.
+
+pub mod fields;
 
 use std::collections::BTreeMap;
 
@@ -215,30 +218,6 @@ impl Event {
             labels: BTreeMap::new(),
         }
     }
-
-    /// The value of a single-valued text field by its schema name (`tool`, `outcome`, …);
-    /// `None` for any other name. The index and the live-tail filter both read fields this way.
-    pub fn text_field(&self, name: &str) -> Option<&str> {
-        Some(match name {
-            "source" => &self.source,
-            "method" => &self.method,
-            "server" => &self.server,
-            "tool" => &self.tool,
-            "user" => &self.user,
-            "client" => &self.client,
-            "conversation_id" => &self.conversation_id,
-            "session_id" => &self.session_id,
-            "trace_id" => &self.trace_id,
-            "span_id" => &self.span_id,
-            "outcome" => self.outcome.as_str(),
-            "consent" => self.consent.as_str(),
-            "transport" => self.transport.as_str(),
-            "event_id" => &self.event_id,
-            "remote_addr" => &self.remote_addr,
-            "tool_description_hash" => &self.tool_description_hash,
-            _ => return None,
-        })
-    }
 }
 
 /// One secret removed by the scrubber: what kind, where, how many times.
@@ -422,6 +401,13 @@ pub fn id_key(tenant: &str, event_id: &str) -> u128 {
     let mut b = [0u8; 16];
     b.copy_from_slice(&d[..16]);
     u128::from_le_bytes(b)
+}
+
+/// Microseconds since the epoch (floor): the precision at which the index and the query
+/// matcher compare event times.
+pub fn unix_micros(t: OffsetDateTime) -> i64 {
+    let us = t.unix_timestamp_nanos().div_euclid(1000);
+    i64::try_from(us).unwrap_or(if us < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// Days since 1970-01-01 (UTC) of a timestamp.

@@ -1,0 +1,235 @@
+//! The query AST: what both back ends (the tantivy compiler in `index/` and [`super::matches`])
+//! evaluate. The parser builds it from `q` text; the rule engine builds it from rule files.
+
+use std::ops::Bound;
+
+use time::OffsetDateTime;
+
+use crate::event::fields::FieldDef;
+
+/// A boolean expression over one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// Every event (an empty query, `*`).
+    All,
+    /// Every item matches (an empty list matches everything).
+    And(Vec<Expr>),
+    /// At least one item matches (an empty list matches nothing).
+    Or(Vec<Expr>),
+    Not(Box<Expr>),
+    Cmp(Cmp),
+}
+
+/// One comparison: a field (or a place in the event) and what its value must satisfy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cmp {
+    pub field: FieldRef,
+    pub op: Op,
+}
+
+/// Where in the event a comparison looks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldRef {
+    /// A registry field (`tool`, `user`, `outcome`, `duration_ms`, `timestamp`, `destructive`,
+    /// `redaction`, `result`...).
+    Field(&'static FieldDef),
+    /// `arguments.a.b`: the values at this path of the arguments JSON (arrays are looked
+    /// through), one unescaped key per level.
+    Argument(Vec<String>),
+    /// `arguments:` without a path: every argument value.
+    AnyArgument,
+    /// `labels.k`: the value of one label.
+    Label(String),
+    /// Bare words and phrases: every argument value, the result and the error.
+    FreeText,
+}
+
+/// What a value must satisfy.
+///
+/// `Term`, `Phrase`, `Exists` and `Range` are what the `q` language produces; both back ends
+/// evaluate them with the same meaning. The others are for rules (Sigma modifiers) and are
+/// evaluated by the matcher only: the index compiler refuses them with a [`super::QueryError`]
+/// unless it can express them exactly (`Equals` with `cased` on exact fields and labels,
+/// `Compare` on number fields).
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// On exact fields and labels: the whole value, case-sensitive. On number, time and hint
+    /// fields: that value. On text (result, error, every argument, free text): the words of the
+    /// text in a row, tokenized as the index does (letters and digits, lower-cased, words of 40
+    /// bytes or more left out). On `arguments.<path>`: those words, or a number, `true`/`false`
+    /// or RFC 3339 time equal to the value there.
+    Term(String),
+    /// A quoted value: the same as `Term` (a phrase is words in a row either way).
+    Phrase(String),
+    /// The field has a value (exact fields: non-empty; numbers and times: always).
+    Exists,
+    /// Numbers ([`Scalar::U64`]) or times ([`Scalar::Time`]) between the bounds.
+    Range {
+        lower: Bound<Scalar>,
+        upper: Bound<Scalar>,
+    },
+    /// The whole value equals `value` (case-insensitive unless `cased`).
+    Equals {
+        value: String,
+        cased: bool,
+    },
+    Contains {
+        value: String,
+        cased: bool,
+    },
+    StartsWith {
+        value: String,
+        cased: bool,
+    },
+    EndsWith {
+        value: String,
+        cased: bool,
+    },
+    /// The whole value matches a Sigma wildcard: `*` any run of characters, `?` one character,
+    /// `\*` `\?` `\\` the character itself (a `\` before anything else is a backslash).
+    Wildcard {
+        pattern: String,
+        cased: bool,
+    },
+    /// The regex matches somewhere in the value (unanchored, as Sigma `|re`).
+    Regex(regex::Regex),
+    /// The value is an IP address (`ip`, or `ip:port` / `[ip]:port`) inside one of the nets.
+    Cidr(Vec<ipnet::IpNet>),
+    /// The value is a number (a number field, a JSON number, or a string that parses as a
+    /// finite number) and compares so with `value`.
+    Compare {
+        op: CmpOp,
+        value: f64,
+    },
+}
+
+impl PartialEq for Op {
+    fn eq(&self, other: &Self) -> bool {
+        use Op::*;
+        match (self, other) {
+            (Term(a), Term(b)) | (Phrase(a), Phrase(b)) => a == b,
+            (Exists, Exists) => true,
+            (
+                Range {
+                    lower: l1,
+                    upper: u1,
+                },
+                Range {
+                    lower: l2,
+                    upper: u2,
+                },
+            ) => l1 == l2 && u1 == u2,
+            (
+                Equals {
+                    value: a,
+                    cased: c1,
+                },
+                Equals {
+                    value: b,
+                    cased: c2,
+                },
+            )
+            | (
+                Contains {
+                    value: a,
+                    cased: c1,
+                },
+                Contains {
+                    value: b,
+                    cased: c2,
+                },
+            )
+            | (
+                StartsWith {
+                    value: a,
+                    cased: c1,
+                },
+                StartsWith {
+                    value: b,
+                    cased: c2,
+                },
+            )
+            | (
+                EndsWith {
+                    value: a,
+                    cased: c1,
+                },
+                EndsWith {
+                    value: b,
+                    cased: c2,
+                },
+            )
+            | (
+                Wildcard {
+                    pattern: a,
+                    cased: c1,
+                },
+                Wildcard {
+                    pattern: b,
+                    cased: c2,
+                },
+            ) => a == b && c1 == c2,
+            (Regex(a), Regex(b)) => a.as_str() == b.as_str(),
+            (Cidr(a), Cidr(b)) => a == b,
+            (Compare { op: o1, value: v1 }, Compare { op: o2, value: v2 }) => o1 == o2 && v1 == v2,
+            _ => false,
+        }
+    }
+}
+
+impl Op {
+    /// The operator's name in messages (`contains`, `re`...), as rules spell the modifiers.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Term(_) => "term",
+            Op::Phrase(_) => "phrase",
+            Op::Exists => "exists",
+            Op::Range { .. } => "range",
+            Op::Equals { .. } => "equals",
+            Op::Contains { .. } => "contains",
+            Op::StartsWith { .. } => "startswith",
+            Op::EndsWith { .. } => "endswith",
+            Op::Wildcard { .. } => "wildcard",
+            Op::Regex(_) => "re",
+            Op::Cidr(_) => "cidr",
+            Op::Compare { op, .. } => op.name(),
+        }
+    }
+}
+
+/// A bound of a range: a whole number or a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scalar {
+    U64(u64),
+    Time(OffsetDateTime),
+}
+
+/// A numeric comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl CmpOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            CmpOp::Gt => "gt",
+            CmpOp::Gte => "gte",
+            CmpOp::Lt => "lt",
+            CmpOp::Lte => "lte",
+        }
+    }
+
+    /// Whether `a <op> b`.
+    pub fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            CmpOp::Gt => a > b,
+            CmpOp::Gte => a >= b,
+            CmpOp::Lt => a < b,
+            CmpOp::Lte => a <= b,
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The in-memory back end: whether one stored event matches an expression.
+//!
+//! For `Term`, `Phrase`, `Exists` and `Range` it gives the index's answer exactly (words,
+//! positions, typed JSON values: see `text.rs`; a property test in `index/` compares the two on
+//! random events and queries). The Sigma-style operators look at every string value the field
+//! yields (see [`for_each_string`]). It never fails: a comparison that cannot hold (a bound of
+//! the wrong type, a field without a value) is false.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Bound;
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::ast::{Cmp, Expr, FieldRef, Op, Scalar};
+use super::text::{
+    for_each_at_path, number_leaf, query_value, string_leaf, words, FieldText, Typed,
+    MAX_EXACT_BYTES,
+};
+use crate::event::fields::{for_each_leaf, FieldType, FieldValue, Leaf};
+use crate::event::{unix_micros, StoredEvent};
+
+/// Whether `ev` matches `expr`.
+pub fn matches(expr: &Expr, ev: &StoredEvent) -> bool {
+    match expr {
+        Expr::All => true,
+        Expr::And(items) => items.iter().all(|e| matches(e, ev)),
+        Expr::Or(items) => items.iter().any(|e| matches(e, ev)),
+        Expr::Not(inner) => !matches(inner, ev),
+        Expr::Cmp(c) => cmp(c, ev),
+    }
+}
+
+fn cmp(c: &Cmp, ev: &StoredEvent) -> bool {
+    match &c.op {
+        Op::Term(v) | Op::Phrase(v) => term(&c.field, v, ev),
+        Op::Exists => exists(&c.field, ev),
+        Op::Range { lower, upper } => range(&c.field, lower, upper, ev),
+        op => {
+            let mut hit = false;
+            for_each_string(&c.field, ev, &mut |s| {
+                hit = hit || string_op(op, s);
+            });
+            hit
+        }
+    }
+}
+
+/// A whole-value (raw token) match: an empty or over-long value has no term in the index.
+fn exact_eq(value: &str, query: &str) -> bool {
+    !value.is_empty() && value.len() <= MAX_EXACT_BYTES && value == query
+}
+
+fn text_has(text: &str, query: &[(usize, String)]) -> bool {
+    let mut t = FieldText::default();
+    t.push(text);
+    t.has_phrase(query)
+}
+
+/// Every argument value as text, as the index's free text over arguments holds them.
+fn arguments_text(args: &serde_json::Value) -> FieldText {
+    let mut t = FieldText::default();
+    for_each_leaf(args, &mut |leaf| match leaf {
+        Leaf::Str(s) => t.push(s),
+        Leaf::Number(n) => t.push(&n.to_string()),
+        Leaf::Bool(b) => t.push(if b { "true" } else { "false" }),
+    });
+    t
+}
+
+fn same(a: Option<Typed>, b: Option<Typed>) -> bool {
+    matches!((a, b), (Some(x), Some(y)) if x == y)
+}
+
+fn term(field: &FieldRef, v: &str, ev: &StoredEvent) -> bool {
+    let e = &ev.event;
+    match field {
+        FieldRef::Field(def) => match (def.ty, def.value(ev)) {
+            (FieldType::Text, FieldValue::Str(s)) => text_has(s, &words(v)),
+            (_, FieldValue::Str(s)) => exact_eq(s, v),
+            (_, FieldValue::Strs(list)) => list.iter().any(|s| exact_eq(s, v)),
+            (_, FieldValue::U64(n)) => v.parse::<u64>() == Ok(n),
+            (_, FieldValue::Time(t)) => {
+                OffsetDateTime::parse(v, &Rfc3339).is_ok_and(|q| unix_micros(q) == unix_micros(t))
+            }
+            (_, FieldValue::Bool(b)) => v == if b { "true" } else { "false" },
+            (_, FieldValue::Json(_)) => term(&FieldRef::AnyArgument, v, ev),
+            (_, FieldValue::Labels(map)) => {
+                map.values().any(|s| s.len() <= MAX_EXACT_BYTES && s == v)
+            }
+        },
+        FieldRef::AnyArgument => arguments_text(&e.arguments).has_phrase(&words(v)),
+        FieldRef::Argument(path) => {
+            let wanted = query_value(v);
+            let mut typed = false;
+            let mut text = FieldText::default();
+            for_each_at_path(&e.arguments, path, &mut |leaf| match leaf {
+                serde_json::Value::String(s) => match string_leaf(s) {
+                    Some(t) => typed |= same(Some(t), wanted),
+                    None => text.push(s),
+                },
+                serde_json::Value::Number(n) => typed |= same(number_leaf(n), wanted),
+                serde_json::Value::Bool(b) => typed |= same(Some(Typed::Bool(*b)), wanted),
+                _ => {}
+            });
+            typed || text.has_phrase(&words(v))
+        }
+        FieldRef::Label(k) => {
+            // The index leaves out keys holding U+0000.
+            !k.contains('\0')
+                && e.labels
+                    .get(k)
+                    .is_some_and(|s| s.len() <= MAX_EXACT_BYTES && s == v)
+        }
+        FieldRef::FreeText => {
+            let w = words(v);
+            arguments_text(&e.arguments).has_phrase(&w)
+                || text_has(&e.result, &w)
+                || text_has(&e.error, &w)
+        }
+    }
+}
+
+fn any_leaf(v: &serde_json::Value) -> bool {
+    let mut any = false;
+    for_each_leaf(v, &mut |_| any = true);
+    any
+}
+
+fn exists(field: &FieldRef, ev: &StoredEvent) -> bool {
+    let e = &ev.event;
+    match field {
+        FieldRef::Field(def) => match def.value(ev) {
+            FieldValue::Str(s) => !s.is_empty(),
+            FieldValue::Strs(list) => !list.is_empty(),
+            FieldValue::U64(_) | FieldValue::Time(_) | FieldValue::Bool(_) => true,
+            FieldValue::Json(v) => any_leaf(v),
+            FieldValue::Labels(map) => !map.is_empty(),
+        },
+        FieldRef::Argument(path) => {
+            let mut any = false;
+            for_each_at_path(&e.arguments, path, &mut |_| any = true);
+            any
+        }
+        FieldRef::AnyArgument => any_leaf(&e.arguments),
+        FieldRef::Label(k) => e.labels.contains_key(k),
+        FieldRef::FreeText => any_leaf(&e.arguments) || !e.result.is_empty() || !e.error.is_empty(),
+    }
+}
+
+fn in_range<T: PartialOrd>(
+    v: T,
+    lower: &Bound<Scalar>,
+    upper: &Bound<Scalar>,
+    of: impl Fn(&Scalar) -> Option<T>,
+) -> bool {
+    let lower_ok = match lower {
+        Bound::Unbounded => true,
+        Bound::Included(b) => of(b).is_some_and(|b| v >= b),
+        Bound::Excluded(b) => of(b).is_some_and(|b| v > b),
+    };
+    let upper_ok = match upper {
+        Bound::Unbounded => true,
+        Bound::Included(b) => of(b).is_some_and(|b| v <= b),
+        Bound::Excluded(b) => of(b).is_some_and(|b| v < b),
+    };
+    lower_ok && upper_ok
+}
+
+fn range(field: &FieldRef, lower: &Bound<Scalar>, upper: &Bound<Scalar>, ev: &StoredEvent) -> bool {
+    let FieldRef::Field(def) = field else {
+        return false;
+    };
+    match def.value(ev) {
+        FieldValue::U64(n) => in_range(n, lower, upper, |s| match s {
+            Scalar::U64(b) => Some(*b),
+            Scalar::Time(_) => None,
+        }),
+        FieldValue::Time(t) => in_range(unix_micros(t), lower, upper, |s| match s {
+            Scalar::Time(b) => Some(unix_micros(*b)),
+            Scalar::U64(_) => None,
+        }),
+        _ => false,
+    }
+}
+
+/// Calls `f` with every string value `field` yields in `ev`, for the Sigma-style operators:
+/// exact and text fields their value when not empty, the redaction kinds each, numbers in
+/// decimal, hints `true`/`false`, times in RFC 3339; arguments every leaf at the path (or
+/// everywhere), numbers and booleans as their JSON text; a label its value; free text every
+/// argument leaf, the result and the error.
+pub fn for_each_string(field: &FieldRef, ev: &StoredEvent, f: &mut dyn FnMut(&str)) {
+    let e = &ev.event;
+    let leaf = |f: &mut dyn FnMut(&str), leaf: Leaf<'_>| match leaf {
+        Leaf::Str(s) => f(s),
+        Leaf::Number(n) => f(&n.to_string()),
+        Leaf::Bool(b) => f(if b { "true" } else { "false" }),
+    };
+    match field {
+        FieldRef::Field(def) => match def.value(ev) {
+            FieldValue::Str(s) => {
+                if !s.is_empty() {
+                    f(s)
+                }
+            }
+            FieldValue::Strs(list) => list.iter().for_each(|s| f(s)),
+            FieldValue::U64(n) => f(itoa::Buffer::new().format(n)),
+            FieldValue::Time(t) => {
+                if let Ok(s) = t.format(&Rfc3339) {
+                    f(&s)
+                }
+            }
+            FieldValue::Bool(b) => f(if b { "true" } else { "false" }),
+            FieldValue::Json(v) => for_each_leaf(v, &mut |l| leaf(f, l)),
+            FieldValue::Labels(map) => map.values().for_each(|s| f(s)),
+        },
+        FieldRef::Argument(path) => for_each_at_path(&e.arguments, path, &mut |v| match v {
+            serde_json::Value::String(s) => f(s),
+            serde_json::Value::Number(n) => f(&n.to_string()),
+            serde_json::Value::Bool(b) => f(if *b { "true" } else { "false" }),
+            _ => {}
+        }),
+        FieldRef::AnyArgument => for_each_leaf(&e.arguments, &mut |l| leaf(f, l)),
+        FieldRef::Label(k) => {
+            if let Some(s) = e.labels.get(k) {
+                f(s)
+            }
+        }
+        FieldRef::FreeText => {
+            for_each_leaf(&e.arguments, &mut |l| leaf(f, l));
+            for s in [&e.result, &e.error] {
+                if !s.is_empty() {
+                    f(s)
+                }
+            }
+        }
+    }
+}
+
+/// Lower-cased unless `cased`; borrowed when nothing changes.
+fn fold(s: &str, cased: bool) -> Cow<'_, str> {
+    if cased || (s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase())) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(s.to_lowercase())
+    }
+}
+
+fn string_op(op: &Op, s: &str) -> bool {
+    match op {
+        Op::Equals { value, cased } => fold(s, *cased) == fold(value, *cased),
+        Op::Contains { value, cased } => fold(s, *cased).contains(&*fold(value, *cased)),
+        Op::StartsWith { value, cased } => fold(s, *cased).starts_with(&*fold(value, *cased)),
+        Op::EndsWith { value, cased } => fold(s, *cased).ends_with(&*fold(value, *cased)),
+        Op::Wildcard { pattern, cased } => wildcard(&fold(pattern, *cased), &fold(s, *cased)),
+        Op::Regex(re) => re.is_match(s),
+        Op::Cidr(nets) => ip_of(s).is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
+        Op::Compare { op, value } => s
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .is_some_and(|x| op.holds(x, *value)),
+        Op::Term(_) | Op::Phrase(_) | Op::Exists | Op::Range { .. } => false,
+    }
+}
+
+/// The address of `ip`, `ip:port` or `[ip]:port` (IPv4-mapped IPv6 as IPv4).
+fn ip_of(s: &str) -> Option<IpAddr> {
+    let ip = s
+        .parse::<IpAddr>()
+        .or_else(|_| s.parse::<SocketAddr>().map(|a| a.ip()))
+        .ok()?;
+    Some(ip.to_canonical())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Glob {
+    Star,
+    One,
+    Char(char),
+}
+
+/// Whether the whole of `s` matches a Sigma wildcard pattern.
+fn wildcard(pattern: &str, s: &str) -> bool {
+    let mut pat = Vec::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        pat.push(match c {
+            '*' => Glob::Star,
+            '?' => Glob::One,
+            '\\' => match chars.peek() {
+                Some(&next @ ('*' | '?' | '\\')) => {
+                    chars.next();
+                    Glob::Char(next)
+                }
+                _ => Glob::Char('\\'),
+            },
+            c => Glob::Char(c),
+        });
+    }
+    let text: Vec<char> = s.chars().collect();
+    // Greedy with one backtrack point: the last `*` seen (linear in practice, O(n·m) worst).
+    let (mut p, mut t) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pat.get(p) {
+            Some(Glob::One) => {
+                p += 1;
+                t += 1;
+            }
+            Some(Glob::Char(c)) if *c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            Some(Glob::Star) => {
+                star = Some((p, t));
+                p += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pat[p..].iter().all(|g| *g == Glob::Star)
+}
