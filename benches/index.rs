@@ -173,6 +173,7 @@ fn bench_queries(c: &mut Criterion) {
         end: now + time::Duration::SECOND,
         limit: 100,
         cursor: None,
+        event_ids: None,
     };
     let probe = ix
         .search(&search("user:user7 AND tool:tool3"))

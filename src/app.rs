@@ -26,7 +26,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::tail::TailHub;
-use crate::rules;
 use crate::backlog::{Backlog, BACKLOG_BYTES};
 use crate::config::Config;
 use crate::health::Health;
@@ -34,6 +33,7 @@ use crate::index::{IndexConfig, Indexes};
 use crate::ingest::{grpc::IngestService, Auth, Ingestor, Limits};
 use crate::metrics::Metrics;
 use crate::proto::ingest_server::IngestServer;
+use crate::rules;
 use crate::scrub::Scrubber;
 use crate::wal::{self, ChainState, Chunk, Consumers, Dedup, Downstream, IdLookup, Log, WalError};
 
@@ -130,7 +130,15 @@ pub async fn run(
     let feed = consumers.register("index", index.checkpoint().wal_next, log.reader());
     let index_position = feed.done_handle();
     let (rules_handle, rules_thread) = if config.rules_enabled {
-        let (h, t) = start_rules(&config, rules_state, &consumers, &log, &findings, &health, &metrics)?;
+        let (h, t) = start_rules(
+            &config,
+            rules_state,
+            &consumers,
+            &log,
+            &findings,
+            &health,
+            &metrics,
+        )?;
         (Some(h), Some(t))
     } else {
         (None, None)
@@ -305,7 +313,11 @@ fn start_rules(
 ) -> anyhow::Result<(Arc<rules::consumer::Handle>, std::thread::JoinHandle<()>)> {
     let status = Arc::new(std::sync::RwLock::new(rules::consumer::Status::default()));
     let (control_tx, control_rx) = std::sync::mpsc::channel();
-    let handle = Arc::new(rules::consumer::Handle::new(status.clone(), control_tx, config.rules.clone()));
+    let handle = Arc::new(rules::consumer::Handle::new(
+        status.clone(),
+        control_tx,
+        config.rules.clone(),
+    ));
     let set = match rules::pack::load(&config.rules) {
         Ok(set) => set,
         Err(errors) => {
@@ -320,7 +332,13 @@ fn start_rules(
                 ..config.rules.clone()
             };
             rules::pack::load(&builtin_only).map_err(|e| {
-                anyhow::anyhow!("the built-in rule pack does not load: {}", e.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+                anyhow::anyhow!(
+                    "the built-in rule pack does not load: {}",
+                    e.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
             })?
         }
     };
@@ -334,11 +352,15 @@ fn start_rules(
         None => {
             // Rules start with what arrives from now on; saving at once pins that position.
             let end = log.next_position();
-            rules::consumer::save_state(&state_path, end, engine.state()).map_err(anyhow::Error::msg)?;
+            rules::consumer::save_state(&state_path, end, engine.state())
+                .map_err(anyhow::Error::msg)?;
             end
         }
     };
-    let stored_below = findings.position().context("cannot read the findings store")?.max(start);
+    let stored_below = findings
+        .position()
+        .context("cannot read the findings store")?
+        .max(start);
     let feed = consumers.register("rules", start, log.reader());
     let runtime = rules::consumer::Runtime {
         engine,
@@ -361,7 +383,11 @@ fn start_rules(
 }
 
 /// Reloads the rules when a file of the rules dir changes (checked every 2 s).
-fn watch_rules(handle: Arc<rules::consumer::Handle>, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
+fn watch_rules(
+    handle: Arc<rules::consumer::Handle>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
     let Some(dir) = handle.dir().map(Path::to_path_buf) else {
         return;
     };

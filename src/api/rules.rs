@@ -25,7 +25,11 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, Problem> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "findings task failed");
-        Err(Problem::new(ErrorKind::Internal, "internal error", "the findings query failed; see the collector log"))
+        Err(Problem::new(
+            ErrorKind::Internal,
+            "internal error",
+            "the findings query failed; see the collector log",
+        ))
     })
 }
 
@@ -36,12 +40,21 @@ pub async fn findings(
     raw: RawParams,
 ) -> Result<Response, Problem> {
     let tenant = tenant(&s, &headers)?;
-    let p = Params::new(raw, &["rule", "severity", "since", "until", "event_id", "limit"])?;
+    let p = Params::new(
+        raw,
+        &["rule", "severity", "since", "until", "event_id", "limit"],
+    )?;
     let now = OffsetDateTime::now_utc();
     let severity = match p.opt("severity") {
         None => None,
         Some(v) => Some(Severity::parse(v).ok_or_else(|| {
-            Problem::param("severity", format!("{v:?} is not a severity; use one of {}", Severity::NAMES.join(", ")))
+            Problem::param(
+                "severity",
+                format!(
+                    "{v:?} is not a severity; use one of {}",
+                    Severity::NAMES.join(", ")
+                ),
+            )
         })?),
     };
     let since = match p.opt("since") {
@@ -80,13 +93,25 @@ pub async fn finding(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
-    let Path(id) = id.map_err(|e| problem::path_rejection(e, "id"))?;
+    let Path(id) = id.map_err(|e| {
+        Problem::param(
+            "id",
+            format!(
+                "{}; percent-encode the id as UTF-8",
+                problem::lowercase_first(&e.body_text())
+            ),
+        )
+    })?;
     let tenant = tenant(&s, &headers)?;
     let store = s.findings.clone();
     let key = id.clone();
     match blocking(move || store.get(&tenant, &key).map_err(Problem::from)).await? {
         Some(f) => json(&f),
-        None => Err(Problem::new(ErrorKind::NotFound, "not found", format!("no finding with id {id:?}"))),
+        None => Err(Problem::new(
+            ErrorKind::NotFound,
+            "not found",
+            format!("no finding with id {id:?}"),
+        )),
     }
 }
 
@@ -101,7 +126,11 @@ struct RulesAnswer {
 }
 
 /// `GET /api/v1/rules`: every running rule with its state, and the last load's errors.
-pub async fn rules(State(s): State<Arc<Shared>>, headers: HeaderMap, raw: RawParams) -> Result<Response, Problem> {
+pub async fn rules(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    raw: RawParams,
+) -> Result<Response, Problem> {
     tenant(&s, &headers)?;
     Params::new(raw, &[])?;
     let Some(r) = &s.rules else {
@@ -124,16 +153,30 @@ pub async fn rules(State(s): State<Arc<Shared>>, headers: HeaderMap, raw: RawPar
 /// `POST /api/v1/rules/reload`: reads the rule files again. A bad file changes nothing: the
 /// running rules stay, and the answer (and `GET /api/v1/rules`, the log, `/metrics`) says
 /// what is wrong and where.
-pub async fn reload(State(s): State<Arc<Shared>>, headers: HeaderMap, raw: RawParams) -> Result<Response, Problem> {
+pub async fn reload(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    raw: RawParams,
+) -> Result<Response, Problem> {
     tenant(&s, &headers)?;
     Params::new(raw, &[])?;
     let Some(r) = s.rules.clone() else {
-        return Err(Problem::new(ErrorKind::InvalidArgument, "rules are off", "the rules are disabled (`rules.enabled = false`); nothing to reload"));
+        return Err(Problem::new(
+            ErrorKind::InvalidArgument,
+            "rules are off",
+            "the rules are disabled (`rules.enabled = false`); nothing to reload",
+        ));
     };
     let metrics = s.metrics.clone();
     let loaded = tokio::task::spawn_blocking(move || r.reload(&metrics))
         .await
-        .map_err(|_| Problem::new(ErrorKind::Internal, "internal error", "the reload failed; see the collector log"))?;
+        .map_err(|_| {
+            Problem::new(
+                ErrorKind::Internal,
+                "internal error",
+                "the reload failed; see the collector log",
+            )
+        })?;
     match loaded {
         Ok(n) => {
             #[derive(Serialize)]
@@ -145,7 +188,10 @@ pub async fn reload(State(s): State<Arc<Shared>>, headers: HeaderMap, raw: RawPa
         Err(errors) => Err(Problem::new(
             ErrorKind::InvalidArgument,
             "invalid rules",
-            format!("the running rules are unchanged; fix these and reload: {}", errors.join("; ")),
+            format!(
+                "the running rules are unchanged; fix these and reload: {}",
+                errors.join("; ")
+            ),
         )),
     }
 }

@@ -18,6 +18,8 @@ use crate::index::{Bucket, HistogramRequest, SearchRequest, TermCount, TermsRequ
 
 /// Largest page.
 pub const MAX_LIMIT: u64 = 10_000;
+/// Findings read to filter a search by rule (their cited events are the filter).
+const MAX_RULE_FINDINGS: usize = 10_000;
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Problem> + Send + 'static,
@@ -39,9 +41,25 @@ pub async fn search(
 ) -> Result<Response, Problem> {
     let started = Instant::now();
     let tenant = tenant(&s, &headers)?;
-    let p = Params::new(raw, &["q", "start", "end", "limit", "cursor"])?;
+    let p = Params::new(raw, &["q", "start", "end", "limit", "cursor", "rule"])?;
     let now = OffsetDateTime::now_utc();
     let (start, end) = p.range(now)?;
+    // `rule=`: the events that rule's findings cite (findings of the range, newest first).
+    let event_ids = match p.opt("rule") {
+        None => None,
+        Some(rule) => {
+            let q = crate::index::findings::FindingsQuery {
+                tenant: tenant.to_string(),
+                rule: Some(rule.to_string()),
+                since: Some(start - time::Duration::days(1)),
+                limit: MAX_RULE_FINDINGS,
+                ..Default::default()
+            };
+            let store = s.findings.clone();
+            let (_, found) = blocking(move || store.search(&q).map_err(Problem::from)).await?;
+            Some(found.into_iter().flat_map(|f| f.event_ids).collect())
+        }
+    };
     let req = SearchRequest {
         tenant: tenant.to_string(),
         query: p.str("q").to_string(),
@@ -49,6 +67,7 @@ pub async fn search(
         end,
         limit: p.uint("limit", 100, 1, MAX_LIMIT)? as usize,
         cursor: p.opt("cursor").map(str::to_string),
+        event_ids,
     };
     let index = s.index.clone();
     let result = blocking(move || index.search(&req).map_err(Problem::from)).await?;

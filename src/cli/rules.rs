@@ -44,11 +44,16 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
 
 fn load(file: &PathBuf) -> Result<Vec<Rule>, Vec<String>> {
     if file.as_os_str() == "builtin" {
-        return crate::rules::pack::builtin().map_err(|e| e.iter().map(ToString::to_string).collect());
+        return crate::rules::pack::builtin()
+            .map_err(|e| e.iter().map(ToString::to_string).collect());
     }
     let origin = file.display().to_string();
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| vec![format!("{origin}: cannot read: {}", crate::error::describe_io(&e))])?;
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        vec![format!(
+            "{origin}: cannot read: {}",
+            crate::error::describe_io(&e)
+        )]
+    })?;
     compile_file(&origin, &text, false).map_err(|e| e.iter().map(ToString::to_string).collect())
 }
 
@@ -58,7 +63,12 @@ fn check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
         match load(f) {
             Ok(rules) => {
                 let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
-                println!("{}: ok, {} rules: {}", f.display(), rules.len(), ids.join(", "));
+                println!(
+                    "{}: ok, {} rules: {}",
+                    f.display(),
+                    rules.len(),
+                    ids.join(", ")
+                );
             }
             Err(errors) => {
                 bad += errors.len();
@@ -92,11 +102,13 @@ fn test(files: &[PathBuf], events: &PathBuf, json: bool) -> anyhow::Result<ExitC
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(std::io::BufReader::new(
-            std::fs::File::open(events).with_context(|| format!("cannot open {}", events.display()))?,
+            std::fs::File::open(events)
+                .with_context(|| format!("cannot open {}", events.display()))?,
         ))
     };
     // Events are scrubbed as the collector would, so rules on redactions see them.
-    let scrubber = crate::scrub::Scrubber::new(&crate::scrub::ScrubConfig::default(), rand::random())?;
+    let scrubber =
+        crate::scrub::Scrubber::new(&crate::scrub::ScrubConfig::default(), rand::random())?;
     let mut engine = Engine::new(rules, crate::rules::DEFAULT_KEY_CAP);
     let now = time::OffsetDateTime::now_utc();
     let mut fired = 0usize;
@@ -109,7 +121,12 @@ fn test(files: &[PathBuf], events: &PathBuf, json: bool) -> anyhow::Result<ExitC
         let mut event = match crate::ingest::json::decode_line(&line) {
             Ok(e) => e,
             Err(invalid) => {
-                eprintln!("{}:{}: skipped: {}", events.display(), i + 1, invalid.reason);
+                eprintln!(
+                    "{}:{}: skipped: {}",
+                    events.display(),
+                    i + 1,
+                    invalid.reason
+                );
                 continue;
             }
         };

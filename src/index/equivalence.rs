@@ -417,6 +417,7 @@ fn the_matcher_and_the_index_return_the_same_events() {
                         end: base() + time::Duration::days(2),
                         limit: 100,
                         cursor: None,
+        event_ids: None,
                     })
                 }))
                 .map_err(|_| TestCaseError::fail(format!("{q}: the search panicked")))?;

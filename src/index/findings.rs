@@ -20,7 +20,9 @@ use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, Schema, TextFieldIndexing,
     TextOptions, Value as _, STORED,
 };
-use tantivy::{DateTime, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    DateTime, Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term,
+};
 use time::OffsetDateTime;
 
 use super::{IndexError, Result};
@@ -111,7 +113,9 @@ impl Findings {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(context)?;
-        let writer = index.writer_with_num_threads(1, 15_000_000).map_err(context)?;
+        let writer = index
+            .writer_with_num_threads(1, 15_000_000)
+            .map_err(context)?;
         Ok(Findings {
             index,
             reader,
@@ -127,13 +131,16 @@ impl Findings {
             None | Some("") => Ok(0),
             Some(p) => serde_json::from_str::<Payload>(p)
                 .map(|p| p.wal_next)
-                .map_err(|e| IndexError::Tantivy(format!("findings index: bad commit payload {p:?}: {e}"))),
+                .map_err(|e| {
+                    IndexError::Tantivy(format!("findings index: bad commit payload {p:?}: {e}"))
+                }),
         }
     }
 
     pub fn add(&self, finding: &Finding) -> Result<()> {
-        let source = serde_json::to_vec(finding)
-            .map_err(|e| IndexError::Tantivy(format!("cannot store finding {}: {e}", finding.id)))?;
+        let source = serde_json::to_vec(finding).map_err(|e| {
+            IndexError::Tantivy(format!("cannot store finding {}: {e}", finding.id))
+        })?;
         let mut doc = TantivyDocument::default();
         doc.add_text(self.f.tenant, &finding.tenant);
         doc.add_text(self.f.id, &finding.id);
@@ -142,7 +149,10 @@ impl Findings {
         for id in &finding.event_ids {
             doc.add_text(self.f.event_id, id);
         }
-        doc.add_date(self.f.time, DateTime::from_timestamp_micros(micros(finding.time)));
+        doc.add_date(
+            self.f.time,
+            DateTime::from_timestamp_micros(micros(finding.time)),
+        );
         doc.add_bytes(self.f.source, &source);
         lock(&self.writer).add_document(doc)?;
         Ok(())
@@ -170,9 +180,13 @@ impl Findings {
 
     fn query(&self, q: &FindingsQuery) -> Box<dyn Query> {
         let term = |f: Field, v: &str| -> Box<dyn Query> {
-            Box::new(TermQuery::new(Term::from_field_text(f, v), IndexRecordOption::Basic))
+            Box::new(TermQuery::new(
+                Term::from_field_text(f, v),
+                IndexRecordOption::Basic,
+            ))
         };
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, term(self.f.tenant, &q.tenant))];
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, term(self.f.tenant, &q.tenant))];
         if let Some(r) = &q.rule {
             clauses.push((Occur::Must, term(self.f.rule, r)));
         }
@@ -192,7 +206,10 @@ impl Findings {
             let bound = |t: Option<OffsetDateTime>, incl: bool| match t {
                 None => std::ops::Bound::Unbounded,
                 Some(t) => {
-                    let term = Term::from_field_date(self.f.time, DateTime::from_timestamp_micros(micros(t)));
+                    let term = Term::from_field_date(
+                        self.f.time,
+                        DateTime::from_timestamp_micros(micros(t)),
+                    );
                     if incl {
                         std::ops::Bound::Included(term)
                     } else {
@@ -215,7 +232,8 @@ impl Findings {
     pub fn search(&self, q: &FindingsQuery) -> Result<(u64, Vec<Finding>)> {
         let searcher = self.reader.searcher();
         let query = self.query(q);
-        let top = TopDocs::with_limit(q.limit.max(1)).order_by_fast_field::<DateTime>("time", Order::Desc);
+        let top = TopDocs::with_limit(q.limit.max(1))
+            .order_by_fast_field::<DateTime>("time", Order::Desc);
         let (total, hits) = searcher.search(&*query, &(Count, top))?;
         let mut out = Vec::with_capacity(hits.len());
         for (_, addr) in hits {
@@ -224,7 +242,9 @@ impl Findings {
                 .get_first(self.f.source)
                 .and_then(|v| v.as_bytes())
                 .ok_or_else(|| IndexError::Tantivy("a finding has no `_source`".into()))?;
-            out.push(serde_json::from_slice(bytes).map_err(|e| IndexError::Tantivy(format!("a stored finding is unreadable: {e}")))?);
+            out.push(serde_json::from_slice(bytes).map_err(|e| {
+                IndexError::Tantivy(format!("a stored finding is unreadable: {e}"))
+            })?);
         }
         Ok((total as u64, out))
     }
@@ -233,8 +253,20 @@ impl Findings {
     pub fn get(&self, tenant: &str, id: &str) -> Result<Option<Finding>> {
         let searcher = self.reader.searcher();
         let q = BooleanQuery::new(vec![
-            (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(self.f.tenant, tenant), IndexRecordOption::Basic)) as Box<dyn Query>),
-            (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(self.f.id, id), IndexRecordOption::Basic))),
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(self.f.tenant, tenant),
+                    IndexRecordOption::Basic,
+                )) as Box<dyn Query>,
+            ),
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(self.f.id, id),
+                    IndexRecordOption::Basic,
+                )),
+            ),
         ]);
         let hits = searcher.search(&q, &TopDocs::with_limit(1).order_by_score())?;
         let Some((_, addr)) = hits.first() else {
@@ -255,7 +287,10 @@ impl Findings {
         let searcher = self.reader.searcher();
         let q = RangeQuery::new(
             std::ops::Bound::Unbounded,
-            std::ops::Bound::Excluded(Term::from_field_date(self.f.time, DateTime::from_timestamp_micros(micros(before)))),
+            std::ops::Bound::Excluded(Term::from_field_date(
+                self.f.time,
+                DateTime::from_timestamp_micros(micros(before)),
+            )),
         );
         let n = searcher.search(&q, &Count)? as u64;
         if n > 0 {

@@ -105,6 +105,8 @@ pub struct SearchRequest {
     pub limit: usize,
     /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// Only these events (e.g. the ones a rule flagged); `None` for no such limit.
+    pub event_ids: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]

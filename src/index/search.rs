@@ -94,7 +94,22 @@ pub(crate) fn search(
 ) -> Result<SearchResult> {
     let limit = req.limit.clamp(1, MAX_LIMIT);
     let after = req.cursor.as_deref().map(SortKey::decode).transpose()?;
-    let user = query::compile_text(&req.query, fields)?;
+    let mut user = query::compile_text(&req.query, fields)?;
+    if let Some(ids) = &req.event_ids {
+        let field = registry::field("event_id")
+            .and_then(|def| fields.field(def))
+            .ok_or_else(|| IndexError::Tantivy("schema has no `event_id` field".into()))?;
+        let set: Box<dyn Query> = Box::new(tantivy::query::TermSetQuery::new(
+            ids.iter().map(|id| Term::from_field_text(field, id)),
+        ));
+        user = Some(match user {
+            None => set,
+            Some(q) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, q),
+                (Occur::Must, set),
+            ])),
+        });
+    }
     let empty = SearchResult {
         total: 0,
         hits: Vec::new(),

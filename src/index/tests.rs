@@ -127,6 +127,7 @@ fn request(tenant: &str, q: &str) -> SearchRequest {
         end: today() + DAY,
         limit: 100,
         cursor: None,
+        event_ids: None,
     }
 }
 

@@ -67,11 +67,7 @@ impl Ctx<'_> {
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Compiles every document of one file. `builtin` marks the pack shipped in the binary.
-pub fn compile_file(
-    origin: &str,
-    text: &str,
-    builtin: bool,
-) -> Result<Vec<Rule>, Vec<RuleError>> {
+pub fn compile_file(origin: &str, text: &str, builtin: bool) -> Result<Vec<Rule>, Vec<RuleError>> {
     let docs = super::file::parse(text).map_err(|e| {
         vec![RuleError {
             origin: origin.to_string(),
@@ -165,7 +161,11 @@ fn compile_doc(
         (Some(id), _) => id.value.clone(),
         (None, Some(name)) => name.value.clone(),
         (None, None) => {
-            ctx.err(Pos::of(&d.title), Some("id".to_string()), "the rule needs an `id` (findings name their rule by it)");
+            ctx.err(
+                Pos::of(&d.title),
+                Some("id".to_string()),
+                "the rule needs an `id` (findings name their rule by it)",
+            );
             return None;
         }
     };
@@ -178,7 +178,11 @@ fn compile_doc(
     }
     let severity = match (&d.level, &d.severity) {
         (Some(a), Some(_)) => {
-            ctx.err(Pos::of(a), Some("level".to_string()), "give `level` or `severity`, not both");
+            ctx.err(
+                Pos::of(a),
+                Some("level".to_string()),
+                "give `level` or `severity`, not both",
+            );
             Severity::Medium
         }
         (Some(s), None) | (None, Some(s)) => match Severity::parse(&s.value) {
@@ -209,7 +213,11 @@ fn compile_doc(
     let kind = match &d.correlation {
         None => {
             if d.detection.is_none() {
-                ctx.err(Pos::of(&d.title), Some("detection".to_string()), "the rule has neither a `detection` nor a `correlation`");
+                ctx.err(
+                    Pos::of(&d.title),
+                    Some("detection".to_string()),
+                    "the rule has neither a `detection` nor a `correlation`",
+                );
                 return None;
             }
             Kind::Match
@@ -280,7 +288,10 @@ fn compile_exceptions(e: &Spanned<YValue>, ctx: &mut Ctx<'_>) -> Option<Expr> {
             ctx.err(
                 Pos::of(e),
                 Some("exceptions".to_string()),
-                format!("expected a map of fields or a list of them, found {}", other.kind()),
+                format!(
+                    "expected a map of fields or a list of them, found {}",
+                    other.kind()
+                ),
             );
             None
         }
@@ -290,7 +301,14 @@ fn compile_exceptions(e: &Spanned<YValue>, ctx: &mut Ctx<'_>) -> Option<Expr> {
 /// A Sigma `detection`: named selections and a `condition`.
 fn compile_detection(det: &Spanned<YValue>, key: &str, ctx: &mut Ctx<'_>) -> Option<Expr> {
     let YValue::Map(entries) = &det.value else {
-        ctx.err(Pos::of(det), Some(key.to_string()), format!("expected a map of selections and a `condition`, found {}", det.value.kind()));
+        ctx.err(
+            Pos::of(det),
+            Some(key.to_string()),
+            format!(
+                "expected a map of selections and a `condition`, found {}",
+                det.value.kind()
+            ),
+        );
         return None;
     };
     let mut names = Vec::new();
@@ -306,14 +324,22 @@ fn compile_detection(det: &Spanned<YValue>, key: &str, ctx: &mut Ctx<'_>) -> Opt
                         match &c.value {
                             YValue::Str(s) => conditions.push((Pos::of(c), s.clone())),
                             other => {
-                                ctx.err(Pos::of(c), Some(format!("{key}.condition")), format!("expected text, found {}", other.kind()));
+                                ctx.err(
+                                    Pos::of(c),
+                                    Some(format!("{key}.condition")),
+                                    format!("expected text, found {}", other.kind()),
+                                );
                                 ok = false;
                             }
                         }
                     }
                 }
                 other => {
-                    ctx.err(Pos::of(value), Some(format!("{key}.condition")), format!("expected text, found {}", other.kind()));
+                    ctx.err(
+                        Pos::of(value),
+                        Some(format!("{key}.condition")),
+                        format!("expected text, found {}", other.kind()),
+                    );
                     ok = false;
                 }
             }
@@ -333,7 +359,11 @@ fn compile_detection(det: &Spanned<YValue>, key: &str, ctx: &mut Ctx<'_>) -> Opt
         }
     }
     if conditions.is_empty() {
-        ctx.err(Pos::of(det), Some(format!("{key}.condition")), "the detection has no `condition`; add e.g. `condition: selection`");
+        ctx.err(
+            Pos::of(det),
+            Some(format!("{key}.condition")),
+            "the detection has no `condition`; add e.g. `condition: selection`",
+        );
         return None;
     }
     if !ok {
@@ -394,10 +424,17 @@ fn compile_selection(v: &Spanned<YValue>, key: &str, ctx: &mut Ctx<'_>) -> Optio
                 match item.value.scalar_text() {
                     Some(s) => out.push(Expr::Cmp(Cmp {
                         field: FieldRef::FreeText,
-                        op: Op::Contains { value: s, cased: false },
+                        op: Op::Contains {
+                            value: s,
+                            cased: false,
+                        },
                     })),
                     None => {
-                        ctx.err(Pos::of(item), Some(key.to_string()), format!("a keyword list holds text, found {}", item.value.kind()));
+                        ctx.err(
+                            Pos::of(item),
+                            Some(key.to_string()),
+                            format!("a keyword list holds text, found {}", item.value.kind()),
+                        );
                         return None;
                     }
                 }
@@ -412,7 +449,14 @@ fn compile_selection(v: &Spanned<YValue>, key: &str, ctx: &mut Ctx<'_>) -> Optio
             },
         })),
         other => {
-            ctx.err(Pos::of(v), Some(key.to_string()), format!("a selection is a map of fields, a list of maps or keywords; found {}", other.kind()));
+            ctx.err(
+                Pos::of(v),
+                Some(key.to_string()),
+                format!(
+                    "a selection is a map of fields, a list of maps or keywords; found {}",
+                    other.kind()
+                ),
+            );
             None
         }
     }
@@ -478,7 +522,10 @@ fn compile_field(
             }
         }
     }
-    let string_ops = [m.contains, m.startswith, m.endswith].iter().filter(|b| **b).count();
+    let string_ops = [m.contains, m.startswith, m.endswith]
+        .iter()
+        .filter(|b| **b)
+        .count();
     let kinds = [string_ops > 0, m.re, m.cidr, m.cmp.is_some(), m.exists]
         .iter()
         .filter(|b| **b)
@@ -488,7 +535,11 @@ fn compile_field(
         return None;
     }
     if m.base64offset && !m.contains {
-        ctx.err(Pos::of(field), Some(at), "`base64offset` needs `contains` (Sigma: `field|base64offset|contains`)");
+        ctx.err(
+            Pos::of(field),
+            Some(at),
+            "`base64offset` needs `contains` (Sigma: `field|base64offset|contains`)",
+        );
         return None;
     }
     let fref = if name.is_empty() {
@@ -513,7 +564,11 @@ fn compile_field(
             YValue::Bool(true) => Some(cmp(Op::Exists)),
             YValue::Bool(false) => Some(Expr::Not(Box::new(cmp(Op::Exists)))),
             other => {
-                ctx.err(Pos::of(values), Some(at), format!("`exists` takes true or false, found {}", other.kind()));
+                ctx.err(
+                    Pos::of(values),
+                    Some(at),
+                    format!("`exists` takes true or false, found {}", other.kind()),
+                );
                 None
             }
         };
@@ -523,7 +578,11 @@ fn compile_field(
         _ => vec![values],
     };
     if items.is_empty() {
-        ctx.err(Pos::of(values), Some(at), "an empty list matches nothing; give at least one value");
+        ctx.err(
+            Pos::of(values),
+            Some(at),
+            "an empty list matches nothing; give at least one value",
+        );
         return None;
     }
     let mut ors = Vec::new();
@@ -535,7 +594,14 @@ fn compile_field(
                 continue;
             }
             YValue::Seq(_) | YValue::Map(_) => {
-                ctx.err(Pos::of(v), Some(at.clone()), format!("a field's value is text, a number or a list of them; found {}", v.value.kind()));
+                ctx.err(
+                    Pos::of(v),
+                    Some(at.clone()),
+                    format!(
+                        "a field's value is text, a number or a list of them; found {}",
+                        v.value.kind()
+                    ),
+                );
                 return None;
             }
             other => other.scalar_text().unwrap_or_default(),
@@ -547,7 +613,11 @@ fn compile_field(
                 _ => match text.trim().parse::<f64>() {
                     Ok(n) if n.is_finite() => n,
                     _ => {
-                        ctx.err(Pos::of(v), Some(at.clone()), format!("`{}` takes a number, found {text:?}", op.name()));
+                        ctx.err(
+                            Pos::of(v),
+                            Some(at.clone()),
+                            format!("`{}` takes a number, found {text:?}", op.name()),
+                        );
                         return None;
                     }
                 },
@@ -563,7 +633,11 @@ fn compile_field(
             }) {
                 Ok(net) => ors.push(cmp(Op::Cidr(vec![net]))),
                 Err(_) => {
-                    ctx.err(Pos::of(v), Some(at.clone()), format!("{text:?} is not a network like 10.0.0.0/8 or fd00::/8"));
+                    ctx.err(
+                        Pos::of(v),
+                        Some(at.clone()),
+                        format!("{text:?} is not a network like 10.0.0.0/8 or fd00::/8"),
+                    );
                     return None;
                 }
             }
@@ -579,7 +653,11 @@ fn compile_field(
                 Ok(re) => ors.push(cmp(Op::Regex(re))),
                 Err(e) => {
                     let first = e.to_string().lines().last().unwrap_or_default().to_string();
-                    ctx.err(Pos::of(v), Some(at.clone()), format!("the regex does not compile: {first}"));
+                    ctx.err(
+                        Pos::of(v),
+                        Some(at.clone()),
+                        format!("the regex does not compile: {first}"),
+                    );
                     return None;
                 }
             }
@@ -604,7 +682,10 @@ fn compile_field(
             .map(|value| cmp(text_op(value, &m)))
             .collect();
         ors.push(if alternatives.len() == 1 {
-            alternatives.into_iter().next().unwrap_or(Expr::Or(Vec::new()))
+            alternatives
+                .into_iter()
+                .next()
+                .unwrap_or(Expr::Or(Vec::new()))
         } else {
             Expr::Or(alternatives)
         });
@@ -625,26 +706,50 @@ fn text_op(value: String, m: &Mods) -> Op {
     let wild = has_wildcard(&value);
     if m.contains {
         if wild {
-            return Op::Wildcard { pattern: format!("*{value}*"), cased };
+            return Op::Wildcard {
+                pattern: format!("*{value}*"),
+                cased,
+            };
         }
-        return Op::Contains { value: unescape(&value), cased };
+        return Op::Contains {
+            value: unescape(&value),
+            cased,
+        };
     }
     if m.startswith {
         if wild {
-            return Op::Wildcard { pattern: format!("{value}*"), cased };
+            return Op::Wildcard {
+                pattern: format!("{value}*"),
+                cased,
+            };
         }
-        return Op::StartsWith { value: unescape(&value), cased };
+        return Op::StartsWith {
+            value: unescape(&value),
+            cased,
+        };
     }
     if m.endswith {
         if wild {
-            return Op::Wildcard { pattern: format!("*{value}"), cased };
+            return Op::Wildcard {
+                pattern: format!("*{value}"),
+                cased,
+            };
         }
-        return Op::EndsWith { value: unescape(&value), cased };
+        return Op::EndsWith {
+            value: unescape(&value),
+            cased,
+        };
     }
     if wild {
-        return Op::Wildcard { pattern: value, cased };
+        return Op::Wildcard {
+            pattern: value,
+            cased,
+        };
     }
-    Op::Equals { value: unescape(&value), cased }
+    Op::Equals {
+        value: unescape(&value),
+        cased,
+    }
 }
 
 /// Whether a Sigma value holds an unescaped `*` or `?`.
@@ -707,7 +812,9 @@ fn base64_offsets(v: &str) -> Vec<String> {
                 1 => 2,
                 _ => 3,
             };
-            let end = e.len().saturating_sub(if end_cut == 0 { 0 } else { end_cut - 1 });
+            let end = e
+                .len()
+                .saturating_sub(if end_cut == 0 { 0 } else { end_cut - 1 });
             e.get(start[i]..end.max(start[i])).unwrap_or("").to_string()
         })
         .filter(|s| !s.is_empty())
@@ -718,9 +825,15 @@ fn base64_offsets(v: &str) -> Vec<String> {
 fn duration(v: &Spanned<YValue>, key: &str, ctx: &mut Ctx<'_>) -> Option<Micros> {
     let text = v.value.scalar_text().unwrap_or_default();
     match crate::api::parse_duration(&text) {
-        Some(d) if d.whole_seconds() > 0 => Some(d.whole_microseconds().min(i64::MAX as i128) as i64),
+        Some(d) if d.whole_seconds() > 0 => {
+            Some(d.whole_microseconds().min(i64::MAX as i128) as i64)
+        }
         _ => {
-            ctx.err(Pos::of(v), Some(key.to_string()), format!("{text:?} is not a duration like 30s, 5m, 1h or 2d"));
+            ctx.err(
+                Pos::of(v),
+                Some(key.to_string()),
+                format!("{text:?} is not a duration like 30s, 5m, 1h or 2d"),
+            );
             None
         }
     }
@@ -731,7 +844,11 @@ fn number(v: &Spanned<YValue>, key: &str, ctx: &mut Ctx<'_>) -> Option<f64> {
         YValue::Int(i) => Some(*i as f64),
         YValue::Float(f) if f.is_finite() => Some(*f),
         other => {
-            ctx.err(Pos::of(v), Some(key.to_string()), format!("expected a number, found {}", other.kind()));
+            ctx.err(
+                Pos::of(v),
+                Some(key.to_string()),
+                format!("expected a number, found {}", other.kind()),
+            );
             None
         }
     }
@@ -741,7 +858,11 @@ fn whole(v: &Spanned<YValue>, key: &str, ctx: &mut Ctx<'_>) -> Option<u64> {
     match &v.value {
         YValue::Int(i) if *i >= 0 => Some(*i as u64),
         other => {
-            ctx.err(Pos::of(v), Some(key.to_string()), format!("expected a whole number ≥ 0, found {}", other.kind()));
+            ctx.err(
+                Pos::of(v),
+                Some(key.to_string()),
+                format!("expected a whole number ≥ 0, found {}", other.kind()),
+            );
             None
         }
     }
@@ -757,18 +878,39 @@ fn compile_correlation(
     ctx: &mut Ctx<'_>,
 ) -> Option<Kind> {
     let YValue::Map(entries) = &c.value else {
-        ctx.err(Pos::of(c), Some("correlation".to_string()), "expected a map with `type`, `group-by`, `timespan`...");
+        ctx.err(
+            Pos::of(c),
+            Some("correlation".to_string()),
+            "expected a map with `type`, `group-by`, `timespan`...",
+        );
         return None;
     };
     const KEYS: &[&str] = &[
-        "type", "rules", "group-by", "timespan", "condition", "field", "warmup",
-        "require_known", "factor", "min_count", "warmup_windows", "period", "steady_minutes",
-        "carry", "aliases", "ordered",
+        "type",
+        "rules",
+        "group-by",
+        "timespan",
+        "condition",
+        "field",
+        "warmup",
+        "require_known",
+        "factor",
+        "min_count",
+        "warmup_windows",
+        "period",
+        "steady_minutes",
+        "carry",
+        "aliases",
+        "ordered",
     ];
     let mut get: HashMap<&str, &Spanned<YValue>> = HashMap::new();
     for (k, v) in entries {
         if !KEYS.contains(&k.value.as_str()) {
-            ctx.err(Pos::of(k), Some(format!("correlation.{}", k.value)), format!("unknown key; a correlation takes {}", KEYS.join(", ")));
+            ctx.err(
+                Pos::of(k),
+                Some(format!("correlation.{}", k.value)),
+                format!("unknown key; a correlation takes {}", KEYS.join(", ")),
+            );
             return None;
         }
         get.insert(k.value.as_str(), v);
@@ -783,17 +925,28 @@ fn compile_correlation(
         None => Vec::new(),
         Some(r) => {
             let names: Vec<(Pos, String)> = match &r.value {
-                YValue::Seq(items) => items.iter().map(|i| (Pos::of(i), i.value.scalar_text().unwrap_or_default())).collect(),
+                YValue::Seq(items) => items
+                    .iter()
+                    .map(|i| (Pos::of(i), i.value.scalar_text().unwrap_or_default()))
+                    .collect(),
                 other => vec![(Pos::of(r), other.scalar_text().unwrap_or_default())],
             };
             let mut out = Vec::new();
             for (pos, n) in names {
                 let Some(&i) = detections.get(&n) else {
-                    ctx.err(pos, Some("correlation.rules".to_string()), format!("no rule with id or name `{n}` in this file"));
+                    ctx.err(
+                        pos,
+                        Some("correlation.rules".to_string()),
+                        format!("no rule with id or name `{n}` in this file"),
+                    );
                     return None;
                 };
                 let Some(det) = &docs[i].detection else {
-                    ctx.err(pos, Some("correlation.rules".to_string()), format!("`{n}` has no detection to feed a correlation"));
+                    ctx.err(
+                        pos,
+                        Some("correlation.rules".to_string()),
+                        format!("`{n}` has no detection to feed a correlation"),
+                    );
                     return None;
                 };
                 out.push(compile_detection(det, &format!("({n}).detection"), ctx)?);
@@ -816,7 +969,13 @@ fn compile_correlation(
             let strings = Strings(
                 names
                     .into_iter()
-                    .map(|v| Spanned::new(v.value.scalar_text().unwrap_or_default(), v.referenced, v.defined))
+                    .map(|v| {
+                        Spanned::new(
+                            v.value.scalar_text().unwrap_or_default(),
+                            v.referenced,
+                            v.defined,
+                        )
+                    })
                     .collect(),
             );
             resolve_fields(&strings, "correlation.group-by", ctx)
@@ -827,7 +986,11 @@ fn compile_correlation(
         match get.get("timespan") {
             Some(t) => duration(t, "correlation.timespan", ctx),
             None => {
-                ctx.err(Pos::of(c), Some("correlation.timespan".to_string()), "this correlation needs a `timespan`, e.g. `timespan: 5m`");
+                ctx.err(
+                    Pos::of(c),
+                    Some("correlation.timespan".to_string()),
+                    "this correlation needs a `timespan`, e.g. `timespan: 5m`",
+                );
                 None
             }
         }
@@ -835,7 +998,11 @@ fn compile_correlation(
     let condition = get.get("condition").copied();
     let threshold = |ctx: &mut Ctx<'_>| -> Option<(u64, Option<Spanned<YValue>>)> {
         let Some(cond) = condition else {
-            ctx.err(Pos::of(c), Some("correlation.condition".to_string()), "this correlation needs a `condition`, e.g. `condition: {gte: 10}`");
+            ctx.err(
+                Pos::of(c),
+                Some("correlation.condition".to_string()),
+                "this correlation needs a `condition`, e.g. `condition: {gte: 10}`",
+            );
             return None;
         };
         let mut n = None;
@@ -856,28 +1023,43 @@ fn compile_correlation(
         match n {
             Some(n) if n >= 1 => Some((n, field)),
             _ => {
-                ctx.err(Pos::of(cond), Some("correlation.condition".to_string()), "give `gte: N` (N ≥ 1) or `gt: N`");
+                ctx.err(
+                    Pos::of(cond),
+                    Some("correlation.condition".to_string()),
+                    "give `gte: N` (N ≥ 1) or `gt: N`",
+                );
                 None
             }
         }
     };
-    let fields_of = |key: &str, v: Option<&&Spanned<YValue>>, ctx: &mut Ctx<'_>| -> Vec<(String, FieldRef)> {
-        let Some(v) = v else {
-            ctx.err(Pos::of(c), Some(format!("correlation.{key}")), format!("this correlation needs `{key}`: the field(s) it follows"));
-            return Vec::new();
+    let fields_of =
+        |key: &str, v: Option<&&Spanned<YValue>>, ctx: &mut Ctx<'_>| -> Vec<(String, FieldRef)> {
+            let Some(v) = v else {
+                ctx.err(
+                    Pos::of(c),
+                    Some(format!("correlation.{key}")),
+                    format!("this correlation needs `{key}`: the field(s) it follows"),
+                );
+                return Vec::new();
+            };
+            let names = match &v.value {
+                YValue::Seq(items) => items.clone(),
+                _ => vec![(*v).clone()],
+            };
+            let strings = Strings(
+                names
+                    .into_iter()
+                    .map(|v| {
+                        Spanned::new(
+                            v.value.scalar_text().unwrap_or_default(),
+                            v.referenced,
+                            v.defined,
+                        )
+                    })
+                    .collect(),
+            );
+            resolve_fields(&strings, &format!("correlation.{key}"), ctx)
         };
-        let names = match &v.value {
-            YValue::Seq(items) => items.clone(),
-            _ => vec![(*v).clone()],
-        };
-        let strings = Strings(
-            names
-                .into_iter()
-                .map(|v| Spanned::new(v.value.scalar_text().unwrap_or_default(), v.referenced, v.defined))
-                .collect(),
-        );
-        resolve_fields(&strings, &format!("correlation.{key}"), ctx)
-    };
     let input = |inputs: Vec<Expr>| -> Option<Expr> {
         match inputs.len() {
             0 => None,
@@ -907,7 +1089,11 @@ fn compile_correlation(
             let f = match resolve_field(&name) {
                 Ok(f) => f,
                 Err(e) => {
-                    ctx.err(Pos::of(&field), Some("correlation.condition.field".to_string()), e);
+                    ctx.err(
+                        Pos::of(&field),
+                        Some("correlation.condition.field".to_string()),
+                        e,
+                    );
                     return None;
                 }
             };
@@ -934,7 +1120,11 @@ fn compile_correlation(
                 None => 30,
             };
             if factor < 1.0 {
-                ctx.err(Pos::of(c), Some("correlation.factor".to_string()), "the factor must be at least 1");
+                ctx.err(
+                    Pos::of(c),
+                    Some("correlation.factor".to_string()),
+                    "the factor must be at least 1",
+                );
                 return None;
             }
             Kind::Spike {
@@ -975,7 +1165,11 @@ fn compile_correlation(
                 return None;
             }
             if group_by.is_empty() {
-                ctx.err(Pos::of(c), Some("correlation.group-by".to_string()), "`change` needs a `group-by`: whose value changes (e.g. [server, tool])");
+                ctx.err(
+                    Pos::of(c),
+                    Some("correlation.group-by".to_string()),
+                    "`change` needs a `group-by`: whose value changes (e.g. [server, tool])",
+                );
                 return None;
             }
             Kind::Change {
@@ -988,7 +1182,11 @@ fn compile_correlation(
             let period = match get.get("period") {
                 Some(v) => duration(v, "correlation.period", ctx)?,
                 None => {
-                    ctx.err(Pos::of(c), Some("correlation.period".to_string()), "`absence` needs a `period`: how long a source may be silent");
+                    ctx.err(
+                        Pos::of(c),
+                        Some("correlation.period".to_string()),
+                        "`absence` needs a `period`: how long a source may be silent",
+                    );
                     return None;
                 }
             };
@@ -997,11 +1195,19 @@ fn compile_correlation(
                 None => 50,
             };
             if steady_minutes > 60 {
-                ctx.err(Pos::of(c), Some("correlation.steady_minutes".to_string()), "at most 60 (minutes of the hour before the silence)");
+                ctx.err(
+                    Pos::of(c),
+                    Some("correlation.steady_minutes".to_string()),
+                    "at most 60 (minutes of the hour before the silence)",
+                );
                 return None;
             }
             if group_by.is_empty() {
-                ctx.err(Pos::of(c), Some("correlation.group-by".to_string()), "`absence` needs a `group-by`: what goes silent (e.g. [source])");
+                ctx.err(
+                    Pos::of(c),
+                    Some("correlation.group-by".to_string()),
+                    "`absence` needs a `group-by`: what goes silent (e.g. [source])",
+                );
                 return None;
             }
             Kind::Absence {
@@ -1013,13 +1219,29 @@ fn compile_correlation(
         }
         "temporal_ordered" | "temporal" => {
             if ty_name == "temporal" {
-                ctx.err(Pos::of(ty), Some("correlation.type".to_string()), "unordered `temporal` is not supported; use `temporal_ordered`");
+                ctx.err(
+                    Pos::of(ty),
+                    Some("correlation.type".to_string()),
+                    "unordered `temporal` is not supported; use `temporal_ordered`",
+                );
                 return None;
             }
             let window = timespan(ctx)?;
-            let names: Vec<String> = get.get("rules").map(|r| referenced_rules(&YValue::Map(vec![(Spanned::new("rules".to_string(), r.referenced, r.defined), (*r).clone())]))).unwrap_or_default();
+            let names: Vec<String> = get
+                .get("rules")
+                .map(|r| {
+                    referenced_rules(&YValue::Map(vec![(
+                        Spanned::new("rules".to_string(), r.referenced, r.defined),
+                        (*r).clone(),
+                    )]))
+                })
+                .unwrap_or_default();
             if inputs.len() < 2 {
-                ctx.err(Pos::of(c), Some("correlation.rules".to_string()), "temporal_ordered needs at least two `rules`, in order");
+                ctx.err(
+                    Pos::of(c),
+                    Some("correlation.rules".to_string()),
+                    "temporal_ordered needs at least two `rules`, in order",
+                );
                 return None;
             }
             let mut steps: Vec<SeqStep> = names
@@ -1037,7 +1259,11 @@ fn compile_correlation(
                 compile_carry(carry, &mut steps, ctx)?;
             }
             if group_by.is_empty() {
-                ctx.err(Pos::of(c), Some("correlation.group-by".to_string()), "temporal_ordered needs a `group-by` (e.g. [conversation_id])");
+                ctx.err(
+                    Pos::of(c),
+                    Some("correlation.group-by".to_string()),
+                    "temporal_ordered needs a `group-by` (e.g. [conversation_id])",
+                );
                 return None;
             }
             Kind::Sequence {
@@ -1052,7 +1278,11 @@ fn compile_correlation(
         }
     };
     if !matches!(kind, Kind::Sequence { .. }) && kind_input(&kind).is_none() {
-        ctx.err(Pos::of(c), Some("correlation.rules".to_string()), "the correlation needs events: give it a `detection` of its own or `rules` to follow");
+        ctx.err(
+            Pos::of(c),
+            Some("correlation.rules".to_string()),
+            "the correlation needs events: give it a `detection` of its own or `rules` to follow",
+        );
         return None;
     }
     Some(kind)
@@ -1074,7 +1304,11 @@ fn kind_input(k: &Kind) -> Option<&Expr> {
 /// counts when its `in` field carries text the `from` step's `field` held.
 fn compile_carry(carry: &Spanned<YValue>, steps: &mut [SeqStep], ctx: &mut Ctx<'_>) -> Option<()> {
     let YValue::Map(entries) = &carry.value else {
-        ctx.err(Pos::of(carry), Some("correlation.carry".to_string()), "expected {from, field, into, in}");
+        ctx.err(
+            Pos::of(carry),
+            Some("correlation.carry".to_string()),
+            "expected {from, field, into, in}",
+        );
         return None;
     };
     let mut want: HashMap<&str, (Pos, String)> = HashMap::new();
@@ -1090,7 +1324,11 @@ fn compile_carry(carry: &Spanned<YValue>, steps: &mut [SeqStep], ctx: &mut Ctx<'
                 match resolve_field(&name) {
                     Ok(f) => same.push(f),
                     Err(e) => {
-                        ctx.err(Pos::of(&n), Some("correlation.carry.unless_same".to_string()), e);
+                        ctx.err(
+                            Pos::of(&n),
+                            Some("correlation.carry.unless_same".to_string()),
+                            e,
+                        );
                         return None;
                     }
                 }
@@ -1098,15 +1336,26 @@ fn compile_carry(carry: &Spanned<YValue>, steps: &mut [SeqStep], ctx: &mut Ctx<'
             continue;
         }
         if !["from", "field", "into", "in"].contains(&k.value.as_str()) {
-            ctx.err(Pos::of(k), Some(format!("correlation.carry.{}", k.value)), "unknown key; carry takes from, field, into, in, unless_same");
+            ctx.err(
+                Pos::of(k),
+                Some(format!("correlation.carry.{}", k.value)),
+                "unknown key; carry takes from, field, into, in, unless_same",
+            );
             return None;
         }
-        want.insert(k.value.as_str(), (Pos::of(v), v.value.scalar_text().unwrap_or_default()));
+        want.insert(
+            k.value.as_str(),
+            (Pos::of(v), v.value.scalar_text().unwrap_or_default()),
+        );
     }
     let mut get = |k: &str| -> Option<(Pos, String)> {
         let v = want.get(k).cloned();
         if v.is_none() {
-            ctx.err(Pos::of(carry), Some(format!("correlation.carry.{k}")), format!("carry needs `{k}`"));
+            ctx.err(
+                Pos::of(carry),
+                Some(format!("correlation.carry.{k}")),
+                format!("carry needs `{k}`"),
+            );
         }
         v
     };
@@ -1117,18 +1366,30 @@ fn compile_carry(carry: &Spanned<YValue>, steps: &mut [SeqStep], ctx: &mut Ctx<'
     let step = |name: &str, pos: Pos, ctx: &mut Ctx<'_>| -> Option<usize> {
         let i = steps.iter().position(|s| s.name == name);
         if i.is_none() {
-            ctx.err(pos, Some("correlation.carry".to_string()), format!("`{name}` is not one of the correlation's rules"));
+            ctx.err(
+                pos,
+                Some("correlation.carry".to_string()),
+                format!("`{name}` is not one of the correlation's rules"),
+            );
         }
         i
     };
     let f = step(&from, from_pos, ctx)?;
     let t = step(&into, into_pos, ctx)?;
     if f >= t {
-        ctx.err(into_pos, Some("correlation.carry.into".to_string()), "`into` must be a later step than `from`");
+        ctx.err(
+            into_pos,
+            Some("correlation.carry.into".to_string()),
+            "`into` must be a later step than `from`",
+        );
         return None;
     }
-    let field_ref = resolve_field(&field).map_err(|e| ctx.err(field_pos, Some("correlation.carry.field".to_string()), e)).ok()?;
-    let in_ref = resolve_field(&inside).map_err(|e| ctx.err(in_pos, Some("correlation.carry.in".to_string()), e)).ok()?;
+    let field_ref = resolve_field(&field)
+        .map_err(|e| ctx.err(field_pos, Some("correlation.carry.field".to_string()), e))
+        .ok()?;
+    let in_ref = resolve_field(&inside)
+        .map_err(|e| ctx.err(in_pos, Some("correlation.carry.in".to_string()), e))
+        .ok()?;
     steps[f].capture = Some(field_ref);
     steps[f].same = same.clone();
     steps[t].carries = Some((f, in_ref));
@@ -1150,7 +1411,9 @@ mod tests {
             ..Mods::default()
         };
         assert!(matches!(text_op("x".into(), &m), Op::Contains { .. }));
-        assert!(matches!(text_op("x*y".into(), &m), Op::Wildcard { ref pattern, .. } if pattern == "*x*y*"));
+        assert!(
+            matches!(text_op("x*y".into(), &m), Op::Wildcard { ref pattern, .. } if pattern == "*x*y*")
+        );
     }
 
     #[test]
@@ -1160,8 +1423,12 @@ mod tests {
         let offsets = base64_offsets(needle);
         assert_eq!(offsets.len(), 3);
         for prefix in ["", "a", "ab", "abc", "hello there "] {
-            let e = base64::engine::general_purpose::STANDARD.encode(format!("{prefix}{needle} and more"));
-            assert!(offsets.iter().any(|o| e.contains(o.as_str())), "{prefix:?}: {e} {offsets:?}");
+            let e = base64::engine::general_purpose::STANDARD
+                .encode(format!("{prefix}{needle} and more"));
+            assert!(
+                offsets.iter().any(|o| e.contains(o.as_str())),
+                "{prefix:?}: {e} {offsets:?}"
+            );
         }
     }
 }

@@ -138,7 +138,9 @@ impl Parser<'_> {
 
     fn not(&mut self, depth: usize) -> Result<Cond, String> {
         if depth > MAX_DEPTH {
-            return Err(format!("the condition nests deeper than {MAX_DEPTH} levels"));
+            return Err(format!(
+                "the condition nests deeper than {MAX_DEPTH} levels"
+            ));
         }
         if is_kw(self.toks.get(self.i), "not") {
             self.i += 1;
@@ -231,7 +233,12 @@ impl Parser<'_> {
         let items: Vec<Cond> = picked.iter().map(|&i| Cond::Sel(i)).collect();
         Ok(match q {
             None => Cond::And(items),
-            Some(0) => return Err(format!("`0 of` at character {} matches always; remove it", at + 1)),
+            Some(0) => {
+                return Err(format!(
+                    "`0 of` at character {} matches always; remove it",
+                    at + 1
+                ))
+            }
             Some(1) => Cond::Or(items),
             Some(n) if n > items.len() => {
                 return Err(format!(
@@ -244,7 +251,9 @@ impl Parser<'_> {
                 let mut combos = Vec::new();
                 combinations(&picked, n, &mut Vec::new(), &mut combos);
                 if combos.len() > 1000 {
-                    return Err(format!("`{n} of {pattern}` has too many combinations; split the rule"));
+                    return Err(format!(
+                        "`{n} of {pattern}` has too many combinations; split the rule"
+                    ));
                 }
                 Cond::Or(
                     combos
@@ -337,7 +346,10 @@ mod tests {
         );
         assert_eq!(
             parse("(sel_a or sel_b) and filter", &n).unwrap(),
-            Cond::And(vec![Cond::Or(vec![Cond::Sel(0), Cond::Sel(1)]), Cond::Sel(2)])
+            Cond::And(vec![
+                Cond::Or(vec![Cond::Sel(0), Cond::Sel(1)]),
+                Cond::Sel(2)
+            ])
         );
         assert!(matches!(parse("2 of sel*", &n).unwrap(), Cond::Or(v) if v.len() == 1));
     }
@@ -345,11 +357,19 @@ mod tests {
     #[test]
     fn errors_say_what_is_wrong() {
         let n = names();
-        assert!(parse("sel_c", &n).unwrap_err().contains("selections are sel_a"));
-        assert!(parse("sel_a | count() > 5", &n).unwrap_err().contains("correlation"));
+        assert!(parse("sel_c", &n)
+            .unwrap_err()
+            .contains("selections are sel_a"));
+        assert!(parse("sel_a | count() > 5", &n)
+            .unwrap_err()
+            .contains("correlation"));
         assert!(parse("(sel_a", &n).unwrap_err().contains("never closed"));
-        assert!(parse("sel_a sel_b", &n).unwrap_err().contains("and` or `or"));
-        assert!(parse("1 of nothing*", &n).unwrap_err().contains("matches no selection"));
+        assert!(parse("sel_a sel_b", &n)
+            .unwrap_err()
+            .contains("and` or `or"));
+        assert!(parse("1 of nothing*", &n)
+            .unwrap_err()
+            .contains("matches no selection"));
         assert!(parse("", &n).is_err());
         assert!(parse(&"not ".repeat(100), &n).is_err());
     }

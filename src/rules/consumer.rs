@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -89,16 +89,27 @@ pub fn load_state(path: &Path) -> Result<Option<(u64, EngineState)>, String> {
                 )
             }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {}", path.display(), crate::error::describe_io(&e))),
+        Err(e) => Err(format!(
+            "cannot read {}: {}",
+            path.display(),
+            crate::error::describe_io(&e)
+        )),
     }
 }
 
 /// Saves the state atomically (tmp, fsync, rename, fsync of the folder).
 pub fn save_state(path: &Path, position: u64, state: EngineState) -> Result<(), String> {
     let saved = Saved { position, state };
-    let bytes = serde_json::to_vec(&saved).map_err(|e| format!("cannot serialize the rules' state: {e}"))?;
+    let bytes = serde_json::to_vec(&saved)
+        .map_err(|e| format!("cannot serialize the rules' state: {e}"))?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let io = |e: std::io::Error| format!("cannot save the rules' state in {}: {}", dir.display(), crate::error::describe_io(&e));
+    let io = |e: std::io::Error| {
+        format!(
+            "cannot save the rules' state in {}: {}",
+            dir.display(),
+            crate::error::describe_io(&e)
+        )
+    };
     std::fs::create_dir_all(dir).map_err(io)?;
     let tmp = path.with_extension("json.tmp");
     {
@@ -108,7 +119,9 @@ pub fn save_state(path: &Path, position: u64, state: EngineState) -> Result<(), 
         f.sync_all().map_err(io)?;
     }
     std::fs::rename(&tmp, path).map_err(io)?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
     Ok(())
 }
 
@@ -135,7 +148,10 @@ fn publish(status: &RwLock<Status>, engine: &Engine, metrics: &Metrics) {
     for (rule, st) in &stats {
         let label = vec![("rule".to_string(), rule.clone())];
         metrics.rule_keys.get_or_create(&label).set(st.keys as i64);
-        metrics.rule_evictions.get_or_create(&label).set(st.evicted as i64);
+        metrics
+            .rule_evictions
+            .get_or_create(&label)
+            .set(st.evicted as i64);
     }
     let infos = engine
         .rules()
@@ -158,9 +174,9 @@ pub fn info(r: &Rule, s: Option<&RuleStats>) -> RuleInfo {
         builtin: r.builtin,
         origin: r.origin.clone(),
         findings: s.findings,
-        last_fired: s
-            .last_fired
-            .and_then(|us| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok()),
+        last_fired: s.last_fired.and_then(|us| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok()
+        }),
         keys: s.keys,
         evicted: s.evicted,
     }
@@ -176,15 +192,10 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
     let mut failing = false;
     publish(&rt.status, &rt.engine, &rt.metrics);
     loop {
-        loop {
-            match rt.control.try_recv() {
-                Ok(Control::Replace(rules)) => {
-                    rt.engine.replace_rules(rules);
-                    publish(&rt.status, &rt.engine, &rt.metrics);
-                    tracing::info!(rules = rt.engine.rules().len(), "rules reloaded");
-                }
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
-            }
+        while let Ok(Control::Replace(rules)) = rt.control.try_recv() {
+            rt.engine.replace_rules(rules);
+            publish(&rt.status, &rt.engine, &rt.metrics);
+            tracing::info!(rules = rt.engine.rules().len(), "rules reloaded");
         }
         let wait = next_commit.saturating_duration_since(Instant::now());
         let closed = match rt.feed.recv(wait) {
@@ -234,7 +245,8 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
                 }
                 Err(e) => {
                     // Keep the findings and try again; the WAL keeps the events meanwhile.
-                    let reason = crate::error::name_os_errors(&format!("cannot store findings: {e}"));
+                    let reason =
+                        crate::error::name_os_errors(&format!("cannot store findings: {e}"));
                     tracing::error!(error = %reason, "rules");
                     rt.health.fail("rules", reason);
                     failing = true;
@@ -262,7 +274,8 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
             next_save = Instant::now() + SAVE_EVERY;
         }
         if Instant::now() >= next_retention {
-            let before = time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(rt.retention_days));
+            let before = time::OffsetDateTime::now_utc()
+                - time::Duration::days(i64::from(rt.retention_days));
             match rt.findings.apply_retention(before) {
                 Ok(n) if n > 0 => {
                     tracing::info!(findings = n, "retention: dropping old findings");
@@ -316,7 +329,9 @@ impl Handle {
                     .unwrap_or_else(|e| e.into_inner())
                     .send(Control::Replace(rules));
                 if sent.is_err() {
-                    return Err(vec!["the rules are not running (the collector is stopping)".into()]);
+                    return Err(vec![
+                        "the rules are not running (the collector is stopping)".into(),
+                    ]);
                 }
                 let mut st = self.status.write().unwrap_or_else(|e| e.into_inner());
                 st.errors.clear();
@@ -330,7 +345,10 @@ impl Handle {
                     tracing::error!(error = %m, "rule files not loaded; the running rules stay");
                 }
                 metrics.rules_load_errors.set(msgs.len() as i64);
-                self.status.write().unwrap_or_else(|e| e.into_inner()).errors = msgs.clone();
+                self.status
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .errors = msgs.clone();
                 Err(msgs)
             }
         }

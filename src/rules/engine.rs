@@ -147,7 +147,10 @@ fn all_text(field: &FieldRef, ev: &StoredEvent) -> String {
 
 /// The group of an event: the key (tenant first) and its `field=value` pairs. `None` when a
 /// group field has no value (stateful kinds do not count such events).
-fn group(fields: &[(String, FieldRef)], ev: &StoredEvent) -> Option<(String, Vec<(String, String)>)> {
+fn group(
+    fields: &[(String, FieldRef)],
+    ev: &StoredEvent,
+) -> Option<(String, Vec<(String, String)>)> {
     let mut key = ev.tenant.clone();
     let mut pairs = Vec::with_capacity(fields.len());
     for (name, f) in fields {
@@ -166,8 +169,15 @@ fn passes(input: &Option<Expr>, exceptions: &Option<Expr>, ev: &StoredEvent) -> 
 
 impl Engine {
     pub fn new(rules: Vec<Rule>, key_cap: usize) -> Engine {
-        let rules: Vec<Arc<Rule>> = rules.into_iter().filter(|r| r.enabled).map(Arc::new).collect();
-        let states = rules.iter().map(|r| State::for_kind(&r.kind, key_cap)).collect();
+        let rules: Vec<Arc<Rule>> = rules
+            .into_iter()
+            .filter(|r| r.enabled)
+            .map(Arc::new)
+            .collect();
+        let states = rules
+            .iter()
+            .map(|r| State::for_kind(&r.kind, key_cap))
+            .collect();
         Engine {
             rules,
             states,
@@ -191,7 +201,11 @@ impl Engine {
             .zip(std::mem::take(&mut self.states))
             .map(|(r, s)| (r.id.clone(), (r.fingerprint, s)))
             .collect();
-        self.rules = rules.into_iter().filter(|r| r.enabled).map(Arc::new).collect();
+        self.rules = rules
+            .into_iter()
+            .filter(|r| r.enabled)
+            .map(Arc::new)
+            .collect();
         self.states = self
             .rules
             .iter()
@@ -220,7 +234,9 @@ impl Engine {
     pub fn restore(&mut self, mut saved: EngineState) {
         for (r, s) in self.rules.iter().zip(self.states.iter_mut()) {
             if let Some((fp, state)) = saved.rules.remove(&r.id) {
-                if fp == r.fingerprint && std::mem::discriminant(&state) == std::mem::discriminant(s) {
+                if fp == r.fingerprint
+                    && std::mem::discriminant(&state) == std::mem::discriminant(s)
+                {
                     *s = state;
                 }
             }
@@ -275,7 +291,8 @@ impl Engine {
     ) -> Vec<(Vec<(String, String)>, Fired)> {
         let exceptions = &rule.exceptions;
         let state = &mut self.states[i];
-        let one = |g: Option<(String, Vec<(String, String)>)>, f: &mut dyn FnMut(&str) -> Option<Fired>| {
+        let one = |g: Option<(String, Vec<(String, String)>)>,
+                   f: &mut dyn FnMut(&str) -> Option<Fired>| {
             g.and_then(|(key, pairs)| f(&key).map(|fired| vec![(pairs, fired)]))
                 .unwrap_or_default()
         };
@@ -293,15 +310,38 @@ impl Engine {
                     },
                 )]
             }
-            (Kind::EventCount { input, group_by, threshold, window }, State::Count(keys)) => {
+            (
+                Kind::EventCount {
+                    input,
+                    group_by,
+                    threshold,
+                    window,
+                },
+                State::Count(keys),
+            ) => {
                 if !passes(input, exceptions, ev) {
                     return Vec::new();
                 }
                 one(group(group_by, ev), &mut |key| {
-                    stateful::event_count(keys.entry(key, Default::default), *threshold, *window, at, &ev.event.event_id)
+                    stateful::event_count(
+                        keys.entry(key, Default::default),
+                        *threshold,
+                        *window,
+                        at,
+                        &ev.event.event_id,
+                    )
                 })
             }
-            (Kind::ValueCount { input, group_by, field, threshold, window }, State::Distinct(keys)) => {
+            (
+                Kind::ValueCount {
+                    input,
+                    group_by,
+                    field,
+                    threshold,
+                    window,
+                },
+                State::Distinct(keys),
+            ) => {
                 if !passes(input, exceptions, ev) {
                     return Vec::new();
                 }
@@ -309,62 +349,126 @@ impl Engine {
                     return Vec::new();
                 };
                 one(group(group_by, ev), &mut |key| {
-                    stateful::value_count(keys.entry(key, Default::default), *threshold, *window, at, &value, &ev.event.event_id)
+                    stateful::value_count(
+                        keys.entry(key, Default::default),
+                        *threshold,
+                        *window,
+                        at,
+                        &value,
+                        &ev.event.event_id,
+                    )
                 })
             }
-            (Kind::Spike { input, group_by, params }, State::Spike(keys)) => {
+            (
+                Kind::Spike {
+                    input,
+                    group_by,
+                    params,
+                },
+                State::Spike(keys),
+            ) => {
                 if !passes(input, exceptions, ev) {
                     return Vec::new();
                 }
                 one(group(group_by, ev), &mut |key| {
-                    stateful::spike(keys.entry(key, Default::default), *params, at, &ev.event.event_id)
+                    stateful::spike(
+                        keys.entry(key, Default::default),
+                        *params,
+                        at,
+                        &ev.event.event_id,
+                    )
                 })
             }
-            (Kind::NewTerm { input, group_by, fields, warmup, min_existing }, State::Terms { keys, started }) => {
+            (
+                Kind::NewTerm {
+                    input,
+                    group_by,
+                    fields,
+                    warmup,
+                    min_existing,
+                },
+                State::Terms { keys, started },
+            ) => {
                 if !passes(input, exceptions, ev) {
                     return Vec::new();
                 }
                 let Some((_, vpairs)) = group(fields, ev) else {
                     return Vec::new();
                 };
-                let value: String = vpairs.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(" / ");
+                let value: String = vpairs
+                    .iter()
+                    .map(|(_, v)| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" / ");
                 let start = *started.entry(ev.tenant.clone()).or_insert(at);
                 let learning = at < start + *warmup;
                 one(group(group_by, ev), &mut |key| {
-                    stateful::new_term(keys.entry(key, Default::default), &value, at, &ev.event.event_id, learning, *min_existing)
+                    stateful::new_term(
+                        keys.entry(key, Default::default),
+                        &value,
+                        at,
+                        &ev.event.event_id,
+                        learning,
+                        *min_existing,
+                    )
                 })
             }
-            (Kind::Change { input, group_by, fields }, State::Change(keys)) => {
+            (
+                Kind::Change {
+                    input,
+                    group_by,
+                    fields,
+                },
+                State::Change(keys),
+            ) => {
                 if !passes(input, exceptions, ev) {
                     return Vec::new();
                 }
                 let Some((_, vpairs)) = group(fields, ev) else {
                     return Vec::new();
                 };
-                let value: String = vpairs.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(" / ");
+                let value: String = vpairs
+                    .iter()
+                    .map(|(_, v)| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" / ");
                 one(group(group_by, ev), &mut |key| {
-                    stateful::change(keys.entry(key, Default::default), &value, at, &ev.event.event_id)
+                    stateful::change(
+                        keys.entry(key, Default::default),
+                        &value,
+                        at,
+                        &ev.event.event_id,
+                    )
                 })
             }
-            (Kind::Sequence { group_by, steps, window }, State::Sequence(keys)) => {
+            (
+                Kind::Sequence {
+                    group_by,
+                    steps,
+                    window,
+                },
+                State::Sequence(keys),
+            ) => {
                 if exceptions.as_ref().is_some_and(|e| matches(e, ev)) {
                     return Vec::new();
                 }
                 let Some((key, pairs)) = group(group_by, ev) else {
                     return Vec::new();
                 };
-                // A key without a sequence in progress can only start one.
-                let progress = keys.get(&key).map_or(0, stateful::SequenceState::progress);
                 let mut fired = Vec::new();
-                for (index, step) in steps.iter().enumerate() {
-                    if index != 0 && index != progress {
+                // Later steps first: an event that completes a sequence should not restart it.
+                for (index, step) in steps.iter().enumerate().rev() {
+                    if index > 0 && !keys.get(&key).is_some_and(|st| st.can_take(index)) {
                         continue;
                     }
                     if !matches(&step.detection, ev) {
                         continue;
                     }
                     let capture = step.capture.as_ref().map(|f| all_text(f, ev));
-                    let carries = step.carries.as_ref().map(|(from, f)| (*from, all_text(f, ev)));
+                    let carries = step
+                        .carries
+                        .as_ref()
+                        .map(|(from, f)| (*from, all_text(f, ev)));
                     let input = StepInput {
                         index,
                         capture: capture.as_deref(),
@@ -372,22 +476,34 @@ impl Engine {
                         same: step.same.iter().map(|f| first_value(f, ev)).collect(),
                     };
                     let state = keys.entry(&key, Default::default);
-                    let before = state.progress();
-                    if let Some(f) = stateful::sequence(state, steps.len(), *window, at, &ev.event.event_id, &input) {
+                    if let Some(f) = stateful::sequence(
+                        state,
+                        steps.len(),
+                        *window,
+                        at,
+                        &ev.event.event_id,
+                        &input,
+                    ) {
                         fired.push((pairs.clone(), f));
-                        break;
                     }
                     // One event is one step, never two.
-                    if state.progress() != before {
-                        break;
-                    }
+                    break;
                 }
                 fired
             }
-            (Kind::Absence { input, group_by, .. }, State::Presence(keys)) => {
+            (
+                Kind::Absence {
+                    input, group_by, ..
+                },
+                State::Presence(keys),
+            ) => {
                 if passes(input, exceptions, ev) {
                     if let Some((key, _)) = group(group_by, ev) {
-                        stateful::present(keys.entry(&key, Default::default), at, &ev.event.event_id);
+                        stateful::present(
+                            keys.entry(&key, Default::default),
+                            at,
+                            &ev.event.event_id,
+                        );
                     }
                 }
                 Vec::new()
@@ -402,7 +518,16 @@ impl Engine {
         let mut out = Vec::new();
         for i in 0..self.rules.len() {
             let rule = self.rules[i].clone();
-            let (Kind::Absence { group_by, period, steady_minutes, .. }, State::Presence(keys)) = (&rule.kind, &mut self.states[i]) else {
+            let (
+                Kind::Absence {
+                    group_by,
+                    period,
+                    steady_minutes,
+                    ..
+                },
+                State::Presence(keys),
+            ) = (&rule.kind, &mut self.states[i])
+            else {
                 continue;
             };
             let mut fired = Vec::new();
@@ -426,7 +551,14 @@ impl Engine {
         out
     }
 
-    fn finding(&mut self, rule: &Rule, ev: &StoredEvent, pos: u64, pairs: &[(String, String)], f: Fired) -> Finding {
+    fn finding(
+        &mut self,
+        rule: &Rule,
+        ev: &StoredEvent,
+        pos: u64,
+        pairs: &[(String, String)],
+        f: Fired,
+    ) -> Finding {
         self.make_finding(rule, &ev.tenant, ev.event.timestamp, pos, pairs, f)
     }
 
@@ -480,7 +612,7 @@ fn explain(rule: &Rule, pairs: &[(String, String)], f: &Fired) -> String {
     let (template, mut extra): (String, Vec<(&str, String)>) = match &rule.kind {
         Kind::Match => (
             if pairs.is_empty() {
-                format!("{}", rule.title)
+                rule.title.clone()
             } else {
                 format!("{}: {{group}}", rule.title)
             },

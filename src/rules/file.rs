@@ -10,7 +10,8 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 /// Where something is in a rule file (1-based; 0 when unknown).
@@ -165,13 +166,19 @@ impl<'de> Deserialize<'de> for Strings {
         };
         match v.value {
             YValue::Null => Ok(Strings(Vec::new())),
-            YValue::Seq(items) => items.into_iter().map(item).collect::<Result<_, _>>().map(Strings),
+            YValue::Seq(items) => items
+                .into_iter()
+                .map(item)
+                .collect::<Result<_, _>>()
+                .map(Strings),
             _ => Ok(Strings(vec![item(v)?])),
         }
     }
 }
 
-/// One rule document. Sigma's keys, then ours.
+/// One rule document. Sigma's keys, then ours. Metadata that does not change what a rule
+/// matches is read (so it is checked) but not kept.
+#[allow(dead_code)]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleDoc {

@@ -22,6 +22,8 @@ pub mod consumer;
 mod engine;
 mod file;
 pub mod pack;
+#[cfg(test)]
+mod pack_tests;
 mod stateful;
 
 use serde::{Deserialize, Serialize};
@@ -51,7 +53,8 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const NAMES: &'static [&'static str] = &["informational", "low", "medium", "high", "critical"];
+    pub const NAMES: &'static [&'static str] =
+        &["informational", "low", "medium", "high", "critical"];
 
     pub fn parse(s: &str) -> Option<Severity> {
         Some(match s.to_ascii_lowercase().as_str() {

@@ -13,21 +13,48 @@ use super::{compile_file, Pos, Rule, RuleError};
 
 /// The pack's files: (name, text).
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("path-traversal.yml", include_str!("pack/path-traversal.yml")),
+    (
+        "path-traversal.yml",
+        include_str!("pack/path-traversal.yml"),
+    ),
     ("sql-injection.yml", include_str!("pack/sql-injection.yml")),
-    ("shell-injection.yml", include_str!("pack/shell-injection.yml")),
+    (
+        "shell-injection.yml",
+        include_str!("pack/shell-injection.yml"),
+    ),
     ("ssrf.yml", include_str!("pack/ssrf.yml")),
-    ("prompt-injection.yml", include_str!("pack/prompt-injection.yml")),
-    ("tool-poisoning.yml", include_str!("pack/tool-poisoning.yml")),
-    ("credential-exposure.yml", include_str!("pack/credential-exposure.yml")),
-    ("destructive-without-consent.yml", include_str!("pack/destructive-without-consent.yml")),
+    (
+        "prompt-injection.yml",
+        include_str!("pack/prompt-injection.yml"),
+    ),
+    (
+        "tool-poisoning.yml",
+        include_str!("pack/tool-poisoning.yml"),
+    ),
+    (
+        "credential-exposure.yml",
+        include_str!("pack/credential-exposure.yml"),
+    ),
+    (
+        "destructive-without-consent.yml",
+        include_str!("pack/destructive-without-consent.yml"),
+    ),
     ("bursts.yml", include_str!("pack/bursts.yml")),
     ("denied-flood.yml", include_str!("pack/denied-flood.yml")),
     ("first-seen.yml", include_str!("pack/first-seen.yml")),
-    ("tool-description-changed.yml", include_str!("pack/tool-description-changed.yml")),
-    ("tool-shadowing.yml", include_str!("pack/tool-shadowing.yml")),
+    (
+        "tool-description-changed.yml",
+        include_str!("pack/tool-description-changed.yml"),
+    ),
+    (
+        "tool-shadowing.yml",
+        include_str!("pack/tool-shadowing.yml"),
+    ),
     ("toxic-flow.yml", include_str!("pack/toxic-flow.yml")),
-    ("session-hijack.yml", include_str!("pack/session-hijack.yml")),
+    (
+        "session-hijack.yml",
+        include_str!("pack/session-hijack.yml"),
+    ),
     ("source-silent.yml", include_str!("pack/source-silent.yml")),
 ];
 
@@ -77,7 +104,10 @@ pub fn files(dir: &Path) -> Result<Vec<std::path::PathBuf>, RuleError> {
         Err(e) => {
             return Err(error(
                 &dir.display().to_string(),
-                format!("cannot read the rules dir: {}", crate::error::describe_io(&e)),
+                format!(
+                    "cannot read the rules dir: {}",
+                    crate::error::describe_io(&e)
+                ),
             ))
         }
     };
@@ -118,15 +148,25 @@ pub fn load(source: &Source) -> Result<Vec<Rule>, Vec<RuleError>> {
                     let text = match std::fs::read_to_string(&path) {
                         Ok(t) => t,
                         Err(e) => {
-                            errors.push(error(&origin, format!("cannot read: {}", crate::error::describe_io(&e))));
+                            errors.push(error(
+                                &origin,
+                                format!("cannot read: {}", crate::error::describe_io(&e)),
+                            ));
                             continue;
                         }
                     };
                     match compile_file(&origin, &text, false) {
                         Ok(rules) => {
                             for r in rules {
-                                if let Some(other) = from_files.insert(r.id.clone(), origin.clone()) {
-                                    errors.push(error(&origin, format!("rule id `{}` is also in {other}; ids must be unique", r.id)));
+                                if let Some(other) = from_files.insert(r.id.clone(), origin.clone())
+                                {
+                                    errors.push(error(
+                                        &origin,
+                                        format!(
+                                            "rule id `{}` is also in {other}; ids must be unique",
+                                            r.id
+                                        ),
+                                    ));
                                     continue;
                                 }
                                 // Same id as a built-in rule: the file's version replaces it.

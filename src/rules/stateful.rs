@@ -52,15 +52,6 @@ impl<S> Keyed<S> {
         self.map.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    pub fn set_cap(&mut self, cap: usize) {
-        self.cap = cap.max(1);
-        self.shrink();
-    }
-
     /// The state of `key`, created with `init` if absent.
     pub fn entry(&mut self, key: &str, init: impl FnOnce() -> S) -> &mut S {
         self.tick += 1;
@@ -86,16 +77,6 @@ impl<S> Keyed<S> {
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut S)> {
         self.map.iter_mut().map(|(k, (s, _))| (k, s))
-    }
-
-    pub fn retain(&mut self, mut keep: impl FnMut(&str, &mut S) -> bool) {
-        self.map.retain(|k, (s, _)| keep(k, s));
-    }
-
-    fn shrink(&mut self) {
-        if self.map.len() > self.cap {
-            self.shrink_to(self.cap);
-        }
     }
 
     /// Evicts the least recently touched keys down to `n`.
@@ -163,10 +144,7 @@ pub fn event_count(
     let took = last - first;
     Some(Fired {
         event_ids: evidence(s.events.iter().map(|(_, id)| id)),
-        values: vec![
-            ("count", threshold.to_string()),
-            ("span", human(took)),
-        ],
+        values: vec![("count", threshold.to_string()), ("span", human(took))],
     })
 }
 
@@ -335,7 +313,12 @@ pub fn new_term(
     }
     let existing = s.seen.len();
     if existing >= TERMS_PER_KEY {
-        if let Some(oldest) = s.seen.iter().min_by_key(|(_, t)| **t).map(|(v, _)| v.clone()) {
+        if let Some(oldest) = s
+            .seen
+            .iter()
+            .min_by_key(|(_, t)| **t)
+            .map(|(v, _)| v.clone())
+        {
             s.seen.remove(&oldest);
         }
     }
@@ -397,11 +380,14 @@ pub fn change(s: &mut ChangeState, value: &str, at: Micros, event_id: &str) -> O
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Fingerprint(pub Vec<u64>);
 
-pub const GRAM: usize = 12;
-pub const WINNOW: usize = 12;
-/// Most text fingerprinted per capture, and most hashes kept.
+pub const GRAM: usize = 24;
+pub const WINNOW: usize = 16;
+/// Most text fingerprinted per capture, and most hashes kept (about the first 8 KB of text,
+/// 8 KB of memory): what bounds a sequence rule's memory per key.
 const CAPTURE_BYTES: usize = 64 << 10;
-const CAPTURE_HASHES: usize = 4096;
+const CAPTURE_HASHES: usize = 1024;
+/// Captures kept per step and key (the most recent).
+const CAPTURES_PER_STEP: usize = 4;
 
 /// Normalised bytes: lower-case ASCII, whitespace runs as one space (formatting does not hide
 /// copied text).
@@ -481,26 +467,38 @@ impl Fingerprint {
     }
 }
 
-/// What a matched step remembers: its time and event, its text, and values a later step must
-/// not share (see `unless_same`).
+/// A capture: the step's text as a fingerprint, its event, and the values a carrying step
+/// must not share (see `unless_same`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Matched {
+struct Capture {
+    event_id: String,
+    fingerprint: Fingerprint,
+    same: Vec<Option<String>>,
+}
+
+/// The last match of one step for a key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct StepMatch {
     at: Micros,
     event_id: String,
-    fingerprint: Option<Fingerprint>,
-    same: Vec<Option<String>>,
+    /// When the sequence this match belongs to began (its step 0's time).
+    began: Micros,
+    /// The event ids of the steps before it that it builds on.
+    chain: Vec<String>,
+    /// Recent captures of this step (capturing steps only).
+    captures: Vec<Capture>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SequenceState {
-    /// Steps matched so far, in order.
-    matched: Vec<Matched>,
+    /// Per step, its last match that continues a sequence.
+    steps: Vec<Option<StepMatch>>,
 }
 
 impl SequenceState {
-    /// Steps matched so far.
-    pub fn progress(&self) -> usize {
-        self.matched.len()
+    /// Whether an event matching step `index` could count now (step 0 always can).
+    pub fn can_take(&self, index: usize) -> bool {
+        index == 0 || self.steps.get(index - 1).is_some_and(Option::is_some)
     }
 }
 
@@ -517,8 +515,10 @@ pub struct StepInput<'a> {
     pub same: Vec<Option<String>>,
 }
 
-/// Advances a key's sequence with an event that matches step `input.index`. Returns a firing
-/// when the last step completes within `window` of the first.
+/// Advances a key's sequence with an event matching step `input.index`: a step counts when
+/// the step before it matched earlier, within `window` of where that sequence began. Several
+/// events may match a step (several private reads); each later step builds on the latest, and a
+/// carrying step looks at every recent capture. Returns a firing when the last step counts.
 pub fn sequence(
     s: &mut SequenceState,
     steps: usize,
@@ -527,57 +527,70 @@ pub fn sequence(
     event_id: &str,
     input: &StepInput<'_>,
 ) -> Option<Fired> {
-    // A sequence whose first step is older than the window starts over.
-    if s.matched.first().is_some_and(|m| at - m.at > window) {
-        s.matched.clear();
+    if s.steps.len() != steps {
+        s.steps = vec![None; steps];
     }
-    let next = s.matched.len();
-    if input.index == 0 && next > 0 && input.index != next {
-        // A new start while one is in progress: keep the in-progress one unless it is older
-        // than this window allows; a fresh step 0 replaces a sequence that went stale.
-        return None;
-    }
-    if input.index != next {
-        return None;
-    }
+    let k = input.index;
+    let (began, mut chain) = if k == 0 {
+        (at, Vec::new())
+    } else {
+        let prev = s.steps.get(k - 1)?.as_ref()?;
+        if prev.at > at || at - prev.began > window {
+            return None;
+        }
+        let mut chain = prev.chain.clone();
+        chain.push(prev.event_id.clone());
+        (prev.began, chain)
+    };
     if let Some((from, text)) = input.carries {
-        let Some(source) = s.matched.get(from) else {
-            return None;
-        };
-        if !source.fingerprint.as_ref().is_some_and(|fp| fp.carried_by(text)) {
-            return None;
-        }
-        let same_place = !input.same.is_empty()
-            && input.same.len() == source.same.len()
-            && input
-                .same
-                .iter()
-                .zip(&source.same)
-                .all(|(a, b)| a.is_some() && a == b);
-        if same_place {
-            return None;
+        let source = s.steps.get(from)?.as_ref()?;
+        let carried = source.captures.iter().rev().find(|c| {
+            let same_place = !input.same.is_empty()
+                && input.same.len() == c.same.len()
+                && input
+                    .same
+                    .iter()
+                    .zip(&c.same)
+                    .all(|(a, b)| a.is_some() && a == b);
+            !same_place && c.fingerprint.carried_by(text)
+        })?;
+        // Cite the read whose text moved, not merely the latest read.
+        if let Some(slot) = chain.get_mut(from) {
+            *slot = carried.event_id.clone();
         }
     }
-    s.matched.push(Matched {
+    if k + 1 == steps {
+        let mut ids = chain;
+        ids.push(event_id.to_string());
+        let took = at - began;
+        s.steps = vec![None; steps];
+        return Some(Fired {
+            event_ids: ids,
+            values: vec![("span", human(took))],
+        });
+    }
+    let mut captures = s.steps[k].take().map(|m| m.captures).unwrap_or_default();
+    if let Some(text) = input.capture {
+        let fingerprint = Fingerprint::of(text);
+        if !fingerprint.0.is_empty() {
+            captures.push(Capture {
+                event_id: event_id.to_string(),
+                fingerprint,
+                same: input.same.clone(),
+            });
+            if captures.len() > CAPTURES_PER_STEP {
+                captures.remove(0);
+            }
+        }
+    }
+    s.steps[k] = Some(StepMatch {
         at,
         event_id: event_id.to_string(),
-        fingerprint: input.capture.map(Fingerprint::of),
-        same: if input.capture.is_some() {
-            input.same.clone()
-        } else {
-            Vec::new()
-        },
+        began,
+        chain,
+        captures,
     });
-    if s.matched.len() < steps {
-        return None;
-    }
-    let ids: Vec<String> = s.matched.iter().map(|m| m.event_id.clone()).collect();
-    let took = at - s.matched[0].at;
-    s.matched.clear();
-    Some(Fired {
-        event_ids: ids,
-        values: vec![("span", human(took))],
-    })
+    None
 }
 
 // ---------------------------------------------------------------------------------------
@@ -692,16 +705,17 @@ mod tests {
     fn value_count_counts_distinct_values_in_the_window() {
         let mut s = DistinctState::default();
         for i in 0..4 {
-            assert!(value_count(&mut s, 5, MIN, i * S, "same", "x").is_none());
+            assert!(value_count(&mut s, 5, MIN, i * S, "v0", "x").is_none());
         }
-        for i in 0..4 {
+        for i in 1..4 {
             assert!(value_count(&mut s, 5, MIN, 10 * S + i * S, &format!("v{i}"), "x").is_none());
         }
         let f = value_count(&mut s, 5, MIN, 20 * S, "v4", "last").unwrap();
         assert_eq!(f.event_ids.last().map(String::as_str), Some("last"));
         // Old values leave the window.
         let mut s = DistinctState::default();
-        assert!((0..10).all(|i| value_count(&mut s, 5, MIN, i * 2 * MIN, &i.to_string(), "x").is_none()));
+        assert!((0..10)
+            .all(|i| value_count(&mut s, 5, MIN, i * 2 * MIN, &i.to_string(), "x").is_none()));
     }
 
     #[test]
@@ -734,14 +748,26 @@ mod tests {
     #[test]
     fn new_term_learns_then_fires_and_shadowing_needs_an_existing_value() {
         let mut s = TermsState::default();
-        assert!(new_term(&mut s, "github", 0, "a", true, 0).is_none(), "warm-up");
-        assert!(new_term(&mut s, "github", 1, "b", false, 0).is_none(), "known");
+        assert!(
+            new_term(&mut s, "github", 0, "a", true, 0).is_none(),
+            "warm-up"
+        );
+        assert!(
+            new_term(&mut s, "github", 1, "b", false, 0).is_none(),
+            "known"
+        );
         let f = new_term(&mut s, "evil", 2, "c", false, 0).unwrap();
         assert_eq!(f.event_ids, vec!["c"]);
         assert!(new_term(&mut s, "evil", 3, "d", false, 0).is_none(), "once");
         let mut shadow = TermsState::default();
-        assert!(new_term(&mut shadow, "server-a", 0, "a", false, 1).is_none(), "first server");
-        assert!(new_term(&mut shadow, "server-b", 1, "b", false, 1).is_some(), "second");
+        assert!(
+            new_term(&mut shadow, "server-a", 0, "a", false, 1).is_none(),
+            "first server"
+        );
+        assert!(
+            new_term(&mut shadow, "server-b", 1, "b", false, 1).is_some(),
+            "second"
+        );
     }
 
     #[test]
@@ -759,10 +785,12 @@ mod tests {
     fn fingerprints_find_copied_text_not_common_words() {
         let secret = "customer_id,email,plan\n4411,jane.doe@example.com,enterprise\n4412,ari@example.org,pro\n";
         let fp = Fingerprint::of(secret);
-        assert!(fp.carried_by(&format!(
-            "{{\"body\": \"Here you go: 4411, JANE.DOE@example.com,   enterprise\\n 4412 ...\"}}"
-        )));
-        assert!(!fp.carried_by("{\"title\": \"Weekly report\", \"body\": \"numbers look fine, see the email\"}"));
+        assert!(fp.carried_by(
+            "{\"body\": \"Here you go: 4411,JANE.DOE@example.com,enterprise\\n   4412,ari@example.org ...\"}"
+        ));
+        assert!(!fp.carried_by(
+            "{\"title\": \"Weekly report\", \"body\": \"numbers look fine, see the email\"}"
+        ));
         assert!(!Fingerprint::of("short").carried_by("short"));
     }
 
@@ -775,25 +803,67 @@ mod tests {
             same: Vec::new(),
         };
         let mut s = SequenceState::default();
-        let private = "DB_HOST=prod-db.internal\nAPI_KEY=[REDACTED:k:1] quarterly revenue 4.2M";
+        let private =
+            "DB_HOST=prod-db.internal\nAPI_KEY=[REDACTED:k:1] quarterly revenue 4.2M for EMEA";
+        let other = "README: how to build the project with cargo and run the tests locally";
         assert!(sequence(&mut s, 3, 30 * MIN, 0, "fetch", &step(0, None, None)).is_none());
-        assert!(sequence(&mut s, 3, 30 * MIN, MIN, "read", &step(1, Some(private), None)).is_none());
-        // A write that does not carry the read's text does not complete it.
-        assert!(sequence(&mut s, 3, 30 * MIN, 2 * MIN, "w1", &step(2, None, Some((1, "{\"text\":\"summary of the page\"}")))).is_none());
+        assert!(sequence(
+            &mut s,
+            3,
+            30 * MIN,
+            MIN,
+            "read",
+            &step(1, Some(private), None)
+        )
+        .is_none());
+        // A later read of something else does not hide the first one.
+        assert!(sequence(
+            &mut s,
+            3,
+            30 * MIN,
+            MIN + S,
+            "read2",
+            &step(1, Some(other), None)
+        )
+        .is_none());
+        // A write that does not carry a read's text does not complete it.
+        assert!(sequence(
+            &mut s,
+            3,
+            30 * MIN,
+            2 * MIN,
+            "w1",
+            &step(2, None, Some((1, "{\"text\":\"summary of the page\"}")))
+        )
+        .is_none());
         let f = sequence(
             &mut s,
             3,
             30 * MIN,
             3 * MIN,
             "w2",
-            &step(2, None, Some((1, "{\"text\":\"db is prod-db.internal, quarterly revenue 4.2M\"}"))),
+            &step(
+                2,
+                None,
+                Some((
+                    1,
+                    "{\"text\":\"db is prod-db.internal, quarterly revenue 4.2M for EMEA\"}",
+                )),
+            ),
         )
         .unwrap();
-        assert_eq!(f.event_ids, vec!["fetch", "read", "w2"]);
-        // Too slow: starts over.
+        assert_eq!(
+            f.event_ids,
+            vec!["fetch", "read", "w2"],
+            "cites the read whose text moved"
+        );
+        // Steps out of order do not count; too slow starts over.
         let mut s = SequenceState::default();
+        assert!(sequence(&mut s, 2, MIN, 0, "b", &step(1, None, None)).is_none());
         sequence(&mut s, 2, MIN, 0, "a", &step(0, None, None));
         assert!(sequence(&mut s, 2, MIN, 5 * MIN, "b", &step(1, None, None)).is_none());
+        assert!(sequence(&mut s, 2, MIN, 5 * MIN, "a2", &step(0, None, None)).is_none());
+        assert!(sequence(&mut s, 2, MIN, 5 * MIN + S, "b2", &step(1, None, None)).is_some());
     }
 
     #[test]
@@ -806,7 +876,10 @@ mod tests {
         assert!(absent(&mut s, 15 * MIN, 54, last + 10 * MIN).is_none());
         let f = absent(&mut s, 15 * MIN, 54, last + 16 * MIN).unwrap();
         assert_eq!(f.event_ids, vec!["x"]);
-        assert!(absent(&mut s, 15 * MIN, 54, last + 30 * MIN).is_none(), "once");
+        assert!(
+            absent(&mut s, 15 * MIN, 54, last + 30 * MIN).is_none(),
+            "once"
+        );
         // Not steady: an event every other minute.
         let mut patchy = PresenceState::default();
         for i in 0..30 {
