@@ -16,12 +16,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mcp_audit::event::Event;
 use mcp_audit::scrub::samples::{self, Rng};
 use mcp_audit::scrub::{ScrubConfig, Scrubber};
 use serde_json::json;
+
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+use cpu_time::ThreadCpuTime;
 
 const WORDS: &[&str] = &[
     "the",
@@ -200,7 +203,7 @@ fn bytes(events: &[Event]) -> u64 {
         .sum()
 }
 
-fn bench<M: Measurement>(c: &mut Criterion<M>, group: &str) {
+fn bench<M: criterion::measurement::Measurement>(c: &mut Criterion<M>, group: &str) {
     let scrubber = match Scrubber::new(&ScrubConfig::default(), [7u8; 32]) {
         Ok(s) => s,
         Err(e) => panic!("scrubber: {e}"),
@@ -235,71 +238,6 @@ fn wall(c: &mut Criterion) {
 
 fn cpu(c: &mut Criterion<ThreadCpuTime>) {
     bench(c, "scrub_cpu");
-}
-
-/// CPU time of the calling thread, in nanoseconds.
-struct ThreadCpuTime;
-
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = u64;
-    type Value = u64;
-
-    fn start(&self) -> u64 {
-        thread_cpu_ns()
-    }
-    fn end(&self, start: u64) -> u64 {
-        thread_cpu_ns().saturating_sub(start)
-    }
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-    fn zero(&self) -> u64 {
-        0
-    }
-    fn to_f64(&self, v: &u64) -> f64 {
-        *v as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &CpuFormatter
-    }
-}
-
-struct CpuFormatter;
-
-impl ValueFormatter for CpuFormatter {
-    fn scale_values(&self, _typical: f64, values: &mut [f64]) -> &'static str {
-        values.iter_mut().for_each(|v| *v /= 1e6);
-        "ms (cpu)"
-    }
-
-    fn scale_throughputs(
-        &self,
-        _typical: f64,
-        throughput: &Throughput,
-        values: &mut [f64],
-    ) -> &'static str {
-        let (units, label) = match throughput {
-            Throughput::Bytes(n) | Throughput::BytesDecimal(n) => {
-                (*n as f64 / 1_048_576.0, "MiB/s (cpu)")
-            }
-            Throughput::Bits(n) => (*n as f64 / 8.0 / 1_048_576.0, "MiB/s (cpu)"),
-            Throughput::Elements(n) => (*n as f64, "elem/s (cpu)"),
-            _ => (1.0, "1/s (cpu)"),
-        };
-        values.iter_mut().for_each(|v| *v = units / (*v / 1e9));
-        label
-    }
-
-    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
-        "ns"
-    }
 }
 
 criterion_group!(wall_clock, wall);

@@ -376,9 +376,22 @@ fn start_rules(
         committed: Arc::new(AtomicU64::new(start)),
         retention_days: config.retention_days,
     };
+    let health = health.clone();
     let thread = std::thread::Builder::new()
         .name("rules".into())
-        .spawn(move || rules::consumer::run(runtime))?;
+        .spawn(move || {
+            // A bug must not stop the rules silently: readiness says so.
+            let run = std::panic::AssertUnwindSafe(|| rules::consumer::run(runtime));
+            if let Err(panic) = std::panic::catch_unwind(run) {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                tracing::error!(panic = %what, "the rules stopped after a panic; restart the collector");
+                health.fail("rules", format!("the rules stopped after a panic ({what}); restart the collector"));
+            }
+        })?;
     Ok((handle, thread))
 }
 

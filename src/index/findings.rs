@@ -42,7 +42,9 @@ struct Fields {
 pub struct Findings {
     index: Index,
     reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    /// `None` after a failure: the next write opens a new one (tantivy's own rollback panics
+    /// on a writer whose threads died).
+    writer: Mutex<Option<IndexWriter>>,
     f: Fields,
 }
 
@@ -59,6 +61,9 @@ pub struct FindingsQuery {
     pub event_id: Option<String>,
     pub limit: usize,
 }
+
+/// Memory budget of the findings writer (tantivy's smallest).
+const WRITER_MEMORY: usize = 15_000_000;
 
 #[derive(Serialize, Deserialize)]
 struct Payload {
@@ -114,14 +119,28 @@ impl Findings {
             .try_into()
             .map_err(context)?;
         let writer = index
-            .writer_with_num_threads(1, 15_000_000)
+            .writer_with_num_threads(1, WRITER_MEMORY)
             .map_err(context)?;
         Ok(Findings {
             index,
             reader,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Some(writer)),
             f,
         })
+    }
+
+    /// Runs `f` on the writer, opening one if the last failed.
+    fn with_writer<T>(&self, f: impl FnOnce(&mut IndexWriter) -> Result<T>) -> Result<T> {
+        let mut slot = lock(&self.writer);
+        if slot.is_none() {
+            *slot = Some(self.index.writer_with_num_threads(1, WRITER_MEMORY)?);
+        }
+        match slot.as_mut() {
+            Some(w) => f(w),
+            None => Err(IndexError::Tantivy(
+                "the findings writer is not open".into(),
+            )),
+        }
     }
 
     /// The WAL position the last commit covers (0 before any).
@@ -154,8 +173,7 @@ impl Findings {
             DateTime::from_timestamp_micros(micros(finding.time)),
         );
         doc.add_bytes(self.f.source, &source);
-        lock(&self.writer).add_document(doc)?;
-        Ok(())
+        self.with_writer(|w| w.add_document(doc).map(|_| ()).map_err(Into::into))
     }
 
     /// Makes every added finding durable and searchable, recording that they cover every
@@ -163,19 +181,20 @@ impl Findings {
     pub fn commit(&self, wal_next: u64) -> Result<()> {
         let payload = serde_json::to_string(&Payload { wal_next })
             .map_err(|e| IndexError::Tantivy(e.to_string()))?;
-        let mut w = lock(&self.writer);
-        let mut prepared = w.prepare_commit()?;
-        prepared.set_payload(&payload);
-        prepared.commit()?;
-        drop(w);
+        self.with_writer(|w| {
+            let mut prepared = w.prepare_commit()?;
+            prepared.set_payload(&payload);
+            prepared.commit()?;
+            Ok(())
+        })?;
         self.reader.reload()?;
         Ok(())
     }
 
-    /// Drops findings not committed (after a failure; the caller replays).
-    pub fn rollback(&self) -> Result<()> {
-        lock(&self.writer).rollback()?;
-        Ok(())
+    /// Drops findings not committed and the writer with them (after a failure: the caller adds
+    /// them again to a new writer).
+    pub fn reset(&self) {
+        lock(&self.writer).take();
     }
 
     fn query(&self, q: &FindingsQuery) -> Box<dyn Query> {
@@ -294,7 +313,7 @@ impl Findings {
         );
         let n = searcher.search(&q, &Count)? as u64;
         if n > 0 {
-            lock(&self.writer).delete_query(Box::new(q))?;
+            self.with_writer(|w| w.delete_query(Box::new(q)).map(|_| ()).map_err(Into::into))?;
         }
         Ok(n)
     }

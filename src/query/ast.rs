@@ -92,7 +92,7 @@ pub enum Op {
         cased: bool,
     },
     /// The regex matches somewhere in the value (unanchored, as Sigma `|re`).
-    Regex(regex::Regex),
+    Regex(Pattern),
     /// The value is an IP address (`ip`, or `ip:port` / `[ip]:port`) inside one of the nets.
     Cidr(Vec<ipnet::IpNet>),
     /// The value is a number (a number field, a JSON number, or a string that parses as a
@@ -231,5 +231,50 @@ impl CmpOp {
             CmpOp::Lt => a < b,
             CmpOp::Lte => a <= b,
         }
+    }
+}
+
+/// A compiled regex and what a cheap look at a text rules out before the regex runs.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    re: regex::Regex,
+    /// Every match holds a non-ASCII character, so ASCII text (most of it) cannot match: a
+    /// pattern for hidden Unicode skips it at memory speed instead of running its automaton.
+    non_ascii: bool,
+}
+
+impl Pattern {
+    pub fn new(re: regex::Regex) -> Pattern {
+        let hir = regex_syntax::parse(re.as_str()).ok();
+        let non_ascii = hir.as_ref().is_some_and(needs_non_ascii);
+        Pattern { re, non_ascii }
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        !(self.non_ascii && text.is_ascii()) && self.re.is_match(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.re.as_str()
+    }
+
+    /// Whether ASCII text can never match (see [`Pattern::is_match`]).
+    pub fn needs_non_ascii(&self) -> bool {
+        self.non_ascii
+    }
+}
+
+/// Whether every string `h` matches holds a non-ASCII character. `false` when unsure.
+fn needs_non_ascii(h: &regex_syntax::hir::Hir) -> bool {
+    use regex_syntax::hir::{Class, HirKind};
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => false,
+        HirKind::Literal(l) => !l.0.is_ascii(),
+        HirKind::Class(Class::Unicode(c)) => c.ranges().iter().all(|r| !r.start().is_ascii()),
+        HirKind::Class(Class::Bytes(c)) => c.ranges().iter().all(|r| !r.start().is_ascii()),
+        HirKind::Repetition(r) => r.min > 0 && needs_non_ascii(&r.sub),
+        HirKind::Capture(c) => needs_non_ascii(&c.sub),
+        HirKind::Concat(items) => items.iter().any(needs_non_ascii),
+        HirKind::Alternation(items) => items.iter().all(needs_non_ascii),
     }
 }

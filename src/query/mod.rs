@@ -41,7 +41,7 @@ mod parse;
 mod tests;
 pub mod text;
 
-pub use ast::{Cmp, CmpOp, Expr, FieldRef, Op, Scalar};
+pub use ast::{Cmp, CmpOp, Expr, FieldRef, Op, Pattern, Scalar};
 pub use matcher::{for_each_string, matches};
 pub use parse::{field_ref, parse, MAX_QUERY_BYTES};
 

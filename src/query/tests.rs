@@ -368,7 +368,7 @@ fn wildcards_with_escapes() {
 
 #[test]
 fn regex_is_unanchored() {
-    let re = |r: &str| regex::Regex::new(r).unwrap();
+    let re = |r: &str| super::ast::Pattern::new(regex::Regex::new(r).unwrap());
     assert!(m(&arg("path", Op::Regex(re("etc/P")))));
     assert!(!m(&arg("path", Op::Regex(re("^P")))));
     assert!(m(&on("tool", Op::Regex(re("(?i)^read_file$")))));
@@ -428,4 +428,43 @@ fn shared_operators_on_the_matcher() {
     assert!(q("destructive:true read_only:false"));
     assert!(q("user:* NOT server:*"));
     assert!(q("timestamp:<=9999-01-01T00:00:00Z"));
+}
+
+#[test]
+fn patterns_that_need_non_ascii_text_skip_ascii_text_and_still_match_the_rest() {
+    let p = |r: &str| super::ast::Pattern::new(regex::Regex::new(r).unwrap());
+    let hidden = p(r"[\x{E0020}-\x{E007E}]{8,}|([A-Za-z0-9][\x{200B}-\x{200D}\x{2060}]){4,}");
+    assert!(hidden.needs_non_ascii());
+    assert!(!hidden.is_match("plain ascii text"));
+    assert!(hidden.is_match("a\u{200B}b\u{200B}c\u{200B}d\u{200B}"));
+    // Anything that can match ASCII text is never skipped.
+    for r in [r"caf\x{e9}|cafe", r"(?i)k", r"[\x{e9}]*", r"\x{e9}?x", "^"] {
+        assert!(!p(r).needs_non_ascii(), "{r}");
+    }
+    assert!(p(r"(?i)caf\x{e9}").needs_non_ascii());
+    assert!(p(r"x\x{e9}+y").needs_non_ascii());
+}
+
+#[test]
+fn single_line_patterns_match_exactly_as_written() {
+    let p = |r: &str| super::ast::Pattern::new(regex::Regex::new(r).unwrap());
+    let one = p(r"(?i)^[^\n]*(\.\.|%2e%2e)/etc\b[^\n]*$");
+    let merged = p(r"(?i)(?:^[^\n]*\.\./\.\./[^\n]*$)|(?:^[^\n]*/etc/shadow[^\n]*$)|(?:\bx\b)");
+    for (text, want) in [
+        ("../etc/passwd", true),
+        ("see %2E%2E/ETC", true),
+        ("line one\n../etc/passwd", false),
+        ("no traversal here", false),
+    ] {
+        assert_eq!(one.is_match(text), want, "{text:?}");
+    }
+    for (text, want) in [
+        ("a/../../b", true),
+        ("cat /etc/shadow", true),
+        ("first\n/etc/shadow", false),
+        ("first\nthen x", true),
+        ("nothing", false),
+    ] {
+        assert_eq!(merged.is_match(text), want, "{text:?}");
+    }
 }

@@ -250,7 +250,7 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
                     tracing::error!(error = %reason, "rules");
                     rt.health.fail("rules", reason);
                     failing = true;
-                    let _ = rt.findings.rollback();
+                    rt.findings.reset();
                 }
             }
             next_commit = Instant::now() + rt.commit_interval;

@@ -8,6 +8,7 @@
 //! Time is event time. The newest event time seen (the watermark) drives `absence`; a caller
 //! without events for a while may move it on with [`Engine::advance`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::stateful::{self, Fired, Keyed, Micros, StepInput};
 use super::{Finding, Kind, Rule};
+use crate::event::fields::FieldValue;
 use crate::event::StoredEvent;
 use crate::query::{for_each_string, matches, Expr, FieldRef};
 
@@ -107,10 +109,15 @@ pub struct Engine {
     rules: Vec<Arc<Rule>>,
     /// Parallel to `rules`.
     states: Vec<State>,
+    /// Parallel to `rules`: the methods an event must have for the rule to look at it (`None`:
+    /// any), read off its expressions once, so most rules skip most events at once.
+    methods: Vec<Option<Vec<String>>>,
     stats: HashMap<String, RuleStats>,
     watermark: Micros,
     last_absence_check: Micros,
     key_cap: usize,
+    /// Reused for building state keys.
+    scratch: String,
 }
 
 fn micros(t: time::OffsetDateTime) -> Micros {
@@ -122,12 +129,19 @@ fn from_micros(us: Micros) -> time::OffsetDateTime {
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
-/// The first string value of a field in an event.
-fn first_value(field: &FieldRef, ev: &StoredEvent) -> Option<String> {
+/// The first string value of a field in an event, borrowed where the event holds it as text.
+fn first_value<'a>(field: &FieldRef, ev: &'a StoredEvent) -> Option<Cow<'a, str>> {
+    if let FieldRef::Field(def) = field {
+        match def.value(ev) {
+            FieldValue::Str(s) => return (!s.is_empty()).then_some(Cow::Borrowed(s)),
+            FieldValue::Strs(list) => return list.first().map(|s| Cow::Borrowed(*s)),
+            _ => {}
+        }
+    }
     let mut out = None;
     for_each_string(field, ev, &mut |s| {
         if out.is_none() {
-            out = Some(s.to_string());
+            out = Some(Cow::Owned(s.to_string()));
         }
     });
     out
@@ -145,21 +159,71 @@ fn all_text(field: &FieldRef, ev: &StoredEvent) -> String {
     out
 }
 
-/// The group of an event: the key (tenant first) and its `field=value` pairs. `None` when a
-/// group field has no value (stateful kinds do not count such events).
+/// The group of an event: its values per group field, `None` when one has no value (stateful
+/// kinds do not count such events).
+fn group_values<'a>(
+    fields: &[(String, FieldRef)],
+    ev: &'a StoredEvent,
+) -> Option<Vec<Cow<'a, str>>> {
+    fields.iter().map(|(_, f)| first_value(f, ev)).collect()
+}
+
+/// Writes the state key of an event's group into `out` (the tenant first, then the values,
+/// unit-separated) without allocating; false when a group field has no value.
+fn group_into(fields: &[(String, FieldRef)], ev: &StoredEvent, out: &mut String) -> bool {
+    out.clear();
+    out.push_str(&ev.tenant);
+    for (_, f) in fields {
+        let Some(v) = first_value(f, ev) else {
+            return false;
+        };
+        out.push('\u{1f}');
+        out.push_str(&v);
+    }
+    true
+}
+
+/// The state key of a group: the tenant first, then the values (unit-separated).
+fn group_key(tenant: &str, values: &[Cow<'_, str>], out: &mut String) {
+    out.clear();
+    out.push_str(tenant);
+    for v in values {
+        out.push('\u{1f}');
+        out.push_str(v);
+    }
+}
+
+/// The `field=value` pairs of a group, for findings.
+fn pairs(fields: &[(String, FieldRef)], values: &[Cow<'_, str>]) -> Vec<(String, String)> {
+    fields
+        .iter()
+        .zip(values)
+        .map(|((n, _), v)| (n.clone(), v.to_string()))
+        .collect()
+}
+
+/// The group of an event as key and pairs.
 fn group(
     fields: &[(String, FieldRef)],
     ev: &StoredEvent,
 ) -> Option<(String, Vec<(String, String)>)> {
-    let mut key = ev.tenant.clone();
-    let mut pairs = Vec::with_capacity(fields.len());
-    for (name, f) in fields {
-        let v = first_value(f, ev)?;
-        key.push('\u{1f}');
-        key.push_str(&v);
-        pairs.push((name.clone(), v));
+    let values = group_values(fields, ev)?;
+    let mut key = String::new();
+    group_key(&ev.tenant, &values, &mut key);
+    Some((key, pairs(fields, &values)))
+}
+
+/// The value a term or change rule follows: its fields' values joined.
+fn joined<'a>(values: &[Cow<'a, str>]) -> Cow<'a, str> {
+    match values {
+        [one] => one.clone(),
+        many => Cow::Owned(
+            many.iter()
+                .map(|v| v.as_ref())
+                .collect::<Vec<_>>()
+                .join(" / "),
+        ),
     }
-    Some((key, pairs))
 }
 
 fn passes(input: &Option<Expr>, exceptions: &Option<Expr>, ev: &StoredEvent) -> bool {
@@ -178,13 +242,16 @@ impl Engine {
             .iter()
             .map(|r| State::for_kind(&r.kind, key_cap))
             .collect();
+        let methods = rules.iter().map(|r| rule_methods(r)).collect();
         Engine {
             rules,
             states,
+            methods,
             stats: HashMap::new(),
             watermark: 0,
             last_absence_check: 0,
             key_cap,
+            scratch: String::new(),
         }
     }
 
@@ -214,6 +281,7 @@ impl Engine {
                 _ => State::for_kind(&r.kind, self.key_cap),
             })
             .collect();
+        self.methods = self.rules.iter().map(|r| rule_methods(r)).collect();
     }
 
     /// The state to save.
@@ -260,11 +328,29 @@ impl Engine {
         let at = micros(ev.event.timestamp);
         self.watermark = self.watermark.max(at);
         let mut out = Vec::new();
-        for i in 0..self.rules.len() {
-            let rule = self.rules[i].clone();
-            let fired = self.evaluate_rule(&rule, i, ev, at);
+        for ((rule, state), methods) in self
+            .rules
+            .iter()
+            .zip(self.states.iter_mut())
+            .zip(&self.methods)
+        {
+            if methods
+                .as_ref()
+                .is_some_and(|m| !m.iter().any(|m| m.eq_ignore_ascii_case(&ev.event.method)))
+            {
+                continue;
+            }
+            let fired = evaluate_rule(rule, state, &mut self.scratch, ev, at);
             for (pairs, f) in fired {
-                out.push(self.finding(&rule, ev, pos, &pairs, f));
+                out.push(make_finding(
+                    &mut self.stats,
+                    rule,
+                    &ev.tenant,
+                    ev.event.timestamp,
+                    pos,
+                    &pairs,
+                    f,
+                ));
             }
         }
         if self.watermark - self.last_absence_check >= ABSENCE_CHECK {
@@ -281,237 +367,291 @@ impl Engine {
         self.watermark = now;
         self.check_absence(pos)
     }
+}
 
-    fn evaluate_rule(
-        &mut self,
-        rule: &Rule,
-        i: usize,
-        ev: &StoredEvent,
-        at: Micros,
-    ) -> Vec<(Vec<(String, String)>, Fired)> {
-        let exceptions = &rule.exceptions;
-        let state = &mut self.states[i];
-        let one = |g: Option<(String, Vec<(String, String)>)>,
-                   f: &mut dyn FnMut(&str) -> Option<Fired>| {
-            g.and_then(|(key, pairs)| f(&key).map(|fired| vec![(pairs, fired)]))
-                .unwrap_or_default()
-        };
-        match (&rule.kind, state) {
-            (Kind::Match, _) => {
-                if !rule.generate || !passes(&rule.detection, exceptions, ev) {
-                    return Vec::new();
-                }
-                let pairs = group(&rule.group_by, ev).map(|g| g.1).unwrap_or_default();
-                vec![(
-                    pairs,
-                    Fired {
-                        event_ids: vec![ev.event.event_id.clone()],
-                        values: Vec::new(),
-                    },
-                )]
-            }
+/// The methods an expression requires (`None`: it may match any): a top-level `method`
+/// equality, or an `or` of them, possibly inside an `and`.
+fn expr_methods(e: &Expr) -> Option<Vec<String>> {
+    let method = |c: &crate::query::Cmp| -> Option<String> {
+        match (&c.field, &c.op) {
             (
-                Kind::EventCount {
-                    input,
-                    group_by,
-                    threshold,
-                    window,
+                FieldRef::Field(def),
+                crate::query::Op::Equals {
+                    value,
+                    cased: false,
                 },
-                State::Count(keys),
-            ) => {
-                if !passes(input, exceptions, ev) {
-                    return Vec::new();
-                }
-                one(group(group_by, ev), &mut |key| {
-                    stateful::event_count(
-                        keys.entry(key, Default::default),
-                        *threshold,
-                        *window,
-                        at,
-                        &ev.event.event_id,
-                    )
-                })
-            }
-            (
-                Kind::ValueCount {
-                    input,
-                    group_by,
-                    field,
-                    threshold,
-                    window,
-                },
-                State::Distinct(keys),
-            ) => {
-                if !passes(input, exceptions, ev) {
-                    return Vec::new();
-                }
-                let Some(value) = first_value(&field.1, ev) else {
-                    return Vec::new();
-                };
-                one(group(group_by, ev), &mut |key| {
-                    stateful::value_count(
-                        keys.entry(key, Default::default),
-                        *threshold,
-                        *window,
-                        at,
-                        &value,
-                        &ev.event.event_id,
-                    )
-                })
-            }
-            (
-                Kind::Spike {
-                    input,
-                    group_by,
-                    params,
-                },
-                State::Spike(keys),
-            ) => {
-                if !passes(input, exceptions, ev) {
-                    return Vec::new();
-                }
-                one(group(group_by, ev), &mut |key| {
-                    stateful::spike(
-                        keys.entry(key, Default::default),
-                        *params,
-                        at,
-                        &ev.event.event_id,
-                    )
-                })
-            }
-            (
-                Kind::NewTerm {
-                    input,
-                    group_by,
-                    fields,
-                    warmup,
-                    min_existing,
-                },
-                State::Terms { keys, started },
-            ) => {
-                if !passes(input, exceptions, ev) {
-                    return Vec::new();
-                }
-                let Some((_, vpairs)) = group(fields, ev) else {
-                    return Vec::new();
-                };
-                let value: String = vpairs
-                    .iter()
-                    .map(|(_, v)| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" / ");
-                let start = *started.entry(ev.tenant.clone()).or_insert(at);
-                let learning = at < start + *warmup;
-                one(group(group_by, ev), &mut |key| {
-                    stateful::new_term(
-                        keys.entry(key, Default::default),
-                        &value,
-                        at,
-                        &ev.event.event_id,
-                        learning,
-                        *min_existing,
-                    )
-                })
-            }
-            (
-                Kind::Change {
-                    input,
-                    group_by,
-                    fields,
-                },
-                State::Change(keys),
-            ) => {
-                if !passes(input, exceptions, ev) {
-                    return Vec::new();
-                }
-                let Some((_, vpairs)) = group(fields, ev) else {
-                    return Vec::new();
-                };
-                let value: String = vpairs
-                    .iter()
-                    .map(|(_, v)| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" / ");
-                one(group(group_by, ev), &mut |key| {
-                    stateful::change(
-                        keys.entry(key, Default::default),
-                        &value,
-                        at,
-                        &ev.event.event_id,
-                    )
-                })
-            }
-            (
-                Kind::Sequence {
-                    group_by,
-                    steps,
-                    window,
-                },
-                State::Sequence(keys),
-            ) => {
-                if exceptions.as_ref().is_some_and(|e| matches(e, ev)) {
-                    return Vec::new();
-                }
-                let Some((key, pairs)) = group(group_by, ev) else {
-                    return Vec::new();
-                };
-                let mut fired = Vec::new();
-                // Later steps first: an event that completes a sequence should not restart it.
-                for (index, step) in steps.iter().enumerate().rev() {
-                    if index > 0 && !keys.get(&key).is_some_and(|st| st.can_take(index)) {
-                        continue;
-                    }
-                    if !matches(&step.detection, ev) {
-                        continue;
-                    }
-                    let capture = step.capture.as_ref().map(|f| all_text(f, ev));
-                    let carries = step
-                        .carries
-                        .as_ref()
-                        .map(|(from, f)| (*from, all_text(f, ev)));
-                    let input = StepInput {
-                        index,
-                        capture: capture.as_deref(),
-                        carries: carries.as_ref().map(|(f, t)| (*f, t.as_str())),
-                        same: step.same.iter().map(|f| first_value(f, ev)).collect(),
-                    };
-                    let state = keys.entry(&key, Default::default);
-                    if let Some(f) = stateful::sequence(
-                        state,
-                        steps.len(),
-                        *window,
-                        at,
-                        &ev.event.event_id,
-                        &input,
-                    ) {
-                        fired.push((pairs.clone(), f));
-                    }
-                    // One event is one step, never two.
-                    break;
-                }
-                fired
-            }
-            (
-                Kind::Absence {
-                    input, group_by, ..
-                },
-                State::Presence(keys),
-            ) => {
-                if passes(input, exceptions, ev) {
-                    if let Some((key, _)) = group(group_by, ev) {
-                        stateful::present(
-                            keys.entry(&key, Default::default),
-                            at,
-                            &ev.event.event_id,
-                        );
-                    }
-                }
-                Vec::new()
-            }
-            _ => Vec::new(),
+            ) if def.name == "method" => Some(value.to_ascii_lowercase()),
+            _ => None,
         }
+    };
+    match e {
+        Expr::Cmp(c) => method(c).map(|m| vec![m]),
+        Expr::Or(items) => items
+            .iter()
+            .map(|i| match i {
+                Expr::Cmp(c) => method(c),
+                _ => None,
+            })
+            .collect(),
+        Expr::And(items) => items.iter().find_map(expr_methods),
+        _ => None,
     }
+}
 
+/// The methods a rule needs (see [`Engine::methods`]).
+fn rule_methods(r: &Rule) -> Option<Vec<String>> {
+    let input = match &r.kind {
+        Kind::Match => r.detection.as_ref(),
+        Kind::EventCount { input, .. }
+        | Kind::ValueCount { input, .. }
+        | Kind::Spike { input, .. }
+        | Kind::NewTerm { input, .. }
+        | Kind::Change { input, .. }
+        | Kind::Absence { input, .. } => input.as_ref(),
+        Kind::Sequence { steps, .. } => {
+            let mut all = Vec::new();
+            for s in steps {
+                all.extend(expr_methods(&s.detection)?);
+            }
+            return Some(all);
+        }
+    };
+    let mut m = expr_methods(input?)?;
+    // Methods are compared case-insensitively by `Equals`: keep every spelling an event uses.
+    m.dedup();
+    Some(m)
+}
+
+/// Evaluates one rule on one event, with its state; what fired, with the group's pairs.
+fn evaluate_rule(
+    rule: &Rule,
+    state: &mut State,
+    key: &mut String,
+    ev: &StoredEvent,
+    at: Micros,
+) -> Vec<(Vec<(String, String)>, Fired)> {
+    let exceptions = &rule.exceptions;
+    // The group of the event and what a kind makes of it: the key is built in a reused
+    // buffer, the `field=value` pairs only when the rule fires.
+    let mut keyed = |group_by: &[(String, FieldRef)], f: &mut dyn FnMut(&str) -> Option<Fired>| {
+        if !group_into(group_by, ev, key) {
+            return Vec::new();
+        }
+        match f(key) {
+            // The pairs are read again only when the rule fires.
+            Some(fired) => group(group_by, ev)
+                .map(|(_, pairs)| vec![(pairs, fired)])
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    };
+    match (&rule.kind, state) {
+        (Kind::Match, _) => {
+            if !rule.generate || !passes(&rule.detection, exceptions, ev) {
+                return Vec::new();
+            }
+            let pairs = group(&rule.group_by, ev).map(|g| g.1).unwrap_or_default();
+            vec![(
+                pairs,
+                Fired {
+                    event_ids: vec![ev.event.event_id.clone()],
+                    values: Vec::new(),
+                },
+            )]
+        }
+        (
+            Kind::EventCount {
+                input,
+                group_by,
+                threshold,
+                window,
+            },
+            State::Count(keys),
+        ) => {
+            if !passes(input, exceptions, ev) {
+                return Vec::new();
+            }
+            keyed(group_by, &mut |key| {
+                stateful::event_count(
+                    keys.entry(key, Default::default),
+                    *threshold,
+                    *window,
+                    at,
+                    &ev.event.event_id,
+                )
+            })
+        }
+        (
+            Kind::ValueCount {
+                input,
+                group_by,
+                field,
+                threshold,
+                window,
+            },
+            State::Distinct(keys),
+        ) => {
+            if !passes(input, exceptions, ev) {
+                return Vec::new();
+            }
+            let Some(value) = first_value(&field.1, ev) else {
+                return Vec::new();
+            };
+            keyed(group_by, &mut |key| {
+                stateful::value_count(
+                    keys.entry(key, Default::default),
+                    *threshold,
+                    *window,
+                    at,
+                    &value,
+                    &ev.event.event_id,
+                )
+            })
+        }
+        (
+            Kind::Spike {
+                input,
+                group_by,
+                params,
+            },
+            State::Spike(keys),
+        ) => {
+            if !passes(input, exceptions, ev) {
+                return Vec::new();
+            }
+            keyed(group_by, &mut |key| {
+                stateful::spike(
+                    keys.entry(key, Default::default),
+                    *params,
+                    at,
+                    &ev.event.event_id,
+                )
+            })
+        }
+        (
+            Kind::NewTerm {
+                input,
+                group_by,
+                fields,
+                warmup,
+                min_existing,
+            },
+            State::Terms { keys, started },
+        ) => {
+            if !passes(input, exceptions, ev) {
+                return Vec::new();
+            }
+            let Some(values) = group_values(fields, ev) else {
+                return Vec::new();
+            };
+            let value = joined(&values);
+            let start = match started.get(ev.tenant.as_str()) {
+                Some(t) => *t,
+                None => {
+                    started.insert(ev.tenant.clone(), at);
+                    at
+                }
+            };
+            let learning = at < start + *warmup;
+            keyed(group_by, &mut |key| {
+                stateful::new_term(
+                    keys.entry(key, Default::default),
+                    &value,
+                    at,
+                    &ev.event.event_id,
+                    learning,
+                    *min_existing,
+                )
+            })
+        }
+        (
+            Kind::Change {
+                input,
+                group_by,
+                fields,
+            },
+            State::Change(keys),
+        ) => {
+            if !passes(input, exceptions, ev) {
+                return Vec::new();
+            }
+            let Some(values) = group_values(fields, ev) else {
+                return Vec::new();
+            };
+            let value = joined(&values);
+            keyed(group_by, &mut |key| {
+                stateful::change(
+                    keys.entry(key, Default::default),
+                    &value,
+                    at,
+                    &ev.event.event_id,
+                )
+            })
+        }
+        (
+            Kind::Sequence {
+                group_by,
+                steps,
+                window,
+            },
+            State::Sequence(keys),
+        ) => {
+            if exceptions.as_ref().is_some_and(|e| matches(e, ev)) {
+                return Vec::new();
+            }
+            // Only events matching a step touch the state; find the step first.
+            let Some(index) = steps.iter().rposition(|s| matches(&s.detection, ev)) else {
+                return Vec::new();
+            };
+            let step = &steps[index];
+            keyed(group_by, &mut |key| {
+                if index > 0 && !keys.get(key).is_some_and(|st| st.can_take(index)) {
+                    return None;
+                }
+                let capture = step.capture.as_ref().map(|f| all_text(f, ev));
+                let carries = step
+                    .carries
+                    .as_ref()
+                    .map(|(from, f)| (*from, all_text(f, ev)));
+                let input = StepInput {
+                    index,
+                    capture: capture.as_deref(),
+                    carries: carries.as_ref().map(|(f, t)| (*f, t.as_str())),
+                    same: step
+                        .same
+                        .iter()
+                        .map(|f| first_value(f, ev).map(Cow::into_owned))
+                        .collect(),
+                };
+                stateful::sequence(
+                    keys.entry(key, Default::default),
+                    steps.len(),
+                    *window,
+                    at,
+                    &ev.event.event_id,
+                    &input,
+                )
+            })
+        }
+        (
+            Kind::Absence {
+                input, group_by, ..
+            },
+            State::Presence(keys),
+        ) => {
+            if passes(input, exceptions, ev) {
+                keyed(group_by, &mut |key| {
+                    stateful::present(keys.entry(key, Default::default), at, &ev.event.event_id);
+                    None
+                });
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+impl Engine {
     fn check_absence(&mut self, pos: u64) -> Vec<Finding> {
         self.last_absence_check = self.watermark;
         let now = self.watermark;
@@ -545,64 +685,62 @@ impl Engine {
             }
             fired.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
             for (tenant, pairs, f) in fired {
-                out.push(self.make_finding(&rule, &tenant, from_micros(now), pos, &pairs, f));
+                out.push(make_finding(
+                    &mut self.stats,
+                    &rule,
+                    &tenant,
+                    from_micros(now),
+                    pos,
+                    &pairs,
+                    f,
+                ));
             }
         }
         out
     }
+}
 
-    fn finding(
-        &mut self,
-        rule: &Rule,
-        ev: &StoredEvent,
-        pos: u64,
-        pairs: &[(String, String)],
-        f: Fired,
-    ) -> Finding {
-        self.make_finding(rule, &ev.tenant, ev.event.timestamp, pos, pairs, f)
+/// A finding of `rule` (its id is stable for the same rule, tenant, group and evidence).
+fn make_finding(
+    stats: &mut HashMap<String, RuleStats>,
+    rule: &Rule,
+    tenant: &str,
+    time: time::OffsetDateTime,
+    pos: u64,
+    pairs: &[(String, String)],
+    f: Fired,
+) -> Finding {
+    let group_key = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let explanation = explain(rule, pairs, &f);
+    let mut h = Sha256::new();
+    for part in [rule.id.as_str(), tenant, group_key.as_str()] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
     }
-
-    fn make_finding(
-        &mut self,
-        rule: &Rule,
-        tenant: &str,
-        time: time::OffsetDateTime,
-        pos: u64,
-        pairs: &[(String, String)],
-        f: Fired,
-    ) -> Finding {
-        let group_key = pairs
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let explanation = explain(rule, pairs, &f);
-        let mut h = Sha256::new();
-        for part in [rule.id.as_str(), tenant, group_key.as_str()] {
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part.as_bytes());
-        }
-        for id in &f.event_ids {
-            h.update((id.len() as u64).to_le_bytes());
-            h.update(id.as_bytes());
-        }
-        let id = hex::encode(&h.finalize()[..12]);
-        let st = self.stats.entry(rule.id.clone()).or_default();
-        st.findings += 1;
-        st.last_fired = Some(micros(time));
-        Finding {
-            id,
-            tenant: tenant.to_string(),
-            rule: rule.id.clone(),
-            title: rule.title.clone(),
-            severity: rule.severity,
-            tags: rule.tags.clone(),
-            group_key,
-            event_ids: f.event_ids,
-            explanation,
-            time,
-            pos,
-        }
+    for id in &f.event_ids {
+        h.update((id.len() as u64).to_le_bytes());
+        h.update(id.as_bytes());
+    }
+    let id = hex::encode(&h.finalize()[..12]);
+    let st = stats.entry(rule.id.clone()).or_default();
+    st.findings += 1;
+    st.last_fired = Some(micros(time));
+    Finding {
+        id,
+        tenant: tenant.to_string(),
+        rule: rule.id.clone(),
+        title: rule.title.clone(),
+        severity: rule.severity,
+        tags: rule.tags.clone(),
+        group_key,
+        event_ids: f.event_ids,
+        explanation,
+        time,
+        pos,
     }
 }
 

@@ -20,7 +20,7 @@ mod compile;
 mod condition;
 pub mod consumer;
 mod engine;
-mod file;
+pub(crate) mod file;
 pub mod pack;
 #[cfg(test)]
 mod pack_tests;

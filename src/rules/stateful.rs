@@ -19,7 +19,9 @@
 //! After firing, a key is quiet until its window has passed (counts) or until it fires on a
 //! new value (terms, changes), so one burst is one finding, not one per event.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +43,7 @@ pub struct Keyed<S> {
 impl<S> Keyed<S> {
     pub fn new(cap: usize) -> Self {
         Keyed {
-            map: HashMap::new(),
+            map: HashMap::default(),
             tick: 0,
             cap: cap.max(1),
             evicted: 0,
@@ -60,13 +62,14 @@ impl<S> Keyed<S> {
             if self.map.len() >= self.cap {
                 self.shrink_to(self.cap - self.cap / 10 - 1);
             }
-            self.map.insert(key.to_string(), (init(), tick));
+            let slot = self.map.entry(key.to_string()).or_insert((init(), tick));
+            return &mut slot.0;
         }
-        // Present: inserted above or before.
+        // Present: checked above.
         let slot = self
             .map
             .get_mut(key)
-            .unwrap_or_else(|| unreachable!("inserted above"));
+            .unwrap_or_else(|| unreachable!("present"));
         slot.1 = tick;
         &mut slot.0
     }
@@ -126,9 +129,17 @@ pub fn event_count(
     event_id: &str,
 ) -> Option<Fired> {
     let threshold = threshold.max(1);
-    // Insert in time order (events arrive out of order across sources).
+    // Insert in time order (events arrive out of order across sources), reusing the buffer of
+    // the entry that leaves (no allocation per event once the window is full).
+    let mut id = if s.events.len() >= threshold && s.events.front().is_some_and(|(t, _)| *t <= at) {
+        s.events.pop_front().map(|(_, id)| id).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    id.clear();
+    id.push_str(event_id);
     let i = s.events.partition_point(|(t, _)| *t <= at);
-    s.events.insert(i, (at, event_id.to_string()));
+    s.events.insert(i, (at, id));
     while s.events.len() > threshold {
         s.events.pop_front();
     }
@@ -263,10 +274,14 @@ pub fn spike(s: &mut SpikeState, p: SpikeParams, at: Micros, event_id: &str) -> 
         s.recent.clear();
     }
     s.count += 1;
-    s.recent.push_back(event_id.to_string());
-    if s.recent.len() > EVIDENCE {
-        s.recent.pop_front();
-    }
+    let mut id = if s.recent.len() >= EVIDENCE {
+        s.recent.pop_front().unwrap_or_default()
+    } else {
+        String::new()
+    };
+    id.clear();
+    id.push_str(event_id);
+    s.recent.push_back(id);
     if s.fired_in_window || s.windows < p.warmup {
         return None;
     }
@@ -354,7 +369,11 @@ pub fn change(s: &mut ChangeState, value: &str, at: Micros, event_id: &str) -> O
     };
     if prev == value {
         if at > *t {
-            s.last = Some((value.to_string(), at, event_id.to_string()));
+            if let Some(last) = &mut s.last {
+                last.1 = at;
+                last.2.clear();
+                last.2.push_str(event_id);
+            }
         }
         return None;
     }
@@ -384,17 +403,17 @@ pub const GRAM: usize = 24;
 pub const WINNOW: usize = 16;
 /// Most text fingerprinted per capture, and most hashes kept (about the first 8 KB of text,
 /// 8 KB of memory): what bounds a sequence rule's memory per key.
-const CAPTURE_BYTES: usize = 64 << 10;
+const CAPTURE_BYTES: usize = 10 << 10;
 const CAPTURE_HASHES: usize = 1024;
 /// Captures kept per step and key (the most recent).
 const CAPTURES_PER_STEP: usize = 4;
 
 /// Normalised bytes: lower-case ASCII, whitespace runs as one space (formatting does not hide
-/// copied text).
-fn normalise(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len().min(CAPTURE_BYTES));
+/// copied text); at most `limit` bytes of input.
+fn normalise(text: &str, limit: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len().min(limit));
     let mut space = false;
-    for &b in text.as_bytes().iter().take(CAPTURE_BYTES) {
+    for &b in text.as_bytes().iter().take(limit) {
         if b.is_ascii_whitespace() {
             if !space && !out.is_empty() {
                 out.push(b' ');
@@ -408,47 +427,69 @@ fn normalise(text: &str) -> Vec<u8> {
     out
 }
 
+/// Most text of a sink looked at for carried text.
+const SINK_BYTES: usize = 256 << 10;
+
+/// Rolling (Rabin-Karp) hashes of every `GRAM`-byte window, in one pass.
 fn gram_hashes(bytes: &[u8]) -> Vec<u64> {
+    const BASE: u64 = 0x100_0000_01b3;
     if bytes.len() < GRAM {
         return Vec::new();
     }
-    bytes
-        .windows(GRAM)
-        .map(|w| {
-            // FNV-1a: cheap, and collisions only cost a false "carries" on a window.
-            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-            for &b in w {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-            h
-        })
-        .collect()
+    // BASE^(GRAM-1), to take the outgoing byte off.
+    let top = (1..GRAM).fold(1u64, |p, _| p.wrapping_mul(BASE));
+    let mut h = bytes[..GRAM].iter().fold(0u64, |h, &b| {
+        h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1)
+    });
+    let mut out = Vec::with_capacity(bytes.len() - GRAM + 1);
+    out.push(mix(h));
+    for i in GRAM..bytes.len() {
+        h = h
+            .wrapping_sub((u64::from(bytes[i - GRAM]) + 1).wrapping_mul(top))
+            .wrapping_mul(BASE)
+            .wrapping_add(u64::from(bytes[i]) + 1);
+        out.push(mix(h));
+    }
+    out
+}
+
+/// Spreads a polynomial hash's bits (winnowing keeps minima, which want uniform values).
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x
 }
 
 impl Fingerprint {
     pub fn of(text: &str) -> Fingerprint {
-        let hashes = gram_hashes(&normalise(text));
+        let hashes = gram_hashes(&normalise(text, CAPTURE_BYTES));
         let mut kept: Vec<u64> = Vec::new();
         if hashes.is_empty() {
             return Fingerprint(kept);
         }
+        // The minimum of every window of WINNOW hashes (the rightmost on ties), with a
+        // monotonic queue: linear in the text.
         let w = WINNOW.min(hashes.len());
+        let mut queue: VecDeque<usize> = VecDeque::with_capacity(w);
         let mut last: Option<usize> = None;
-        for start in 0..=hashes.len() - w {
-            let (i, _) = hashes[start..start + w]
-                .iter()
-                .enumerate()
-                .rev()
-                .min_by_key(|(_, h)| **h)
-                .map(|(i, h)| (start + i, *h))
-                .unwrap_or((start, 0));
-            if last != Some(i) {
-                kept.push(hashes[i]);
-                last = Some(i);
+        for (i, h) in hashes.iter().enumerate() {
+            while queue.back().is_some_and(|&j| hashes[j] >= *h) {
+                queue.pop_back();
             }
-            if kept.len() >= CAPTURE_HASHES {
-                break;
+            queue.push_back(i);
+            if queue.front().is_some_and(|&j| j + w <= i) {
+                queue.pop_front();
+            }
+            if i + 1 >= w {
+                let m = queue.front().copied().unwrap_or(i);
+                if last != Some(m) {
+                    kept.push(hashes[m]);
+                    last = Some(m);
+                }
+                if kept.len() >= CAPTURE_HASHES {
+                    break;
+                }
             }
         }
         kept.sort_unstable();
@@ -461,7 +502,7 @@ impl Fingerprint {
         if self.0.is_empty() {
             return false;
         }
-        gram_hashes(&normalise(text))
+        gram_hashes(&normalise(text, SINK_BYTES))
             .iter()
             .any(|h| self.0.binary_search(h).is_ok())
     }
@@ -624,7 +665,8 @@ pub fn present(s: &mut PresenceState, at: Micros, event_id: &str) {
     }
     if at >= s.last {
         s.last = at;
-        s.last_id = event_id.to_string();
+        s.last_id.clear();
+        s.last_id.push_str(event_id);
         s.reported = false;
     }
 }

@@ -1,0 +1,83 @@
+//! The built-in rule pack's cost per event, on one thread: a benign day of generated MCP
+//! conversations with every attack scenario in it (`mcp_audit::demo`), scrubbed as ingest
+//! would, evaluated by a fresh engine with the whole pack. Throughput is events.
+//!
+//! Group `rules` measures wall-clock time; `rules_cpu` the bench thread's CPU time (what one
+//! core delivers on a shared machine). The budget: ≤ 2 µs per event.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use mcp_audit::event::StoredEvent;
+use mcp_audit::rules::{pack, Engine, DEFAULT_KEY_CAP};
+use mcp_audit::scrub::{ScrubConfig, Scrubber};
+
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+use cpu_time::ThreadCpuTime;
+
+fn events() -> Vec<StoredEvent> {
+    let start = time::macros::datetime!(2026-11-02 00:00 UTC);
+    let day = mcp_audit::demo::demo_day(
+        1,
+        start,
+        time::Duration::hours(24),
+        mcp_audit::demo::DAY_CONVERSATIONS,
+    );
+    let scrubber = Scrubber::new(&ScrubConfig::default(), [7u8; 32]).expect("scrubber");
+    day.into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            let redactions = scrubber.scrub(&mut e);
+            StoredEvent {
+                event: e,
+                tenant: "default".into(),
+                received_at: start,
+                seq: i as u64 + 1,
+                hash: String::new(),
+                redactions,
+            }
+        })
+        .collect()
+}
+
+fn bench<M: criterion::measurement::Measurement + 'static>(c: &mut Criterion<M>, name: &str) {
+    let events = events();
+    let rules = pack::builtin().expect("the pack compiles");
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.sample_size(20);
+    g.bench_function("builtin_pack_demo_day", |b| {
+        b.iter_batched(
+            || Engine::new(rules.clone(), DEFAULT_KEY_CAP),
+            |mut engine| {
+                let mut findings = 0usize;
+                for (pos, e) in events.iter().enumerate() {
+                    findings += engine.evaluate(black_box(e), pos as u64).len();
+                }
+                findings
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+fn wall(c: &mut Criterion) {
+    bench(c, "rules");
+}
+
+fn cpu(c: &mut Criterion<ThreadCpuTime>) {
+    bench(c, "rules_cpu");
+}
+
+criterion_group!(wall_clock, wall);
+criterion_group! {
+    name = cpu_time;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = cpu
+}
+criterion_main!(wall_clock, cpu_time);
