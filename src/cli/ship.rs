@@ -84,6 +84,9 @@ pub struct Args {
 /// Lines read per chunk handed to a parser (and fewer when the input has nothing more buffered).
 const CHUNK_BYTES: usize = 256 << 10;
 
+/// Room past `CHUNK_BYTES`, so the line that fills a chunk rarely makes it grow.
+const CHUNK_SLACK: usize = 64 << 10;
+
 /// Encoded bytes per batch: well under the collector's 64 MiB message limit and its 8 MiB
 /// read-ahead per stream.
 const BATCH_BYTES: usize = 4 << 20;
@@ -412,7 +415,9 @@ impl Chunk {
     fn new(input: u32) -> Self {
         Self {
             input,
-            text: Vec::new(),
+            // Sized once: growing by doubling would allocate and free several large buffers
+            // per chunk, which the allocator keeps resident across threads.
+            text: Vec::with_capacity(CHUNK_BYTES + CHUNK_SLACK),
             lines: Vec::new(),
             too_long: Vec::new(),
         }
@@ -514,8 +519,17 @@ struct Filling {
 }
 
 impl Filling {
+    /// The batch so far; the next one starts with room for as many bytes, sized once
+    /// rather than grown by doubling (see [`Chunk::new`]).
     fn take(&mut self) -> Batch {
-        let done = std::mem::take(self);
+        let room = self.wire.len().min(BATCH_BYTES);
+        let done = std::mem::replace(
+            self,
+            Filling {
+                wire: Vec::with_capacity(room),
+                ..Filling::default()
+            },
+        );
         Batch {
             wire: Bytes::from(done.wire),
             origins: done.origins,
