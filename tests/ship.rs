@@ -115,7 +115,12 @@ async fn bad_lines_are_named_and_good_events_are_stored_once() {
     // The line without an id got one from `ship`: a UUIDv7.
     let assigned: Vec<&String> = ids.iter().filter(|i| !i.starts_with(&run)).collect();
     assert_eq!(assigned.len(), 1);
-    assert_eq!(uuid::Uuid::parse_str(assigned[0]).unwrap().get_version_num(), 7);
+    assert_eq!(
+        uuid::Uuid::parse_str(assigned[0])
+            .unwrap()
+            .get_version_num(),
+        7
+    );
     s.stop().await.unwrap();
 }
 

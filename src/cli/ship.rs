@@ -46,10 +46,10 @@ use crate::ingest::{json, proto as convert};
 use crate::proto::ShipResponse;
 
 #[derive(clap::Args)]
-#[command(after_help = "Memory stays bounded whatever the input size: at most \
+#[command(after_help = "Memory stays bounded whatever the input size: about \
     --connections × (--in-flight + 1) batches are held for sending, plus a few chunks of \
     256 KiB of lines per parser thread. A batch is at most --batch events and 4 MiB, \
-    or one event if that is larger.")]
+    or one event if that is larger (lines are at most --max-line-bytes).")]
 pub struct Args {
     #[arg(long, env = "MCP_AUDIT_ENDPOINT", default_value = DEFAULT_GRPC)]
     endpoint: String,
@@ -114,6 +114,8 @@ struct Chunk {
     lines: Vec<(u64, usize)>,
     /// Lines over `--max-line-bytes`, dropped while being read.
     too_long: Vec<u64>,
+    /// Input bytes read into this chunk, newlines and blank lines included.
+    bytes: u64,
 }
 
 /// A chunk after parsing.
@@ -219,6 +221,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .parsers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(8)));
     let (chunk_txs, parsed_rxs) = spawn_parsers(parsers.max(1));
+    if chunk_txs.is_empty() {
+        anyhow::bail!("cannot start any parser thread");
+    }
     let max_line = args.max_line_bytes.max(1);
     let names = report.names.clone();
     let reader = std::thread::Builder::new()
@@ -260,10 +265,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     report.bar.finish_and_clear();
     if failed.is_none() {
         // Every stream saw the end of the batches, so the reader and the batcher are done.
-        let read = reader
-            .join()
-            .map_err(|_| anyhow::anyhow!("the reader thread failed"))
-            .and_then(|r| r);
+        let read = tokio::task::spawn_blocking(move || reader.join())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| Err(anyhow::anyhow!("the reader thread failed")));
         failed = batcher
             .await
             .context("the batcher task failed")
@@ -378,13 +384,14 @@ impl Reader {
                 break;
             }
             number += 1;
+            chunk.bytes += n as u64;
             if chunk.text.last() == Some(&b'\n') {
                 chunk.text.pop();
             }
             if chunk.text.len() - start > self.max_line {
                 // No newline within the limit: drop the line's bytes, here and to come.
                 chunk.text.truncate(start);
-                from.skip_until(b'\n')?;
+                chunk.bytes += from.skip_until(b'\n')? as u64;
                 chunk.too_long.push(number);
             } else if chunk.text[start..].iter().all(u8::is_ascii_whitespace) {
                 chunk.text.truncate(start);
@@ -420,6 +427,7 @@ impl Chunk {
             text: Vec::with_capacity(CHUNK_BYTES + CHUNK_SLACK),
             lines: Vec::new(),
             too_long: Vec::new(),
+            bytes: 0,
         }
     }
 
@@ -469,7 +477,7 @@ fn parse(chunk: Chunk) -> Parsed {
             .iter()
             .map(|&line| (line, "line is longer than `--max-line-bytes`".to_string()))
             .collect(),
-        bytes: (chunk.text.len() + chunk.lines.len()) as u64,
+        bytes: chunk.bytes,
     };
     let mut start = 0;
     for &(line, end) in &chunk.lines {
@@ -634,7 +642,10 @@ impl Stream {
             };
             let first = p.unacked.front().and_then(|b| b.origins.first());
             let at = first.map(|o| self.report.origin(*o));
-            let batch = at.map_or_else(String::new, |at| format!(" the batch from {at}:"));
+            let batch = at.map_or_else(
+                || " the stream:".to_string(),
+                |at| format!(" the batch from {at}:"),
+            );
             if !transient(&status) {
                 anyhow::bail!(
                     "the collector refused{batch} {:?}: {}",
