@@ -81,7 +81,7 @@ pub struct Args {
     files: Vec<PathBuf>,
 }
 
-/// Lines read per chunk handed to a parser (and fewer when the input has nothing more buffered).
+/// Bytes of lines per chunk handed to a parser (fewer when the input has nothing more buffered).
 const CHUNK_BYTES: usize = 256 << 10;
 
 /// Room past `CHUNK_BYTES`, so the line that fills a chunk rarely makes it grow.
