@@ -4,9 +4,12 @@
 //! `bench` streams generated ~1 KB events over real gRPC `Ship` streams, measures ack latency
 //! per batch (send → durable ack), waits until every event is searchable, then times
 //! `user:X AND tool:Y` searches over the last 24 h, and samples the collector's RSS from
-//! `/metrics` throughout.
+//! `/metrics` throughout. With `--write FILE` it writes the events as JSON Lines instead, to
+//! measure `ship` on a file.
 
 use std::collections::VecDeque;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -54,6 +57,10 @@ pub struct Args {
     event_bytes: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Write the events as JSON Lines to FILE (no collector needed), each a distinct event
+    /// with its own id, timestamps spread over the hour before now, to benchmark `ship`.
+    #[arg(long, value_name = "FILE")]
+    write: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -129,6 +136,9 @@ async fn rss_bytes(http: &reqwest::Client, base: &str) -> Option<u64> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.write {
+        return write_events(path, &args);
+    }
     let base = args.http_endpoint.trim_end_matches('/').to_string();
     let http = reqwest::Client::new();
     let run_id = format!("{:08x}", rand::random::<u32>());
@@ -261,6 +271,34 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!(
         "collector RSS peak (sampled every 250 ms): {:.0} MiB",
         peak_rss.load(Ordering::Relaxed) as f64 / (1 << 20) as f64
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bench --write FILE`: the generated events as JSON Lines.
+fn write_events(path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let mut g = Generator::new(args.seed);
+    let now = OffsetDateTime::now_utc();
+    // Within the last hour: searchable in the default 24 h range, and inside retention.
+    let step = 3_600.0 / args.events.max(1) as f64;
+    let mut bytes = 0u64;
+    for i in 0..args.events {
+        let ts = now - time::Duration::seconds_f64(3_600.0 - step * i as f64);
+        let line = serde_json::to_vec(&g.benign(ts, args.event_bytes))?;
+        bytes += line.len() as u64 + 1;
+        out.write_all(&line)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "wrote {} events, {:.0} bytes each on average, to {}",
+        args.events,
+        bytes as f64 / args.events.max(1) as f64,
+        path.display()
     );
     Ok(ExitCode::SUCCESS)
 }
