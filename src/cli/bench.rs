@@ -52,6 +52,11 @@ pub struct Args {
     /// Searches to time after ingest (0 to skip).
     #[arg(long, default_value_t = 200)]
     searches: usize,
+    /// Probe events to send during the load, one every 250 ms, each of which a built-in rule
+    /// flags (a path traversal): reports the time from a probe's ack until its finding is
+    /// served by `GET /api/v1/findings` (0 to skip).
+    #[arg(long, default_value_t = 20)]
+    findings: usize,
     /// Approximate JSON size of each event.
     #[arg(long, default_value_t = 1000)]
     event_bytes: usize,
@@ -171,6 +176,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         })
     };
 
+    let probes = (args.findings > 0).then(|| {
+        let (args, http, base, run_id) = (args.clone(), http.clone(), base.clone(), run_id.clone());
+        tokio::spawn(async move { finding_probes(&args, &http, &base, &run_id).await })
+    });
+
     let started = Instant::now();
     let per_conn = args.events / args.connections.max(1) as u64;
     let mut tasks = Vec::new();
@@ -228,6 +238,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    if let Some(probes) = probes {
+        let mut lat = probes.await.context("the finding probe task failed")??;
+        lat.sort();
+        println!(
+            "finding served after its event's ack (path-traversal probes during the load): p50 {}  p99 {}  max {} ({} probes)",
+            ms(percentile(&lat, 0.5)),
+            ms(percentile(&lat, 0.99)),
+            ms(percentile(&lat, 1.0)),
+            lat.len()
+        );
+    }
+
     if args.searches > 0 {
         let users = [
             "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
@@ -273,6 +295,67 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         peak_rss.load(Ordering::Relaxed) as f64 / (1 << 20) as f64
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends `args.findings` events that the built-in path-traversal rule flags, one every
+/// 250 ms on a connection of their own, and for each the time from its ack until
+/// `GET /api/v1/findings?event_id=` serves its finding.
+async fn finding_probes(
+    args: &Args,
+    http: &reqwest::Client,
+    base: &str,
+    run_id: &str,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut client = connect(&args.endpoint).await?;
+    let mut g = Generator::new(args.seed ^ 0x5eed);
+    let mut latencies = Vec::with_capacity(args.findings);
+    for i in 0..args.findings {
+        let mut e = g.benign(OffsetDateTime::now_utc(), 300);
+        e.event_id = format!("bench-{run_id}-probe-{i}");
+        e.method = "tools/call".into();
+        e.user = format!("probe-{run_id}-{i}");
+        e.arguments = serde_json::json!({ "path": "../../../../etc/shadow" });
+        let batch = ShipRequest {
+            events: vec![convert::encode(&e)],
+        };
+        let mut responses = client
+            .ship(request(tokio_stream::iter([batch]), args.token.as_deref())?)
+            .await
+            .context("cannot open a Ship stream for a probe")?
+            .into_inner();
+        let resp = responses
+            .next()
+            .await
+            .context("the collector closed the probe stream")?
+            .context("the collector failed the probe")?;
+        anyhow::ensure!(
+            resp.accepted.len() == 1,
+            "the collector did not accept the probe event: {:?}",
+            resp.rejected
+        );
+        let acked = Instant::now();
+        loop {
+            let mut req = http
+                .get(format!("{base}/api/v1/findings"))
+                .query(&[("event_id", e.event_id.as_str()), ("since", "-1h")]);
+            if let Some(t) = &args.token {
+                req = req.bearer_auth(t);
+            }
+            let v: serde_json::Value = req.send().await?.error_for_status()?.json().await?;
+            if v["findings"].as_array().is_some_and(|f| !f.is_empty()) {
+                latencies.push(acked.elapsed());
+                break;
+            }
+            anyhow::ensure!(
+                acked.elapsed() < Duration::from_secs(60),
+                "no finding for probe {} 60 s after its ack: are the rules enabled with the built-in pack?",
+                e.event_id
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(latencies)
 }
 
 /// `bench --write FILE`: the generated events as JSON Lines.

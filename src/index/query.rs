@@ -178,6 +178,10 @@ impl Compiler<'_> {
                 Ok(term_query(term))
             }
             (FieldRef::Field(def), _) => self.field(def, &c.op),
+            (FieldRef::Host(_), _) => Err(unsupported(
+                "the host of a URL cannot be searched in the index; search the URL's words instead"
+                    .to_string(),
+            )),
             (_, None) => Err(unsupported(format!(
                 "`{}` works on the exact-match, number and time fields only",
                 c.op.name()

@@ -42,6 +42,11 @@ pub enum FieldRef {
     Label(String),
     /// Bare words and phrases: every argument value, the result and the error.
     FreeText,
+    /// The host of every URL among the values of the inner place (rules' `host` modifier):
+    /// lower-cased, IPv6 without brackets, IPv4 in dotted form whatever way the URL spelled it
+    /// (`http://2130706433/` has host `127.0.0.1`). Values that are not URLs with a host
+    /// yield nothing. Matcher only.
+    Host(Box<FieldRef>),
 }
 
 /// What a value must satisfy.

@@ -113,6 +113,11 @@ fn term(field: &FieldRef, v: &str, ev: &StoredEvent) -> bool {
                     .get(k)
                     .is_some_and(|s| s.len() <= MAX_EXACT_BYTES && s == v)
         }
+        FieldRef::Host(inner) => {
+            let mut hit = false;
+            for_each_host(inner, ev, &mut |h| hit = hit || h.eq_ignore_ascii_case(v));
+            hit
+        }
         FieldRef::FreeText => {
             let w = words(v);
             arguments_text(&e.arguments).has_phrase(&w)
@@ -146,6 +151,11 @@ fn exists(field: &FieldRef, ev: &StoredEvent) -> bool {
         FieldRef::AnyArgument => any_leaf(&e.arguments),
         FieldRef::Label(k) => e.labels.contains_key(k),
         FieldRef::FreeText => any_leaf(&e.arguments) || !e.result.is_empty() || !e.error.is_empty(),
+        FieldRef::Host(inner) => {
+            let mut any = false;
+            for_each_host(inner, ev, &mut |_| any = true);
+            any
+        }
     }
 }
 
@@ -235,7 +245,33 @@ pub fn for_each_string(field: &FieldRef, ev: &StoredEvent, f: &mut dyn FnMut(&st
                 }
             }
         }
+        FieldRef::Host(inner) => for_each_host(inner, ev, f),
     }
+}
+
+/// Calls `f` with the host of every value of `field` that is a URL with a host.
+fn for_each_host(field: &FieldRef, ev: &StoredEvent, f: &mut dyn FnMut(&str)) {
+    for_each_string(field, ev, &mut |s| {
+        if let Some(h) = url_host(s) {
+            f(&h)
+        }
+    });
+}
+
+/// The host of `s` read as a URL (`scheme://host...`), as [`FieldRef::Host`] describes.
+pub fn url_host(s: &str) -> Option<String> {
+    let s = s.trim();
+    // Cheap refusal first: most values are not URLs.
+    if !s.contains("://") || s.len() > 8192 {
+        return None;
+    }
+    let url = url::Url::parse(s).ok()?;
+    let host = match url.host()? {
+        url::Host::Domain(d) => d.to_ascii_lowercase(),
+        url::Host::Ipv4(ip) => ip.to_string(),
+        url::Host::Ipv6(ip) => ip.to_string(),
+    };
+    Some(host)
 }
 
 /// Lower-cased unless `cased`; borrowed when nothing changes.

@@ -468,3 +468,56 @@ fn single_line_patterns_match_exactly_as_written() {
         assert_eq!(merged.is_match(text), want, "{text:?}");
     }
 }
+
+#[test]
+fn the_host_of_url_values_whatever_their_spelling() {
+    use super::matcher::url_host;
+    assert_eq!(
+        url_host("https://API.Example.com:8443/x?y").as_deref(),
+        Some("api.example.com")
+    );
+    assert_eq!(
+        url_host(" http://user:pw@10.0.0.1/").as_deref(),
+        Some("10.0.0.1")
+    );
+    // Decimal, hex and short IPv4 forms are the addresses they stand for.
+    assert_eq!(url_host("http://2130706433/").as_deref(), Some("127.0.0.1"));
+    assert_eq!(url_host("http://0x7f.1/").as_deref(), Some("127.0.0.1"));
+    assert_eq!(url_host("http://[::1]:80/").as_deref(), Some("::1"));
+    assert_eq!(url_host("/etc/passwd"), None);
+    assert_eq!(url_host("file:///etc/passwd"), None);
+    assert_eq!(url_host("not a url :// at all"), None);
+
+    let mut ev = event();
+    ev.event.arguments = json!({"url": "http://2852039166/latest/meta-data/", "note": "https://DOCS.rs/x", "prose": "see https://docs.rs/x"});
+    let host = |inner: &str, op: Op| {
+        matches(
+            &Expr::Cmp(Cmp {
+                field: FieldRef::Host(Box::new(field_ref(inner).unwrap())),
+                op,
+            }),
+            &ev,
+        )
+    };
+    let nets = |list: &[&str]| Op::Cidr(list.iter().map(|n| n.parse().unwrap()).collect());
+    assert!(host("arguments.url", nets(&["169.254.0.0/16"])));
+    assert!(!host("arguments.note", nets(&["169.254.0.0/16"])));
+    assert!(host(
+        "arguments",
+        Op::Equals {
+            value: s("DOCS.rs"),
+            cased: false
+        }
+    ));
+    assert!(!host(
+        "arguments.url",
+        Op::Equals {
+            value: s("docs.rs"),
+            cased: false
+        }
+    ));
+    assert!(host("arguments.note", Op::Exists));
+    // A value is a URL, not text that holds one.
+    assert!(!host("arguments.prose", Op::Exists));
+    assert!(!host("result", Op::Exists));
+}

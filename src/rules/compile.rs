@@ -575,6 +575,8 @@ struct Mods {
     base64: bool,
     base64offset: bool,
     windash: bool,
+    /// Match the host of URL values (see [`FieldRef::Host`]).
+    host: bool,
 }
 
 fn compile_field(
@@ -607,12 +609,13 @@ fn compile_field(
             "base64" => m.base64 = true,
             "base64offset" => m.base64offset = true,
             "windash" => m.windash = true,
+            "host" => m.host = true,
             other => {
                 ctx.err(
                     Pos::of(field),
                     Some(at.clone()),
                     format!(
-                        "unknown modifier `{other}`; this engine takes contains, startswith, endswith, all, re (with i, m, s), cidr, gt, gte, lt, lte, exists, cased, base64, base64offset, windash"
+                        "unknown modifier `{other}`; this engine takes contains, startswith, endswith, all, re (with i, m, s), cidr, gt, gte, lt, lte, exists, cased, base64, base64offset, windash, host"
                     ),
                 );
                 return None;
@@ -649,6 +652,11 @@ fn compile_field(
                 return None;
             }
         }
+    };
+    let fref = if m.host {
+        FieldRef::Host(Box::new(fref))
+    } else {
+        fref
     };
     let cmp = |op: Op| {
         Expr::Cmp(Cmp {
