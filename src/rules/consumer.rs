@@ -28,6 +28,10 @@ use crate::index::findings::Findings;
 use crate::metrics::Metrics;
 use crate::wal::{Feed, LogReader, Received};
 
+/// How soon a finding is committed (made searchable) after its event was evaluated; the
+/// position alone is committed every `commit_interval`.
+const FINDING_COMMIT_DELAY: Duration = Duration::from_millis(50);
+
 /// How often the engine's state is saved (a restart replays at most this much).
 pub const SAVE_EVERY: Duration = Duration::from_secs(30);
 
@@ -188,6 +192,7 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
     let mut uncommitted = false;
     let mut next_commit = Instant::now() + rt.commit_interval;
     let mut next_save = Instant::now() + SAVE_EVERY;
+    let mut findings_due = Instant::now();
     let mut next_retention = Instant::now();
     let mut failing = false;
     publish(&rt.status, &rt.engine, &rt.metrics);
@@ -197,16 +202,25 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
             publish(&rt.status, &rt.engine, &rt.metrics);
             tracing::info!(rules = rt.engine.rules().len(), "rules reloaded");
         }
-        let wait = next_commit.saturating_duration_since(Instant::now());
+        let due = if pending.is_empty() {
+            next_commit
+        } else {
+            next_commit.min(findings_due)
+        };
+        let wait = due.saturating_duration_since(Instant::now());
         let closed = match rt.feed.recv(wait) {
             Ok(Received::Events(chunk)) => {
                 let started = Instant::now();
+                let had_findings = !pending.is_empty();
                 for entry in &chunk {
                     for f in rt.engine.evaluate(&entry.event, entry.pos) {
                         if f.pos >= rt.stored_below {
                             pending.push(f);
                         }
                     }
+                }
+                if !had_findings && !pending.is_empty() {
+                    findings_due = Instant::now() + FINDING_COMMIT_DELAY;
                 }
                 rt.metrics
                     .rules_eval
@@ -223,7 +237,8 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
                 continue;
             }
         };
-        if (Instant::now() >= next_commit || closed) && uncommitted {
+        let findings_waiting = !pending.is_empty() && Instant::now() >= findings_due;
+        if (Instant::now() >= next_commit || closed || findings_waiting) && uncommitted {
             let position = rt.feed.position();
             let result = pending
                 .iter()
@@ -251,6 +266,7 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
                     rt.health.fail("rules", reason);
                     failing = true;
                     rt.findings.reset();
+                    findings_due = Instant::now() + rt.commit_interval;
                 }
             }
             next_commit = Instant::now() + rt.commit_interval;
