@@ -59,6 +59,7 @@ impl Listeners {
 pub struct Shared {
     pub index: Arc<Indexes>,
     pub findings: Arc<crate::index::findings::Findings>,
+    pub alerts: Arc<crate::alerts::Alerts>,
     /// `None` when rules are off (`rules.enabled = false`).
     pub rules: Option<Arc<rules::consumer::Handle>>,
     pub ingestor: Arc<Ingestor>,
@@ -129,8 +130,8 @@ pub async fn run(
     let wal_end = log.next_position();
     let feed = consumers.register("index", index.checkpoint().wal_next, log.reader());
     let index_position = feed.done_handle();
-    let (rules_handle, rules_thread) = if config.rules_enabled {
-        let (h, t) = start_rules(
+    let (rules_handle, rules_thread, findings_committed) = if config.rules_enabled {
+        let (h, t, c) = start_rules(
             &config,
             rules_state,
             &consumers,
@@ -139,10 +140,50 @@ pub async fn run(
             &health,
             &metrics,
         )?;
-        (Some(h), Some(t))
+        (Some(h), Some(t), c)
     } else {
-        (None, None)
+        let position = findings
+            .position()
+            .context("cannot read the findings store")?;
+        (None, None, Arc::new(AtomicU64::new(position)))
     };
+    let mut alerts_config = config.alerts.clone();
+    if alerts_config.external_url.is_empty() {
+        alerts_config.external_url = format!("http://{}", listeners.http.local_addr()?);
+    }
+    let alerts = Arc::new(
+        crate::alerts::Alerts::open(
+            &config.data_dir,
+            alerts_config,
+            config.webhooks.clone(),
+            findings_committed.load(Ordering::Acquire),
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
+    let alerts_stop = Arc::new(AtomicBool::new(false));
+    let alerter_thread = {
+        let (alerts, findings, committed, stop, health, metrics) = (
+            alerts.clone(),
+            findings.clone(),
+            findings_committed.clone(),
+            alerts_stop.clone(),
+            health.clone(),
+            metrics.clone(),
+        );
+        std::thread::Builder::new()
+            .name("alerter".into())
+            .spawn(move || {
+                crate::alerts::store::run_alerter(
+                    alerts, findings, committed, stop, health, metrics,
+                )
+            })?
+    };
+    let deliverer = tokio::spawn(crate::alerts::deliver::run(
+        alerts.clone(),
+        config.webhooks.clone(),
+        metrics.clone(),
+        alerts_stop.clone(),
+    ));
     let retention_generation = Arc::new(AtomicU64::new(0));
     let tail = TailHub::new(metrics.clone());
     let (committer, committer_thread) = wal::start(
@@ -200,6 +241,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         index,
         findings,
+        alerts,
         rules: rules_handle.clone(),
         ingestor: ingestor.clone(),
         auth: auth.clone(),
@@ -293,8 +335,12 @@ pub async fn run(
         if let Some(t) = rules_thread {
             let _ = t.join();
         }
+        // After the rules' final findings commit: the alerter takes them in, saves, stops.
+        alerts_stop.store(true, Ordering::Release);
+        let _ = alerter_thread.join();
     })
     .await?;
+    deliverer.abort();
     tracing::info!("stopped cleanly");
     Ok(())
 }
@@ -310,7 +356,11 @@ fn start_rules(
     findings: &Arc<crate::index::findings::Findings>,
     health: &Arc<Health>,
     metrics: &Arc<Metrics>,
-) -> anyhow::Result<(Arc<rules::consumer::Handle>, std::thread::JoinHandle<()>)> {
+) -> anyhow::Result<(
+    Arc<rules::consumer::Handle>,
+    std::thread::JoinHandle<()>,
+    Arc<AtomicU64>,
+)> {
     let status = Arc::new(std::sync::RwLock::new(rules::consumer::Status::default()));
     let (control_tx, control_rx) = std::sync::mpsc::channel();
     let handle = Arc::new(rules::consumer::Handle::new(
@@ -362,6 +412,7 @@ fn start_rules(
         .context("cannot read the findings store")?
         .max(start);
     let feed = consumers.register("rules", start, log.reader());
+    let committed = Arc::new(AtomicU64::new(stored_below));
     let runtime = rules::consumer::Runtime {
         engine,
         feed,
@@ -373,7 +424,7 @@ fn start_rules(
         status,
         health: health.clone(),
         metrics: metrics.clone(),
-        committed: Arc::new(AtomicU64::new(start)),
+        committed: committed.clone(),
         retention_days: config.retention_days,
     };
     let health = health.clone();
@@ -392,7 +443,7 @@ fn start_rules(
                 health.fail("rules", format!("the rules stopped after a panic ({what}); restart the collector"));
             }
         })?;
-    Ok((handle, thread))
+    Ok((handle, thread, committed))
 }
 
 /// Reloads the rules when a file of the rules dir changes (checked every 2 s).

@@ -40,6 +40,78 @@ pub struct RawConfig {
     pub index: RawIndex,
     pub scrub: RawScrub,
     pub rules: RawRules,
+    pub alerts: RawAlerts,
+    pub webhooks: Vec<RawWebhook>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAlerts {
+    pub group_by: Vec<String>,
+    pub group_wait_secs: u64,
+    pub group_interval_secs: u64,
+    pub repeat_interval_secs: u64,
+    pub resolve_after_secs: u64,
+    pub first_retry_ms: u64,
+    pub external_url: String,
+}
+
+impl Default for RawAlerts {
+    fn default() -> Self {
+        let d = crate::alerts::AlertsConfig::default();
+        Self {
+            group_by: vec!["rule".into(), "group_key".into()],
+            group_wait_secs: d.group_wait.as_secs(),
+            group_interval_secs: d.group_interval.as_secs(),
+            repeat_interval_secs: d.repeat_interval.as_secs(),
+            resolve_after_secs: d.resolve_after.as_secs(),
+            first_retry_ms: d.first_retry.as_millis() as u64,
+            external_url: String::new(),
+        }
+    }
+}
+
+/// One `[[webhooks]]` table.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "default_format")]
+    pub format: String,
+    pub secret: String,
+    /// Secrets being rotated out: deliveries carry a signature for each as well.
+    #[serde(default)]
+    pub previous_secrets: Vec<String>,
+    #[serde(default = "default_min_severity")]
+    pub min_severity: String,
+    #[serde(default)]
+    pub rules: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub allow_private: bool,
+}
+
+impl std::fmt::Debug for RawWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawWebhook")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_format() -> String {
+    "generic".into()
+}
+fn default_min_severity() -> String {
+    "low".into()
+}
+fn default_webhook_timeout() -> u64 {
+    10_000
 }
 
 impl Default for RawConfig {
@@ -54,6 +126,8 @@ impl Default for RawConfig {
             index: RawIndex::default(),
             scrub: RawScrub::default(),
             rules: RawRules::default(),
+            alerts: RawAlerts::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -211,6 +285,8 @@ pub struct Config {
     pub rules: crate::rules::pack::Source,
     pub rules_enabled: bool,
     pub rules_key_cap: usize,
+    pub alerts: crate::alerts::AlertsConfig,
+    pub webhooks: Vec<crate::alerts::WebhookConfig>,
     /// Fill a fresh instance with generated traffic.
     pub demo: bool,
 }
@@ -315,7 +391,9 @@ struct Layers {
 }
 
 /// The sections of the config, for splitting `MCP_AUDIT_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["grpc", "http", "ingest", "wal", "index", "scrub", "rules"];
+const SECTIONS: &[&str] = &[
+    "grpc", "http", "ingest", "wal", "index", "scrub", "rules", "alerts",
+];
 
 impl Layers {
     fn add_file(&mut self, table: toml::Table, path: &Path) {
@@ -481,6 +559,114 @@ fn parse_addr(key: &'static str, value: &str) -> Result<SocketAddr, KeyError> {
         })
 }
 
+impl RawAlerts {
+    fn validate(self) -> Result<crate::alerts::AlertsConfig, KeyError> {
+        use crate::alerts::GroupBy;
+        let mut group_by = Vec::new();
+        for g in &self.group_by {
+            group_by.push(GroupBy::parse(g).ok_or_else(|| {
+                key_error(
+                    "alerts.group_by",
+                    format!(
+                        "`alerts.group_by` takes {}, got {g:?}",
+                        GroupBy::NAMES.join(", ")
+                    ),
+                )
+            })?);
+        }
+        in_range("alerts.group_wait_secs", self.group_wait_secs, 0..=86_400)?;
+        in_range(
+            "alerts.group_interval_secs",
+            self.group_interval_secs,
+            1..=86_400 * 7,
+        )?;
+        in_range(
+            "alerts.repeat_interval_secs",
+            self.repeat_interval_secs,
+            1..=86_400 * 30,
+        )?;
+        in_range(
+            "alerts.resolve_after_secs",
+            self.resolve_after_secs,
+            1..=86_400 * 30,
+        )?;
+        in_range(
+            "alerts.first_retry_ms",
+            self.first_retry_ms,
+            100..=3_600_000,
+        )?;
+        if !self.external_url.is_empty() && url::Url::parse(&self.external_url).is_err() {
+            return Err(key_error("alerts.external_url", format!("`alerts.external_url` must be a URL like https://mcp-audit.example.com, got {:?}", self.external_url)));
+        }
+        Ok(crate::alerts::AlertsConfig {
+            group_by,
+            group_wait: Duration::from_secs(self.group_wait_secs),
+            group_interval: Duration::from_secs(self.group_interval_secs),
+            repeat_interval: Duration::from_secs(self.repeat_interval_secs),
+            resolve_after: Duration::from_secs(self.resolve_after_secs),
+            first_retry: Duration::from_millis(self.first_retry_ms),
+            external_url: self.external_url,
+        })
+    }
+}
+
+impl RawWebhook {
+    fn validate(self, i: usize) -> Result<crate::alerts::WebhookConfig, KeyError> {
+        use crate::alerts::{webhook, Format};
+        let at = |what: String| {
+            key_error(
+                "webhooks",
+                format!("webhook #{} ({:?}): {what}", i + 1, self.name),
+            )
+        };
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(at("`name` must be letters, digits, `-` and `_`".into()));
+        }
+        let format = Format::parse(&self.format).ok_or_else(|| {
+            at(format!(
+                "`format` takes {}, got {:?}",
+                Format::NAMES.join(", "),
+                self.format
+            ))
+        })?;
+        let min_severity = crate::rules::Severity::parse(&self.min_severity).ok_or_else(|| {
+            at(format!(
+                "`min_severity` takes {}, got {:?}",
+                crate::rules::Severity::NAMES.join(", "),
+                self.min_severity
+            ))
+        })?;
+        let mut secrets = Vec::new();
+        for s in std::iter::once(&self.secret).chain(&self.previous_secrets) {
+            secrets.push(webhook::parse_secret(s).map_err(|e| at(format!("`secret`: {e}")))?);
+        }
+        if !(100..=120_000).contains(&self.timeout_ms) {
+            return Err(at(format!(
+                "`timeout_ms` must be between 100 and 120000, got {}",
+                self.timeout_ms
+            )));
+        }
+        let w = crate::alerts::WebhookConfig {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            format,
+            secrets,
+            min_severity,
+            rules: self.rules,
+            tags: self.tags,
+            timeout: Duration::from_millis(self.timeout_ms),
+            allow_private: self.allow_private,
+        };
+        webhook::check_url(&w).map_err(|e| key_error("webhooks", e))?;
+        Ok(w)
+    }
+}
+
 impl RawConfig {
     pub fn validate(self) -> Result<Config, KeyError> {
         in_range("retention_days", self.retention_days.into(), 1..=36_500)?;
@@ -547,7 +733,21 @@ impl RawConfig {
                 Some(k)
             }
         };
+        let alerts = self.alerts.validate()?;
+        let mut webhooks: Vec<crate::alerts::WebhookConfig> = Vec::new();
+        for (i, w) in self.webhooks.into_iter().enumerate() {
+            let w = w.validate(i)?;
+            if webhooks.iter().any(|o| o.name == w.name) {
+                return Err(key_error(
+                    "webhooks",
+                    format!("two webhooks are named {:?}; names must differ", w.name),
+                ));
+            }
+            webhooks.push(w);
+        }
         Ok(Config {
+            alerts,
+            webhooks,
             grpc_listen: parse_addr("grpc.listen", &self.grpc.listen)?,
             http_listen: parse_addr("http.listen", &self.http.listen)?,
             data_dir: self.data_dir,

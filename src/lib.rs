@@ -23,6 +23,7 @@
 //! - [`config`]: TOML + environment + flags, checked once into [`config::Config`].
 //! - [`cli`]: the client commands (`ship`, `search`, `bench`, `demo`, `scrub`).
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod backlog;

@@ -64,6 +64,14 @@ pub struct Metrics {
     /// Group keys held per rule, and keys evicted because a rule reached its cap.
     pub rule_keys: Family<Vec<(String, String)>, Gauge>,
     pub rule_evictions: Family<Vec<(String, String)>, Gauge>,
+    /// Alerts by status.
+    pub alerts: Family<Vec<(String, String)>, Gauge>,
+    /// Webhook attempts by destination and result (delivered, retry, failed, gone).
+    pub webhook_attempts: Family<Vec<(String, String)>, Counter>,
+    /// Outbox entries waiting, per destination.
+    pub webhook_pending: Family<Vec<(String, String)>, Gauge>,
+    /// 1 while a destination is disabled (it answered 410).
+    pub webhook_disabled: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl Metrics {
@@ -93,6 +101,44 @@ impl Metrics {
         self.failures
             .get_or_create(&vec![("component".into(), component.into())])
             .inc();
+    }
+
+    pub fn webhook_attempt(&self, destination: &str, result: &str) {
+        self.webhook_attempts
+            .get_or_create(&vec![
+                ("destination".into(), destination.into()),
+                ("result".into(), result.into()),
+            ])
+            .inc();
+    }
+
+    /// Publishes the alert and outbox gauges.
+    pub fn alerts_observe(&self, s: &crate::alerts::State) {
+        use crate::alerts::{AlertStatus, DeliveryState};
+        let mut by_status = [0i64; 3];
+        for a in s.alerts.values() {
+            by_status[a.status as usize] += 1;
+        }
+        for (i, name) in AlertStatus::NAMES.iter().enumerate() {
+            self.alerts
+                .get_or_create(&vec![("status".into(), (*name).into())])
+                .set(by_status[i]);
+        }
+        let mut pending: std::collections::BTreeMap<&str, i64> =
+            s.destinations.keys().map(|k| (k.as_str(), 0)).collect();
+        for d in s.outbox.values() {
+            if d.state == DeliveryState::Pending {
+                *pending.entry(d.destination.as_str()).or_default() += 1;
+            }
+        }
+        for (dest, n) in pending {
+            let label = vec![("destination".to_string(), dest.to_string())];
+            self.webhook_pending.get_or_create(&label).set(n);
+            let disabled = s.destinations.get(dest).is_some_and(|d| d.disabled);
+            self.webhook_disabled
+                .get_or_create(&label)
+                .set(i64::from(disabled));
+        }
     }
 
     pub fn finding(&self, rule: &str, severity: &str) {
@@ -206,6 +252,22 @@ impl Metrics {
             "tail_queued_bytes",
             "Bytes of events waiting for live-tail clients",
             self.tail_queued_bytes.clone(),
+        );
+        r.register("alerts", "Alerts by status", self.alerts.clone());
+        r.register(
+            "webhook_attempts",
+            "Webhook delivery attempts by destination and result",
+            self.webhook_attempts.clone(),
+        );
+        r.register(
+            "webhook_pending",
+            "Webhook notifications waiting in the outbox, per destination",
+            self.webhook_pending.clone(),
+        );
+        r.register(
+            "webhook_disabled",
+            "1 while a webhook destination is disabled (it answered 410 Gone)",
+            self.webhook_disabled.clone(),
         );
         r.register(
             "tail_dropped_events",

@@ -6,6 +6,7 @@
 //! synchronous. Connections are served by [`serve`], which bounds what a slow or stalled
 //! client can hold.
 
+mod alerts;
 mod fields;
 mod ingest;
 mod openapi;
@@ -71,6 +72,19 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
         ("/api/v1/findings/{id}", get(rules::finding)),
         ("/api/v1/rules", get(rules::rules)),
         ("/api/v1/rules/reload", post(rules::reload)),
+        ("/api/v1/alerts", get(alerts::alerts)),
+        ("/api/v1/alerts/{id}", get(alerts::alert)),
+        ("/api/v1/alerts/{id}/ack", post(alerts::ack)),
+        ("/api/v1/alerts/{id}/resolve", post(alerts::resolve)),
+        (
+            "/api/v1/silences",
+            get(alerts::silences).post(alerts::create_silence),
+        ),
+        (
+            "/api/v1/silences/{id}",
+            axum::routing::delete(alerts::expire_silence),
+        ),
+        ("/api/v1/webhooks", get(alerts::webhooks)),
         ("/api/v1/openapi.json", get(openapi::document)),
         ("/healthz", get(|| async { "ok\n" })),
         ("/readyz", get(readyz)),

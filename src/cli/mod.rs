@@ -8,6 +8,7 @@ mod rules;
 mod search;
 mod ship;
 mod verify;
+mod webhook;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -61,6 +62,9 @@ enum Command {
     /// Check rule files, or try them on events offline.
     #[command(subcommand)]
     Rules(rules::Command),
+    /// Check a delivered webhook's signature, or send a test notification.
+    #[command(subcommand)]
+    Webhook(webhook::Command),
     /// Remove secrets from JSON Lines offline (stdout), with a summary per kind (stderr).
     Scrub {
         /// Input file; `-` or nothing for stdin.
@@ -108,6 +112,7 @@ pub fn main() -> ExitCode {
             Command::Verify(args) => verify::run(args),
             Command::Recover(args) => recover::run(args),
             Command::Rules(cmd) => rules::run(cmd),
+            Command::Webhook(cmd) => webhook::run(cmd).await,
             Command::Scrub { file, data_dir } => scrub(file, data_dir),
         }
     });

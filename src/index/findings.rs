@@ -35,6 +35,8 @@ struct Fields {
     severity: Field,
     event_id: Field,
     time: Field,
+    /// WAL position of the triggering event (the alerter follows the store by it).
+    pos: Field,
     source: Field,
 }
 
@@ -102,6 +104,7 @@ impl Findings {
                     .set_fast()
                     .set_precision(DateTimePrecision::Microseconds),
             ),
+            pos: b.add_u64_field("pos", tantivy::schema::INDEXED | tantivy::schema::FAST),
             source: b.add_bytes_field("_source", STORED),
         };
         let schema = b.build();
@@ -172,6 +175,7 @@ impl Findings {
             self.f.time,
             DateTime::from_timestamp_micros(micros(finding.time)),
         );
+        doc.add_u64(self.f.pos, finding.pos);
         doc.add_bytes(self.f.source, &source);
         self.with_writer(|w| w.add_document(doc).map(|_| ()).map_err(Into::into))
     }
@@ -266,6 +270,34 @@ impl Findings {
             })?);
         }
         Ok((total as u64, out))
+    }
+
+    /// Committed findings of every tenant triggered at WAL positions in `from..to`, in
+    /// position order (ties by id), at most `limit`.
+    pub fn between(&self, from: u64, to: u64, limit: usize) -> Result<Vec<Finding>> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let searcher = self.reader.searcher();
+        let query = RangeQuery::new(
+            std::ops::Bound::Included(Term::from_field_u64(self.f.pos, from)),
+            std::ops::Bound::Excluded(Term::from_field_u64(self.f.pos, to)),
+        );
+        let top = TopDocs::with_limit(limit.max(1)).order_by_fast_field::<u64>("pos", Order::Asc);
+        let hits = searcher.search(&query, &top)?;
+        let mut out: Vec<Finding> = Vec::with_capacity(hits.len());
+        for (_, addr) in hits {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let bytes = doc
+                .get_first(self.f.source)
+                .and_then(|v| v.as_bytes())
+                .ok_or_else(|| IndexError::Tantivy("a finding has no `_source`".into()))?;
+            out.push(serde_json::from_slice(bytes).map_err(|e| {
+                IndexError::Tantivy(format!("a stored finding is unreadable: {e}"))
+            })?);
+        }
+        out.sort_by(|a, b| a.pos.cmp(&b.pos).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
     }
 
     /// One finding by id.
