@@ -49,12 +49,15 @@ impl Got {
     }
 }
 
+/// Status and `Retry-After` to answer, in order, per path.
+type Script = std::collections::HashMap<String, Vec<(u16, Option<&'static str>)>>;
+
 /// A receiver that records every request and answers with the next scripted status (200
 /// when the script is empty).
 #[derive(Clone, Default)]
 struct Receiver {
     got: Arc<Mutex<Vec<(String, Got)>>>,
-    script: Arc<Mutex<std::collections::HashMap<String, Vec<(u16, Option<&'static str>)>>>>,
+    script: Arc<Mutex<Script>>,
 }
 
 impl Receiver {

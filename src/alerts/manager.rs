@@ -102,6 +102,7 @@ pub struct Alert {
 /// One silence matcher: `name` is `rule`, `severity`, `tag`, or a group-key field (`user`,
 /// `server`...); the value is matched whole, or as a regex when `regex` is set.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Matcher {
     pub name: String,
     pub value: String,
@@ -225,8 +226,12 @@ pub struct Manager {
     changed: bool,
 }
 
+/// `t + d`, saturating at the largest time instead of overflowing.
 fn micros_add(t: OffsetDateTime, d: std::time::Duration) -> OffsetDateTime {
-    t + time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+    time::Duration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d))
+        .unwrap_or_else(|| time::PrimitiveDateTime::MAX.assume_utc())
 }
 
 fn push_capped<T>(q: &mut VecDeque<T>, v: T, cap: usize) {

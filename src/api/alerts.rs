@@ -380,7 +380,9 @@ pub async fn create_silence(
                     format!("{d:?} is not a duration like 30m, 2h or 7d"),
                 )
             })?;
-            starts_at + d
+            starts_at
+                .checked_add(d)
+                .ok_or_else(|| Problem::param("duration", "ends after the year 9999"))?
         }
         (None, None) => {
             return Err(Problem::param(

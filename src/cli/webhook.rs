@@ -52,8 +52,11 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Splits a raw request into its headers (lower-cased names) and its body.
-fn split_request(raw: &[u8]) -> anyhow::Result<(Vec<(String, String)>, &[u8])> {
+/// Header names (lower-cased) and values.
+type Headers = Vec<(String, String)>;
+
+/// Splits a raw request into its headers and its body.
+fn split_request(raw: &[u8]) -> anyhow::Result<(Headers, &[u8])> {
     let (head, body) = [&b"\r\n\r\n"[..], b"\n\n"]
         .iter()
         .filter_map(|sep| {
