@@ -511,6 +511,12 @@ async fn retries_honour_429_a_410_disables_and_a_kill_mid_retries_still_delivers
         1,
         "a disabled destination gets nothing more"
     );
+    // Enabled again, it receives what waited for it.
+    let (s, v) = api(&c, "POST", "/api/v1/webhooks/gone/enable", None).await;
+    assert_eq!(s, 200, "{v}");
+    rx.wait("gone", 2, Duration::from_secs(5)).await;
+    let (s, v) = api(&c, "POST", "/api/v1/webhooks/nope/enable", None).await;
+    assert_eq!(s, 404, "{v}");
 
     // A receiver that keeps failing, a kill -9 between attempts: after the restart the
     // pending notification is delivered, with the same id, once it answers again.

@@ -68,9 +68,9 @@ pub async fn run(
         let now = OffsetDateTime::now_utc();
         let due: Vec<(String, String, String)> = {
             let m = alerts.lock();
-            m.state
-                .outbox
-                .values()
+            m.pending
+                .iter()
+                .filter_map(|id| m.state.outbox.get(id))
                 .filter(|d| {
                     d.state == DeliveryState::Pending
                         && d.next_attempt <= now
@@ -166,6 +166,7 @@ pub fn record(alerts: &Alerts, metrics: &Metrics, dest: &str, id: &str, outcome:
             }
         }
     };
+    m.delivery_changed(id);
     metrics.webhook_attempt(dest, result);
     alerts.mark_dirty();
 }

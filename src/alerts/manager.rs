@@ -9,7 +9,7 @@
 //! but notifies no more; an alert without findings for `resolve_after` resolves itself (and
 //! says so to the destinations it notified). Silenced alerts count too, and notify nothing.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -195,6 +195,9 @@ pub struct Delivery {
 /// A destination's delivery state.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DestinationState {
+    /// The URL it had when last started (a changed URL enables a disabled destination).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     pub disabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
@@ -215,6 +218,30 @@ pub struct State {
     pub destinations: BTreeMap<String, DestinationState>,
 }
 
+/// What changed since the last save (the journal records only that).
+#[derive(Debug, Default)]
+pub struct Dirty {
+    pub alerts: HashSet<String>,
+    pub removed_alerts: Vec<String>,
+    pub outbox: HashSet<String>,
+    pub removed_outbox: Vec<String>,
+    pub silences: HashSet<String>,
+    pub destinations: bool,
+    pub cursor: bool,
+}
+
+impl Dirty {
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+            && self.removed_alerts.is_empty()
+            && self.outbox.is_empty()
+            && self.removed_outbox.is_empty()
+            && self.silences.is_empty()
+            && !self.destinations
+            && !self.cursor
+    }
+}
+
 /// The state and what it is driven by.
 pub struct Manager {
     pub state: State,
@@ -222,8 +249,11 @@ pub struct Manager {
     pub webhooks: Vec<WebhookConfig>,
     /// Open alert by (tenant, grouping values): rebuilt from `state` on load.
     open: HashMap<(String, String), String>,
-    /// Something changed since [`Manager::take_changed`].
-    changed: bool,
+    /// What changed since the last save.
+    pub dirty: Dirty,
+    /// Ids of the outbox entries still to deliver (the deliverer looks only at these).
+    pub pending: HashSet<String>,
+    ticks: u64,
 }
 
 /// `t + d`, saturating at the largest time instead of overflowing.
@@ -248,8 +278,17 @@ impl Manager {
             config,
             webhooks,
             open: HashMap::new(),
-            changed: false,
+            dirty: Dirty::default(),
+            pending: HashSet::new(),
+            ticks: 0,
         };
+        m.pending = m
+            .state
+            .outbox
+            .values()
+            .filter(|d| d.state == DeliveryState::Pending)
+            .map(|d| d.id.clone())
+            .collect();
         for a in m.state.alerts.values() {
             if a.status != AlertStatus::Resolved {
                 let key = (
@@ -260,19 +299,75 @@ impl Manager {
             }
         }
         for w in &m.webhooks {
-            m.state.destinations.entry(w.name.clone()).or_default();
+            let d = m.state.destinations.entry(w.name.clone()).or_default();
+            // A destination disabled by a 410 comes back when its URL changed.
+            if d.disabled && d.url.as_deref() != Some(w.url.as_str()) {
+                d.disabled = false;
+                d.disabled_reason = None;
+            }
+            d.url = Some(w.url.clone());
         }
+        m.dirty.destinations = true;
         m
     }
 
-    /// Whether anything changed since the last call.
-    pub fn take_changed(&mut self) -> bool {
-        std::mem::take(&mut self.changed)
+    /// Takes what changed since the last call.
+    pub fn take_dirty(&mut self) -> Dirty {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Enables a destination a 410 disabled; false when there is none of that name.
+    pub fn enable(&mut self, name: &str) -> bool {
+        if !self.webhooks.iter().any(|w| w.name == name) {
+            return false;
+        }
+        let d = self.state.destinations.entry(name.to_string()).or_default();
+        d.disabled = false;
+        d.disabled_reason = None;
+        self.dirty.destinations = true;
+        true
+    }
+
+    pub fn add_silence(&mut self, s: Silence) {
+        self.dirty.silences.insert(s.id.clone());
+        self.state.silences.insert(s.id.clone(), s);
+    }
+
+    /// Ends a silence now; `None` when the tenant has none with this id.
+    pub fn expire_silence(
+        &mut self,
+        tenant: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Option<Silence> {
+        let s = self
+            .state
+            .silences
+            .get_mut(id)
+            .filter(|s| s.tenant == tenant)?;
+        if s.ends_at > now {
+            s.ends_at = now.max(s.starts_at);
+        }
+        self.dirty.silences.insert(id.to_string());
+        Some(s.clone())
+    }
+
+    /// Marks an outbox entry changed (the deliverer recorded an attempt).
+    pub fn delivery_changed(&mut self, id: &str) {
+        if self
+            .state
+            .outbox
+            .get(id)
+            .is_some_and(|d| d.state != DeliveryState::Pending)
+        {
+            self.pending.remove(id);
+        }
+        self.dirty.outbox.insert(id.to_string());
+        self.dirty.destinations = true;
     }
 
     /// Adds one finding to its alert (opening one if none is open).
     pub fn apply(&mut self, f: &Finding, now: OffsetDateTime) {
-        self.changed = true;
         let group_key = if self.config.group_by.contains(&GroupBy::GroupKey) {
             f.group_key.clone()
         } else {
@@ -324,6 +419,7 @@ impl Manager {
         let Some(a) = self.state.alerts.get_mut(&id) else {
             return;
         };
+        self.dirty.alerts.insert(id.clone());
         a.count += 1;
         a.unnotified += 1;
         a.updated_at = now;
@@ -379,7 +475,7 @@ impl Manager {
             let Some(a) = self.state.alerts.get_mut(&id) else {
                 continue;
             };
-            self.changed = true;
+            self.dirty.alerts.insert(id.clone());
             a.silenced_by = silenced.clone();
             if silenced.is_some() {
                 // Checked again when it would be due next.
@@ -397,7 +493,10 @@ impl Manager {
             let snapshot = a.clone();
             added += self.enqueue(&snapshot, "firing", now);
         }
-        self.prune();
+        self.ticks += 1;
+        if self.ticks % 50 == 0 {
+            self.prune(now);
+        }
         added
     }
 
@@ -409,6 +508,8 @@ impl Manager {
                 continue;
             }
             let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+            self.dirty.outbox.insert(id.clone());
+            self.pending.insert(id.clone());
             let body = webhook::render(w, a, kind, &self.config.external_url, now);
             self.state.outbox.insert(
                 id.clone(),
@@ -447,6 +548,7 @@ impl Manager {
             .get_mut(id)
             .filter(|a| a.tenant == tenant)?;
         if a.status == AlertStatus::Firing {
+            self.dirty.alerts.insert(id.to_string());
             a.status = AlertStatus::Acknowledged;
             a.acknowledged_by = Some(by.to_string());
             a.acknowledged_at = Some(now);
@@ -475,7 +577,7 @@ impl Manager {
         let Some(a) = self.state.alerts.get_mut(id) else {
             return 0;
         };
-        self.changed = true;
+        self.dirty.alerts.insert(id.to_string());
         a.status = AlertStatus::Resolved;
         a.resolved_at = Some(now);
         a.resolved_by = Some(by.to_string());
@@ -494,7 +596,7 @@ impl Manager {
     }
 
     /// Keeps the resolved alerts and finished deliveries within their caps.
-    fn prune(&mut self) {
+    fn prune(&mut self, now: OffsetDateTime) {
         let resolved: Vec<String> = self
             .state
             .alerts
@@ -506,6 +608,8 @@ impl Manager {
         if resolved.len() > KEEP_RESOLVED {
             for id in &resolved[..resolved.len() - KEEP_RESOLVED] {
                 self.state.alerts.remove(id);
+                self.dirty.alerts.remove(id);
+                self.dirty.removed_alerts.push(id.clone());
             }
         }
         let done: Vec<String> = self
@@ -518,12 +622,21 @@ impl Manager {
         if done.len() > KEEP_DONE {
             for id in &done[..done.len() - KEEP_DONE] {
                 self.state.outbox.remove(id);
+                self.dirty.outbox.remove(id);
+                self.dirty.removed_outbox.push(id.clone());
             }
         }
-        let now = OffsetDateTime::now_utc();
-        self.state
+        let old: Vec<String> = self
+            .state
             .silences
-            .retain(|_, s| now < micros_add(s.ends_at, std::time::Duration::from_secs(7 * 86400)));
+            .values()
+            .filter(|s| now >= micros_add(s.ends_at, std::time::Duration::from_secs(7 * 86400)))
+            .map(|s| s.id.clone())
+            .collect();
+        for id in old {
+            // Dropped from memory; the next compaction drops it from disk.
+            self.state.silences.remove(&id);
+        }
     }
 }
 

@@ -1,9 +1,13 @@
 //! The alert state on disk and the alerter thread that follows the findings store.
 //!
-//! The state is one JSON file, `<data_dir>/alerts/state.json`, replaced atomically (write a
-//! temporary file, fsync, rename, fsync the directory): after a crash it is the last saved
-//! state whole, never a mix. It is saved before any notification it queued is sent, and
-//! before an API change (ack, resolve, silence) is answered.
+//! On disk: a snapshot, `<data_dir>/alerts/state.json` (replaced atomically: temporary file,
+//! fsync, rename, fsync of the directory), and a journal, `journal.jsonl`, of what changed
+//! since: one JSON line per changed alert, outbox entry, silence, the destinations and the
+//! cursor, appended and fsynced by each save. Loading applies the journal to the snapshot; a
+//! torn last line (a crash in the middle of a save, never acted on) is ignored, a bad line
+//! followed by good ones is refused. The journal is folded into a new snapshot when it grows
+//! past [`COMPACT_BYTES`] and at shutdown. Saves happen before any notification they queued
+//! is sent and before an API change is answered.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +23,8 @@ use crate::health::Health;
 use crate::index::findings::Findings;
 use crate::metrics::Metrics;
 
+/// The journal is folded into the snapshot past this size.
+pub const COMPACT_BYTES: u64 = 32 << 20;
 /// Findings read from the store per step.
 const BATCH: usize = 1000;
 /// How often the alerter looks for new findings and due notifications.
@@ -27,8 +33,12 @@ const TICK: Duration = Duration::from_millis(20);
 /// The shared alert state: the alerter, the deliverer and the API go through it.
 pub struct Alerts {
     manager: Mutex<Manager>,
+    /// The snapshot.
     path: PathBuf,
-    /// Set when the state changed since the last save.
+    journal: PathBuf,
+    /// Bytes in the journal.
+    journal_bytes: AtomicU64,
+    /// Set by the deliverer when it recorded an attempt.
     dirty: AtomicBool,
     /// Wakes the deliverer when the outbox has new entries.
     pub wake: Notify,
@@ -46,10 +56,11 @@ impl Alerts {
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let path = dir.join("state.json");
-        let state = match std::fs::read(&path) {
+        let journal = dir.join("journal.jsonl");
+        let mut state = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice::<State>(&bytes).map_err(|e| {
                 format!(
-                    "the alert state {} is unreadable ({e}); move it aside to start with no alerts (findings stay in the findings index)",
+                    "the alert state {} is unreadable ({e}); move the alerts folder aside to start with no alerts (findings stay in the findings index)",
                     path.display()
                 )
             })?,
@@ -60,12 +71,21 @@ impl Alerts {
             },
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
-        Ok(Alerts {
+        let journal_bytes = replay(&journal, &mut state)?;
+        let alerts = Alerts {
             manager: Mutex::new(Manager::new(state, config, webhooks)),
             path,
+            journal,
+            journal_bytes: AtomicU64::new(journal_bytes),
             dirty: AtomicBool::new(false),
             wake: Notify::new(),
-        })
+        };
+        // Start from one clean snapshot and an empty journal.
+        {
+            let mut m = alerts.lock();
+            alerts.compact(&mut m)?;
+        }
+        Ok(alerts)
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Manager> {
@@ -76,8 +96,72 @@ impl Alerts {
         self.dirty.store(true, Ordering::Release);
     }
 
-    /// Saves the state (the caller holds the lock, so no change slips in between).
-    pub fn save(&self, m: &Manager) -> Result<(), String> {
+    /// Saves what changed (the caller holds the lock, so no change slips in between).
+    pub fn save(&self, m: &mut Manager) -> Result<(), String> {
+        self.dirty.store(false, Ordering::Release);
+        let dirty = m.take_dirty();
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        let mut line = |entry: Entry<'_>| -> Result<(), String> {
+            serde_json::to_writer(&mut out, &entry)
+                .map_err(|e| format!("cannot encode the alert state: {e}"))?;
+            out.push(b'\n');
+            Ok(())
+        };
+        for id in &dirty.alerts {
+            if let Some(a) = m.state.alerts.get(id) {
+                line(Entry::Alert(std::borrow::Cow::Borrowed(a)))?;
+            }
+        }
+        for id in &dirty.removed_alerts {
+            line(Entry::RemoveAlert(id.into()))?;
+        }
+        for id in &dirty.outbox {
+            if let Some(d) = m.state.outbox.get(id) {
+                line(Entry::Delivery(std::borrow::Cow::Borrowed(d)))?;
+            }
+        }
+        for id in &dirty.removed_outbox {
+            line(Entry::RemoveDelivery(id.into()))?;
+        }
+        for id in &dirty.silences {
+            if let Some(s) = m.state.silences.get(id) {
+                line(Entry::Silence(std::borrow::Cow::Borrowed(s)))?;
+            }
+        }
+        if dirty.destinations {
+            line(Entry::Destinations(std::borrow::Cow::Borrowed(
+                &m.state.destinations,
+            )))?;
+        }
+        if dirty.cursor {
+            line(Entry::Cursor(m.state.cursor))?;
+        }
+        let result = append(&self.journal, &out).map_err(|e| {
+            crate::error::name_os_errors(&format!(
+                "cannot save the alert state in {}: {e}",
+                self.journal.display()
+            ))
+        });
+        if let Err(e) = result {
+            // Keep it all for the next try.
+            m.dirty = dirty;
+            return Err(e);
+        }
+        let bytes = self
+            .journal_bytes
+            .fetch_add(out.len() as u64, Ordering::AcqRel)
+            + out.len() as u64;
+        if bytes > COMPACT_BYTES {
+            self.compact(m)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the whole state as the snapshot and empties the journal.
+    pub fn compact(&self, m: &mut Manager) -> Result<(), String> {
         let bytes = serde_json::to_vec(&m.state)
             .map_err(|e| format!("cannot encode the alert state: {e}"))?;
         write_atomically(&self.path, &bytes).map_err(|e| {
@@ -86,18 +170,114 @@ impl Alerts {
                 self.path.display()
             ))
         })?;
-        self.dirty.store(false, Ordering::Release);
+        write_atomically(&self.journal, b"").map_err(|e| {
+            crate::error::name_os_errors(&format!("cannot reset {}: {e}", self.journal.display()))
+        })?;
+        self.journal_bytes.store(0, Ordering::Release);
+        m.take_dirty();
         Ok(())
     }
 
-    /// Saves if anything changed since the last save.
+    /// Saves if the deliverer recorded something since the last save.
     pub fn save_if_dirty(&self) -> Result<(), String> {
         if self.dirty.load(Ordering::Acquire) {
-            let m = self.lock();
-            self.save(&m)?;
+            let mut m = self.lock();
+            self.save(&mut m)?;
         }
         Ok(())
     }
+}
+
+/// One journal line.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Entry<'a> {
+    Alert(std::borrow::Cow<'a, super::Alert>),
+    RemoveAlert(std::borrow::Cow<'a, str>),
+    Delivery(std::borrow::Cow<'a, super::Delivery>),
+    RemoveDelivery(std::borrow::Cow<'a, str>),
+    Silence(std::borrow::Cow<'a, super::Silence>),
+    Destinations(
+        std::borrow::Cow<'a, std::collections::BTreeMap<String, super::manager::DestinationState>>,
+    ),
+    Cursor(u64),
+}
+
+/// Applies the journal to `state`; returns its size.
+fn replay(path: &Path, state: &mut State) -> Result<u64, String> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+    let last = lines.len().saturating_sub(1);
+    for (i, line) in lines.iter().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let entry: Entry<'static> = match serde_json::from_slice::<Entry<'_>>(line) {
+            Ok(e) => e.into_owned(),
+            // The last line without its newline: a save cut by a crash, never acted on.
+            Err(_) if i == last => {
+                tracing::warn!(file = %path.display(), "ignoring an incomplete last line of the alert journal (a save cut by a crash)");
+                break;
+            }
+            Err(e) => {
+                return Err(format!(
+                    "the alert journal {} is damaged at line {} ({e}) with {} lines after it; move the alerts folder aside to start with no alerts (findings stay in the findings index)",
+                    path.display(),
+                    i + 1,
+                    lines[i + 1..].iter().filter(|l| !l.is_empty()).count()
+                ))
+            }
+        };
+        match entry {
+            Entry::Alert(a) => {
+                state.alerts.insert(a.id.clone(), a.into_owned());
+            }
+            Entry::RemoveAlert(id) => {
+                state.alerts.remove(id.as_ref());
+            }
+            Entry::Delivery(d) => {
+                state.outbox.insert(d.id.clone(), d.into_owned());
+            }
+            Entry::RemoveDelivery(id) => {
+                state.outbox.remove(id.as_ref());
+            }
+            Entry::Silence(s) => {
+                state.silences.insert(s.id.clone(), s.into_owned());
+            }
+            Entry::Destinations(d) => state.destinations = d.into_owned(),
+            Entry::Cursor(c) => state.cursor = c,
+        }
+    }
+    Ok(text.len() as u64)
+}
+
+impl Entry<'_> {
+    fn into_owned(self) -> Entry<'static> {
+        use std::borrow::Cow::Owned;
+        match self {
+            Entry::Alert(a) => Entry::Alert(Owned(a.into_owned())),
+            Entry::RemoveAlert(id) => Entry::RemoveAlert(Owned(id.into_owned())),
+            Entry::Delivery(d) => Entry::Delivery(Owned(d.into_owned())),
+            Entry::RemoveDelivery(id) => Entry::RemoveDelivery(Owned(id.into_owned())),
+            Entry::Silence(s) => Entry::Silence(Owned(s.into_owned())),
+            Entry::Destinations(d) => Entry::Destinations(Owned(d.into_owned())),
+            Entry::Cursor(c) => Entry::Cursor(c),
+        }
+    }
+}
+
+fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_data()
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -153,6 +333,10 @@ pub fn run_alerter(
             }
         }
         if stopping {
+            let mut m = alerts.lock();
+            if let Err(e) = alerts.compact(&mut m) {
+                tracing::error!(error = %e, "alerts: the final snapshot failed (the journal keeps everything)");
+            }
             return;
         }
         std::thread::sleep(TICK);
@@ -168,7 +352,6 @@ fn step(
 ) -> Result<usize, String> {
     let mut m = alerts.lock();
     let now = OffsetDateTime::now_utc();
-    let mut changed = false;
     while m.state.cursor < committed {
         let batch = findings
             .between(m.state.cursor, committed, BATCH)
@@ -185,17 +368,40 @@ fn step(
             m.apply(f, now);
         }
         m.state.cursor = next;
-        changed = true;
+        m.dirty.cursor = true;
         if !full {
             break;
         }
     }
-    let before = m.state.alerts.len();
     let queued = m.tick(now);
-    changed |= queued > 0 || m.state.alerts.len() != before || m.take_changed();
-    if changed || alerts.dirty.load(Ordering::Acquire) {
-        alerts.save(&m)?;
-    }
+    alerts.save(&mut m)?;
     metrics.alerts_observe(&m.state);
     Ok(queued)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(e: Entry<'_>) -> String {
+        serde_json::to_string(&e).unwrap() + "\n"
+    }
+
+    #[test]
+    fn the_journal_replays_a_torn_tail_is_ignored_and_damage_in_the_middle_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let good = line(Entry::Cursor(7)) + &line(Entry::RemoveAlert("x".into()));
+        std::fs::write(&path, format!("{good}{{\"cursor\":")).unwrap();
+        let mut state = State::default();
+        replay(&path, &mut state).unwrap();
+        assert_eq!(state.cursor, 7);
+
+        std::fs::write(&path, format!("{{\"cursor\":\n{good}")).unwrap();
+        let err = replay(&path, &mut State::default()).unwrap_err();
+        assert!(
+            err.contains("line 1") && err.contains("2 lines after it"),
+            "{err}"
+        );
+    }
 }

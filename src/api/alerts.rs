@@ -249,7 +249,7 @@ async fn act(
         let Some(a) = changed else {
             return Err(not_found("alert", &id));
         };
-        s.alerts.save(&m).map_err(save_failed)?;
+        s.alerts.save(&mut m).map_err(save_failed)?;
         a
     };
     s.alerts.wake.notify_one();
@@ -406,8 +406,8 @@ pub async fn create_silence(
     };
     {
         let mut m = s.alerts.lock();
-        m.state.silences.insert(silence.id.clone(), silence.clone());
-        s.alerts.save(&m).map_err(save_failed)?;
+        m.add_silence(silence.clone());
+        s.alerts.save(&mut m).map_err(save_failed)?;
     }
     json(&silence)
 }
@@ -424,19 +424,10 @@ pub async fn expire_silence(
     Params::new(raw, &[])?;
     let now = OffsetDateTime::now_utc();
     let mut m = s.alerts.lock();
-    let Some(x) = m
-        .state
-        .silences
-        .get_mut(&id)
-        .filter(|x| x.tenant == *tenant)
-    else {
+    let Some(out) = m.expire_silence(&tenant, &id, now) else {
         return Err(not_found("silence", &id));
     };
-    if x.ends_at > now {
-        x.ends_at = now.max(x.starts_at);
-    }
-    let out = x.clone();
-    s.alerts.save(&m).map_err(save_failed)?;
+    s.alerts.save(&mut m).map_err(save_failed)?;
     json(&out)
 }
 
@@ -456,8 +447,13 @@ pub async fn webhooks(
         format: crate::alerts::Format,
         min_severity: Severity,
         pending: usize,
-        #[serde(flatten)]
-        state: DestinationState,
+        disabled: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        disabled_reason: Option<String>,
+        delivered: u64,
+        failed: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_error: Option<String>,
     }
     #[derive(Serialize)]
     struct Answer {
@@ -466,25 +462,30 @@ pub async fn webhooks(
     let webhooks = m
         .webhooks
         .iter()
-        .map(|w| View {
-            name: w.name.clone(),
-            url: redact_url(&w.url),
-            format: w.format,
-            min_severity: w.min_severity,
-            pending: m
-                .state
-                .outbox
-                .values()
-                .filter(|d| {
-                    d.destination == w.name && d.state == crate::alerts::DeliveryState::Pending
-                })
-                .count(),
-            state: m
+        .map(|w| {
+            let st: DestinationState = m
                 .state
                 .destinations
                 .get(&w.name)
                 .cloned()
-                .unwrap_or_default(),
+                .unwrap_or_default();
+            View {
+                name: w.name.clone(),
+                url: redact_url(&w.url),
+                format: w.format,
+                min_severity: w.min_severity,
+                pending: m
+                    .pending
+                    .iter()
+                    .filter_map(|id| m.state.outbox.get(id))
+                    .filter(|d| d.destination == w.name)
+                    .count(),
+                disabled: st.disabled,
+                disabled_reason: st.disabled_reason,
+                delivered: st.delivered,
+                failed: st.failed,
+                last_error: st.last_error,
+            }
         })
         .collect();
     json(&Answer { webhooks })
@@ -496,4 +497,46 @@ fn redact_url(u: &str) -> String {
         Ok(url) => format!("{}://{}/…", url.scheme(), url.host_str().unwrap_or("")),
         Err(_) => "…".into(),
     }
+}
+
+/// `POST /api/v1/webhooks/{name}/enable`: sends to a destination a 410 disabled again
+/// (what waited for it goes out).
+pub async fn enable_webhook(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    raw: RawParams,
+) -> Result<Response, Problem> {
+    let name = name.map(|Path(n)| n).map_err(|e| {
+        Problem::param(
+            "name",
+            format!(
+                "{}; percent-encode the name as UTF-8",
+                problem::lowercase_first(&e.body_text())
+            ),
+        )
+    })?;
+    tenant(&s, &headers)?;
+    Params::new(raw, &[])?;
+    {
+        let mut m = s.alerts.lock();
+        if !m.enable(&name) {
+            return Err(Problem::new(
+                ErrorKind::NotFound,
+                "not found",
+                format!("no webhook named {name:?} in the config"),
+            ));
+        }
+        s.alerts.save(&mut m).map_err(save_failed)?;
+    }
+    s.alerts.wake.notify_one();
+    #[derive(Serialize)]
+    struct Answer {
+        name: String,
+        disabled: bool,
+    }
+    json(&Answer {
+        name,
+        disabled: false,
+    })
 }

@@ -85,6 +85,10 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
             axum::routing::delete(alerts::expire_silence),
         ),
         ("/api/v1/webhooks", get(alerts::webhooks)),
+        (
+            "/api/v1/webhooks/{name}/enable",
+            post(alerts::enable_webhook),
+        ),
         ("/api/v1/openapi.json", get(openapi::document)),
         ("/healthz", get(|| async { "ok\n" })),
         ("/readyz", get(readyz)),
