@@ -494,7 +494,7 @@ impl Manager {
             added += self.enqueue(&snapshot, "firing", now);
         }
         self.ticks += 1;
-        if self.ticks % 50 == 0 {
+        if self.ticks.is_multiple_of(50) {
             self.prune(now);
         }
         added

@@ -188,7 +188,8 @@ impl Alerts {
     }
 }
 
-/// One journal line.
+/// One journal line (made and read one at a time, so its size does not matter).
+#[allow(clippy::large_enum_variant)]
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Entry<'a> {
