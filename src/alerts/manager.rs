@@ -20,6 +20,9 @@ use crate::rules::{Finding, Severity};
 /// Evidence kept per alert (the newest); counts are kept in full.
 pub const KEEP_FINDINGS: usize = 50;
 pub const KEEP_EVENTS: usize = 100;
+/// Open alerts at most: beyond, the longest quiet are resolved (`resolved_by: capacity`), so
+/// memory stays bounded under a flood of distinct alerts.
+pub const MAX_OPEN: usize = 20_000;
 /// Resolved alerts kept for the API (oldest dropped first).
 pub const KEEP_RESOLVED: usize = 10_000;
 /// Delivered or failed outbox entries kept for the API (oldest dropped first).
@@ -254,6 +257,7 @@ pub struct Manager {
     /// Ids of the outbox entries still to deliver (the deliverer looks only at these).
     pub pending: HashSet<String>,
     ticks: u64,
+    capacity_warned: Option<OffsetDateTime>,
 }
 
 /// `t + d`, saturating at the largest time instead of overflowing.
@@ -281,6 +285,7 @@ impl Manager {
             dirty: Dirty::default(),
             pending: HashSet::new(),
             ticks: 0,
+            capacity_warned: None,
         };
         m.pending = m
             .state
@@ -492,6 +497,34 @@ impl Manager {
             a.next_notify = Some(micros_add(now, repeat));
             let snapshot = a.clone();
             added += self.enqueue(&snapshot, "firing", now);
+        }
+        if self.open.len() > MAX_OPEN {
+            let mut quiet: Vec<(OffsetDateTime, String)> = self
+                .open
+                .values()
+                .filter_map(|id| {
+                    self.state
+                        .alerts
+                        .get(id)
+                        .map(|a| (a.updated_at, id.clone()))
+                })
+                .collect();
+            quiet.sort();
+            let excess = self.open.len() - MAX_OPEN;
+            if self
+                .capacity_warned
+                .is_none_or(|t| now - t > time::Duration::MINUTE)
+            {
+                tracing::warn!(
+                    open = self.open.len(),
+                    resolved = excess,
+                    "more than {MAX_OPEN} open alerts: resolving the longest quiet (`resolved_by: capacity`)"
+                );
+                self.capacity_warned = Some(now);
+            }
+            for (_, id) in quiet.into_iter().take(excess) {
+                added += self.resolve_inner(&id, now, "capacity");
+            }
         }
         self.ticks += 1;
         if self.ticks.is_multiple_of(50) {

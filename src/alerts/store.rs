@@ -23,7 +23,7 @@ use crate::health::Health;
 use crate::index::findings::Findings;
 use crate::metrics::Metrics;
 
-/// The journal is folded into the snapshot past this size.
+/// The journal is folded into the snapshot past this size (or twice the snapshot's).
 pub const COMPACT_BYTES: u64 = 32 << 20;
 /// Findings read from the store per step.
 const BATCH: usize = 1000;
@@ -38,6 +38,9 @@ pub struct Alerts {
     journal: PathBuf,
     /// Bytes in the journal.
     journal_bytes: AtomicU64,
+    /// Bytes of the last snapshot: the journal is folded in when it outgrows twice that (and
+    /// [`COMPACT_BYTES`]), so compaction costs stay proportional to what was written.
+    snapshot_bytes: AtomicU64,
     /// Set by the deliverer when it recorded an attempt.
     dirty: AtomicBool,
     /// Wakes the deliverer when the outbox has new entries.
@@ -77,6 +80,7 @@ impl Alerts {
             path,
             journal,
             journal_bytes: AtomicU64::new(journal_bytes),
+            snapshot_bytes: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
             wake: Notify::new(),
         };
@@ -154,7 +158,7 @@ impl Alerts {
             .journal_bytes
             .fetch_add(out.len() as u64, Ordering::AcqRel)
             + out.len() as u64;
-        if bytes > COMPACT_BYTES {
+        if bytes > COMPACT_BYTES.max(2 * self.snapshot_bytes.load(Ordering::Acquire)) {
             self.compact(m)?;
         }
         Ok(())
@@ -174,6 +178,8 @@ impl Alerts {
             crate::error::name_os_errors(&format!("cannot reset {}: {e}", self.journal.display()))
         })?;
         self.journal_bytes.store(0, Ordering::Release);
+        self.snapshot_bytes
+            .store(bytes.len() as u64, Ordering::Release);
         m.take_dirty();
         Ok(())
     }

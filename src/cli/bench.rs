@@ -28,12 +28,12 @@ use crate::proto::{ShipRequest, ToolCallEvent};
 #[derive(clap::Args, Clone)]
 pub struct Args {
     #[arg(long, env = "MCP_AUDIT_ENDPOINT", default_value = DEFAULT_GRPC)]
-    endpoint: String,
+    pub(super) endpoint: String,
     /// HTTP API, for the searchable check, the search timing and RSS sampling.
     #[arg(long, env = "MCP_AUDIT_HTTP_ENDPOINT", default_value = DEFAULT_HTTP)]
-    http_endpoint: String,
+    pub(super) http_endpoint: String,
     #[arg(long, env = "MCP_AUDIT_TOKEN")]
-    token: Option<String>,
+    pub(super) token: Option<String>,
     /// Events to send.
     #[arg(long, default_value_t = 200_000)]
     events: u64,
@@ -42,13 +42,13 @@ pub struct Args {
     connections: usize,
     /// Events per batch.
     #[arg(long, default_value_t = 500)]
-    batch: usize,
+    pub(super) batch: usize,
     /// Batches in flight per stream.
     #[arg(long, default_value_t = 4)]
     pipeline: usize,
     /// Target total rate in events/s (default: as fast as acks come back).
     #[arg(long)]
-    rate: Option<u64>,
+    pub(super) rate: Option<u64>,
     /// Searches to time after ingest (0 to skip).
     #[arg(long, default_value_t = 200)]
     searches: usize,
@@ -61,11 +61,18 @@ pub struct Args {
     #[arg(long, default_value_t = 1000)]
     event_bytes: usize,
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub(super) seed: u64,
     /// Write the events as JSON Lines to FILE (no collector needed), each a distinct event
     /// with its own id, timestamps spread over the hour before now, to benchmark `ship`.
     #[arg(long, value_name = "FILE")]
     write: Option<PathBuf>,
+    /// Measure webhooks instead: send N events that each open an alert (`--rate` per second,
+    /// default 1000), and time each from its ack to its webhook at `--receiver-listen`.
+    #[arg(long, value_name = "N")]
+    alerts: Option<usize>,
+    /// Where the webhook receiver of `--alerts` listens.
+    #[arg(long, default_value = "127.0.0.1:9911")]
+    receiver_listen: std::net::SocketAddr,
 }
 
 #[derive(clap::Args)]
@@ -85,7 +92,7 @@ pub struct DemoArgs {
     seed: u64,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -93,7 +100,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn ms(d: Duration) -> String {
+pub(super) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
@@ -124,7 +131,7 @@ async fn search_total(
     ))
 }
 
-async fn rss_bytes(http: &reqwest::Client, base: &str) -> Option<u64> {
+pub(super) async fn rss_bytes(http: &reqwest::Client, base: &str) -> Option<u64> {
     let text = http
         .get(format!("{base}/metrics"))
         .send()
@@ -143,6 +150,9 @@ async fn rss_bytes(http: &reqwest::Client, base: &str) -> Option<u64> {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.write {
         return write_events(path, &args);
+    }
+    if let Some(n) = args.alerts {
+        return super::bench_alerts::run(&args, n, args.receiver_listen).await;
     }
     let base = args.http_endpoint.trim_end_matches('/').to_string();
     let http = reqwest::Client::new();

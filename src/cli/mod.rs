@@ -2,6 +2,7 @@
 //! offline tools.
 
 mod bench;
+mod bench_alerts;
 mod client;
 mod recover;
 mod rules;
