@@ -288,6 +288,24 @@ async fn alerts_group_notify_signed_in_three_formats_ack_resolve_and_silence() {
     );
     assert_eq!(verify(&tampered.raw(), &[SECRET]).0, Some(1));
 
+    // `webhook test` sends a signed test notification to a configured destination.
+    let (code, out, err) = mcp_audit(&[
+        "webhook",
+        "test",
+        "generic",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("delivered"), "{out}");
+    let g = rx.wait("generic", 2, Duration::from_secs(5)).await;
+    assert_eq!(g[1].json()["type"], "alert.test");
+    assert_eq!(verify(&g[1].raw(), &[SECRET]).0, Some(0));
+    rx.got
+        .lock()
+        .unwrap()
+        .retain(|(p, r)| !(p == "generic" && r.json()["type"] == "alert.test"));
+
     // Alertmanager v4 and Slack shapes.
     let am = rx.wait("am", 1, Duration::from_secs(5)).await[0].json();
     assert_eq!(am["version"], "4");

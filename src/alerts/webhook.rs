@@ -419,3 +419,112 @@ pub fn parse_retry_after(v: &str, now: OffsetDateTime) -> Option<std::time::Dura
     let t = OffsetDateTime::from(t);
     Some(std::time::Duration::try_from(t - now).unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_ranges_are_recognised() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "172.32.0.1",
+            "100.128.0.1",
+        ] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_guard_refuses_a_name_that_resolves_to_a_private_address() {
+        use reqwest::dns::Resolve;
+        use std::str::FromStr;
+        // `localhost` resolves (from /etc/hosts) to loopback: the address, not the name, is
+        // what the guard looks at.
+        let name = reqwest::dns::Name::from_str("localhost").unwrap();
+        let err = match Guard.resolve(name).await {
+            Ok(_) => panic!("a loopback answer was let through"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("allow_private"), "{err}");
+    }
+
+    #[test]
+    fn signatures_verify_under_any_current_key_and_fail_when_anything_changes() {
+        let k1 = parse_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let k2 = parse_secret("whsec_c2VjcmV0LWJlaW5nLXJvdGF0ZWQtb3V0LTEyMzQ=").unwrap();
+        let sig = sign(&[k1.clone(), k2.clone()], "msg_1", 1_700_000_000, b"{}");
+        assert_eq!(sig.split(' ').count(), 2);
+        assert!(verify(
+            std::slice::from_ref(&k2),
+            "msg_1",
+            "1700000000",
+            &sig,
+            b"{}",
+            1_700_000_010,
+            Some(300)
+        )
+        .is_ok());
+        assert!(verify(
+            std::slice::from_ref(&k1),
+            "msg_2",
+            "1700000000",
+            &sig,
+            b"{}",
+            1_700_000_010,
+            Some(300)
+        )
+        .is_err());
+        assert!(verify(
+            std::slice::from_ref(&k1),
+            "msg_1",
+            "1700000001",
+            &sig,
+            b"{}",
+            1_700_000_010,
+            Some(300)
+        )
+        .is_err());
+        assert!(verify(
+            std::slice::from_ref(&k1),
+            "msg_1",
+            "1700000000",
+            &sig,
+            b"{ }",
+            1_700_000_010,
+            Some(300)
+        )
+        .is_err());
+        let late = verify(
+            &[k1],
+            "msg_1",
+            "1700000000",
+            &sig,
+            b"{}",
+            1_700_001_000,
+            Some(300),
+        )
+        .unwrap_err();
+        assert!(late.contains("replay"), "{late}");
+        assert!(parse_secret("whsec_c2hvcnQ=")
+            .unwrap_err()
+            .contains("16 bytes"));
+    }
+}
