@@ -174,6 +174,8 @@ fn bench_queries(c: &mut Criterion) {
         limit: 100,
         cursor: None,
         event_ids: None,
+        track_total: None,
+        deadline: None,
     };
     let probe = ix
         .search(&search("user:user7 AND tool:tool3"))

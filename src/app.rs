@@ -60,6 +60,8 @@ pub struct Shared {
     pub index: Arc<Indexes>,
     pub findings: Arc<crate::index::findings::Findings>,
     pub alerts: Arc<crate::alerts::Alerts>,
+    /// Slots for searches, histograms and terms (`index.search_concurrency`).
+    pub search_slots: Arc<tokio::sync::Semaphore>,
     /// `None` when rules are off (`rules.enabled = false`).
     pub rules: Option<Arc<rules::consumer::Handle>>,
     pub ingestor: Arc<Ingestor>,
@@ -242,6 +244,7 @@ pub async fn run(
         index,
         findings,
         alerts,
+        search_slots: Arc::new(tokio::sync::Semaphore::new(config.search_concurrency)),
         rules: rules_handle.clone(),
         ingestor: ingestor.clone(),
         auth: auth.clone(),

@@ -213,6 +213,8 @@ pub struct RawIndex {
     pub commit_interval_ms: u64,
     pub writer_memory_mb: u64,
     pub writer_threads: u64,
+    pub search_timeout_ms: u64,
+    pub search_concurrency: u64,
 }
 
 impl Default for RawIndex {
@@ -221,6 +223,8 @@ impl Default for RawIndex {
             commit_interval_ms: 1000,
             writer_memory_mb: 128,
             writer_threads: 2,
+            search_timeout_ms: 5000,
+            search_concurrency: 4,
         }
     }
 }
@@ -280,6 +284,8 @@ pub struct Config {
     pub commit_interval: Duration,
     pub writer_memory_bytes: usize,
     pub writer_threads: usize,
+    pub search_timeout: Duration,
+    pub search_concurrency: usize,
     pub scrub_key: Option<[u8; 32]>,
     pub scrub: ScrubConfig,
     pub rules: crate::rules::pack::Source,
@@ -723,6 +729,16 @@ impl RawConfig {
             20..=16_384,
         )?;
         in_range("index.writer_threads", self.index.writer_threads, 1..=16)?;
+        in_range(
+            "index.search_timeout_ms",
+            self.index.search_timeout_ms,
+            100..=600_000,
+        )?;
+        in_range(
+            "index.search_concurrency",
+            self.index.search_concurrency,
+            1..=1024,
+        )?;
         in_range("rules.key_cap", self.rules.key_cap, 100..=10_000_000)?;
         let scrub_key = match &self.scrub.key {
             None => None,
@@ -765,6 +781,8 @@ impl RawConfig {
             commit_interval: Duration::from_millis(self.index.commit_interval_ms),
             writer_memory_bytes: (self.index.writer_memory_mb as usize) << 20,
             writer_threads: self.index.writer_threads as usize,
+            search_timeout: Duration::from_millis(self.index.search_timeout_ms),
+            search_concurrency: self.index.search_concurrency as usize,
             scrub_key,
             scrub: ScrubConfig {
                 detectors: self.scrub.detectors,

@@ -151,6 +151,11 @@ impl From<IndexError> for Problem {
         match e {
             IndexError::Query { reason } => Problem::param("q", reason),
             IndexError::Param { param, reason } => Problem::param(param, reason),
+            IndexError::Timeout { limit_ms } => Problem::new(
+                ErrorKind::Unavailable,
+                "search timed out",
+                format!("the search took longer than `index.search_timeout_ms` ({limit_ms} ms) and was stopped; narrow the time range or the query"),
+            ),
             other => {
                 tracing::error!(error = %other, "index failure");
                 Problem::new(

@@ -21,6 +21,25 @@ pub const MAX_LIMIT: u64 = 10_000;
 /// Findings read to filter a search by rule (their cited events are the filter).
 const MAX_RULE_FINDINGS: usize = 10_000;
 
+/// A search slot: at most `index.search_concurrency` searches, histograms and terms run at
+/// once, so one heavy query never starves ingest or other users; a request that waits longer
+/// than the search timeout for a slot is refused.
+async fn slot(s: &Shared) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
+    let wait = s.config.search_timeout;
+    match tokio::time::timeout(wait, s.search_slots.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(Problem::new(
+            ErrorKind::Unavailable,
+            "too many searches",
+            format!(
+                "{} searches were already running for {} ms (`index.search_concurrency`); retry shortly",
+                s.config.search_concurrency,
+                wait.as_millis()
+            ),
+        )),
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, Problem> {
@@ -41,7 +60,28 @@ pub async fn search(
 ) -> Result<Response, Problem> {
     let started = Instant::now();
     let tenant = tenant(&s, &headers)?;
-    let p = Params::new(raw, &["q", "start", "end", "limit", "cursor", "rule"])?;
+    let p = Params::new(
+        raw,
+        &[
+            "q",
+            "start",
+            "end",
+            "limit",
+            "cursor",
+            "rule",
+            "exact_total",
+        ],
+    )?;
+    let exact_total = match p.opt("exact_total") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(Problem::param(
+                "exact_total",
+                format!("{v:?} is not true or false"),
+            ))
+        }
+    };
     let now = OffsetDateTime::now_utc();
     let (start, end) = p.range(now)?;
     // `rule=`: the events that rule's findings cite (findings of the range, newest first).
@@ -68,20 +108,35 @@ pub async fn search(
         limit: p.uint("limit", 100, 1, MAX_LIMIT)? as usize,
         cursor: p.opt("cursor").map(str::to_string),
         event_ids,
+        track_total: (!exact_total).then_some(crate::index::TRACK_TOTAL),
+        deadline: None,
+    };
+    let permit = slot(&s).await?;
+    let budget = s.config.search_timeout;
+    let req = SearchRequest {
+        deadline: Some((Instant::now() + budget, budget.as_millis() as u64)),
+        ..req
     };
     let index = s.index.clone();
-    let result = blocking(move || index.search(&req).map_err(Problem::from)).await?;
+    let result = blocking(move || {
+        let _permit = permit;
+        index.search(&req).map_err(Problem::from)
+    })
+    .await?;
     let took = started.elapsed();
     s.metrics.search.observe(took.as_secs_f64());
     #[derive(Serialize)]
     struct Answer<'a> {
         total: u64,
+        /// `eq`: `total` is exact; `gte`: at least `total` (pass `exact_total=true` to count).
+        total_relation: &'static str,
         hits: &'a [StoredEvent],
         next_cursor: Option<&'a str>,
         took_ms: u64,
     }
     json(&Answer {
         total: result.total,
+        total_relation: if result.total_exact { "eq" } else { "gte" },
         hits: &result.hits,
         next_cursor: result.next_cursor.as_deref(),
         took_ms: took.as_millis() as u64,
@@ -120,8 +175,13 @@ pub async fn histogram(
         end,
         interval,
     };
+    let permit = slot(&s).await?;
     let index = s.index.clone();
-    let buckets = blocking(move || index.histogram(&req).map_err(Problem::from)).await?;
+    let buckets = blocking(move || {
+        let _permit = permit;
+        index.histogram(&req).map_err(Problem::from)
+    })
+    .await?;
     #[derive(Serialize)]
     struct Answer<'a> {
         interval_secs: u64,
@@ -159,8 +219,13 @@ pub async fn terms(
         end,
         size: p.uint("size", 10, 1, 1000)? as usize,
     };
+    let permit = slot(&s).await?;
     let index = s.index.clone();
-    let terms = blocking(move || index.terms(&req).map_err(Problem::from)).await?;
+    let terms = blocking(move || {
+        let _permit = permit;
+        index.terms(&req).map_err(Problem::from)
+    })
+    .await?;
     #[derive(Serialize)]
     struct Answer<'a> {
         field: &'a str,

@@ -110,17 +110,22 @@ struct ConnResult {
     rejected: u64,
 }
 
+/// Searches the last 24 h: the total (exactly counted when `exact`) and the server's took_ms.
 async fn search_total(
     http: &reqwest::Client,
     base: &str,
     token: Option<&str>,
     q: &str,
+    exact: bool,
 ) -> anyhow::Result<(u64, u64)> {
     let mut req = http.get(format!("{base}/api/v1/search")).query(&[
         ("q", q),
-        ("limit", "10"),
+        ("limit", if exact { "10" } else { "100" }),
         ("start", "-24h"),
     ]);
+    if exact {
+        req = req.query(&[("exact_total", "true")]);
+    }
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -157,7 +162,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let base = args.http_endpoint.trim_end_matches('/').to_string();
     let http = reqwest::Client::new();
     let run_id = format!("{:08x}", rand::random::<u32>());
-    let (before, _) = search_total(&http, &base, args.token.as_deref(), "")
+    let (before, _) = search_total(&http, &base, args.token.as_deref(), "", true)
         .await
         .with_context(|| format!("cannot reach the HTTP API at {base}"))?;
 
@@ -230,7 +235,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let want = before + accepted;
     let wait_start = Instant::now();
     loop {
-        let (total, _) = search_total(&http, &base, args.token.as_deref(), "").await?;
+        let (total, _) = search_total(&http, &base, args.token.as_deref(), "", true).await?;
         if total >= want {
             println!(
                 "searchable: all {accepted} events {:.2} s after the last ack (total {total})",
@@ -281,13 +286,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 tools[(i / users.len()) % tools.len()]
             );
             let t = Instant::now();
-            let (_, took) = search_total(&http, &base, args.token.as_deref(), &q).await?;
+            let (_, took) = search_total(&http, &base, args.token.as_deref(), &q, false).await?;
             client_lat.push(t.elapsed());
             server_lat.push(Duration::from_millis(took));
         }
         client_lat.sort();
         server_lat.sort();
-        let (docs, _) = search_total(&http, &base, args.token.as_deref(), "").await?;
+        let (docs, _) = search_total(&http, &base, args.token.as_deref(), "", true).await?;
         println!(
             "search `user:X AND tool:Y` over 24 h ({docs} events): p50 {}  p99 {}  max {} (client-side); server took_ms p99 {}",
             ms(percentile(&client_lat, 0.5)),
@@ -295,6 +300,39 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ms(percentile(&client_lat, 1.0)),
             ms(percentile(&server_lat, 0.99))
         );
+    }
+    if args.searches > 0 {
+        // Aggregations over the same 24 h: a 5-minute histogram and the top users.
+        for (name, path, query) in [
+            (
+                "histogram 24 h / 5 m",
+                "/api/v1/histogram",
+                vec![("start", "-24h"), ("interval", "5m")],
+            ),
+            (
+                "terms `user` 24 h",
+                "/api/v1/terms",
+                vec![("start", "-24h"), ("field", "user")],
+            ),
+        ] {
+            let mut lat = Vec::new();
+            for _ in 0..(args.searches / 4).max(5) {
+                let t = Instant::now();
+                let mut req = http.get(format!("{base}{path}")).query(&query);
+                if let Some(tok) = &args.token {
+                    req = req.bearer_auth(tok);
+                }
+                req.send().await?.error_for_status()?;
+                lat.push(t.elapsed());
+            }
+            lat.sort();
+            println!(
+                "{name}: p50 {}  p99 {}  max {}",
+                ms(percentile(&lat, 0.5)),
+                ms(percentile(&lat, 0.99)),
+                ms(percentile(&lat, 1.0))
+            );
+        }
     }
     if let Some(r) = rss_bytes(&http, &base).await {
         peak_rss.fetch_max(r, Ordering::Relaxed);

@@ -96,7 +96,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let total = body.get("total").and_then(Value::as_u64).unwrap_or(0);
     let took = body.get("took_ms").and_then(Value::as_u64).unwrap_or(0);
-    eprintln!("{} of {total} matching events ({took} ms)", hits.len());
+    let plus = if body.get("total_relation").and_then(Value::as_str) == Some("gte") {
+        "+"
+    } else {
+        ""
+    };
+    eprintln!(
+        "{} of {}{plus} matching events ({took} ms)",
+        hits.len(),
+        thousands(total)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -124,6 +133,19 @@ fn trunc(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
+}
+
+/// `12345` as `12,345`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -418,6 +418,8 @@ fn the_matcher_and_the_index_return_the_same_events() {
                         limit: 100,
                         cursor: None,
         event_ids: None,
+        track_total: None,
+        deadline: None,
                     })
                 }))
                 .map_err(|_| TestCaseError::fail(format!("{q}: the search panicked")))?;
@@ -506,4 +508,91 @@ fn paths_split_as_tantivys() {
 #[test]
 fn the_longest_exact_value_is_tantivys() {
     assert_eq!(text::MAX_EXACT_BYTES, tantivy::tokenizer::MAX_TOKEN_LEN);
+}
+
+#[test]
+fn newest_first_pages_cursors_and_capped_totals_match_the_exhaustive_answer() {
+    let strategy = (
+        proptest::collection::vec(event(), 1..40),
+        proptest::collection::vec(query(), 8),
+        1usize..6,
+        1u64..12,
+        1usize..8,
+    );
+    runner(24)
+        .run(&strategy, |(events, queries, limit, track, per_commit)| {
+            let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let ix = Indexes::open(config(dir.path()))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut stored = Vec::new();
+            for (i, mut ev) in events.into_iter().enumerate() {
+                ev.event.event_id = format!("e{i}");
+                ev.seq = i as u64 + 1;
+                ev.hash = format!("{:064x}", i + 1);
+                ix.add(i as u64, &ev)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                stored.push((i as u64, ev));
+                // Several commits: several segments, which the search visits newest first.
+                if (i + 1) % per_commit == 0 {
+                    ix.commit(i as u64 + 1)
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                }
+            }
+            ix.commit(stored.len() as u64)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            for q in &queries {
+                let Ok(expr) = query::parse(q) else { continue };
+                let mut expected: Vec<(i64, u64, String)> = stored
+                    .iter()
+                    .filter(|(_, e)| e.tenant == "acme" && query::matches(&expr, e))
+                    .map(|(pos, e)| {
+                        (
+                            crate::event::unix_micros(e.event.timestamp),
+                            *pos,
+                            e.event.event_id.clone(),
+                        )
+                    })
+                    .collect();
+                expected.sort_unstable_by_key(|e| std::cmp::Reverse((e.0, e.1)));
+                let expected: Vec<String> = expected.into_iter().map(|(_, _, id)| id).collect();
+                let mut got = Vec::new();
+                let mut cursor = None;
+                for _ in 0..100 {
+                    let r = ix
+                        .search(&SearchRequest {
+                            tenant: "acme".into(),
+                            query: q.clone(),
+                            start: base() - time::Duration::days(3),
+                            end: base() + time::Duration::days(2),
+                            limit,
+                            cursor: cursor.clone(),
+                            event_ids: None,
+                            track_total: Some(track),
+                            deadline: None,
+                        })
+                        .map_err(|e| TestCaseError::fail(format!("{q}: {e}")))?;
+                    let n = expected.len() as u64;
+                    if r.total_exact {
+                        prop_assert_eq!(r.total, n, "{}: an exact total", q);
+                    } else {
+                        prop_assert!(
+                            r.total == track && n >= track,
+                            "{}: total {} (lower bound) of {} matching, threshold {}",
+                            q,
+                            r.total,
+                            n,
+                            track
+                        );
+                    }
+                    got.extend(r.hits.iter().map(|h| h.event.event_id.clone()));
+                    match r.next_cursor {
+                        Some(c) => cursor = Some(c),
+                        None => break,
+                    }
+                }
+                prop_assert_eq!(&got, &expected, "{}: pages of {}", q, limit);
+            }
+            Ok(())
+        })
+        .unwrap();
 }

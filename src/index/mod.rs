@@ -73,6 +73,9 @@ pub enum IndexError {
     Io(#[from] std::io::Error),
     #[error("index: {0}")]
     Tantivy(String),
+    /// The request ran past its deadline.
+    #[error("the search took longer than {limit_ms} ms")]
+    Timeout { limit_ms: u64 },
 }
 
 impl From<tantivy::TantivyError> for IndexError {
@@ -107,12 +110,22 @@ pub struct SearchRequest {
     pub cursor: Option<String>,
     /// Only these events (e.g. the ones a rule flagged); `None` for no such limit.
     pub event_ids: Option<Vec<String>>,
+    /// Count matches exactly up to this many, then report a lower bound; `None` counts all.
+    pub track_total: Option<u64>,
+    /// Give up with [`IndexError::Timeout`] past this instant (checked between segments), and
+    /// the budget it came from (for the message).
+    pub deadline: Option<(std::time::Instant, u64)>,
 }
+
+/// Default of [`SearchRequest::track_total`].
+pub const TRACK_TOTAL: u64 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct SearchResult {
-    /// Number of events matching the query in the range (all pages).
+    /// Number of events matching the query in the range (all pages): exact when
+    /// `total_exact`, else a lower bound (the `track_total` threshold).
     pub total: u64,
+    pub total_exact: bool,
     /// Newest first (timestamp, then WAL position, descending).
     pub hits: Vec<StoredEvent>,
     /// Present when more hits follow.

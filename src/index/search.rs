@@ -112,34 +112,71 @@ pub(crate) fn search(
     }
     let empty = SearchResult {
         total: 0,
+        total_exact: true,
         hits: Vec::new(),
         next_cursor: None,
     };
     let Some(range) = micros_range(req.start, req.end) else {
         return Ok(empty);
     };
-    let after_day = after.map(|a| schema::day_of_micros(a.ts_micros));
+    let track = req.track_total.unwrap_or(u64::MAX);
+    let page = limit + 1; // one more than the page, to know whether another page follows
 
     let mut total = 0u64;
-    // (key, index into `days`, address), newest first: days are visited newest first and
-    // every hit of a day is newer than every hit of an older day.
+    let mut counted_all = true;
+    // The newest `page` hits so far, newest first: (key, index into `days`, address).
     let mut hits: Vec<(SortKey, usize, DocAddress)> = Vec::new();
     for (i, snap) in days.iter().enumerate() {
         let q = day_query(fields, &req.tenant, user.as_deref(), snap.day, range);
-        // One more than the page, to know whether another page follows.
-        let wanted = (limit + 1).saturating_sub(hits.len());
-        let before_cursor = after_day.is_some_and(|d| snap.day > d);
-        if wanted == 0 || before_cursor {
-            total += snap.searcher.search(&*q, &Count)? as u64;
-            continue;
+        let weight = q.weight(tantivy::query::EnableScoring::disabled_from_searcher(
+            &snap.searcher,
+        ))?;
+        // Segments newest first: once the page is full, a segment whose newest event is older
+        // than the page's oldest hit cannot change it, and is only counted (while the total
+        // is still tracked) or skipped.
+        let mut segments: Vec<(i64, i64, SegmentOrdinal)> = Vec::new();
+        for (ord, reader) in snap.searcher.segment_readers().iter().enumerate() {
+            let ts = reader.fast_fields().date(schema::TIMESTAMP)?;
+            segments.push((
+                ts.max_value().into_timestamp_micros(),
+                ts.min_value().into_timestamp_micros(),
+                ord as SegmentOrdinal,
+            ));
         }
-        let (count, top) = snap
-            .searcher
-            .search(&*q, &TopCollector { k: wanted, after })?;
-        total += count;
-        hits.extend(top.into_iter().map(|(key, addr)| (key, i, addr)));
+        segments.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
+        for (newest, oldest, ord) in segments {
+            if let Some((d, limit_ms)) = req.deadline {
+                if std::time::Instant::now() >= d {
+                    return Err(IndexError::Timeout { limit_ms });
+                }
+            }
+            let full = hits.len() >= page;
+            let older_than_page = full && hits.last().is_some_and(|(k, _, _)| newest < k.ts_micros);
+            let newer_than_cursor = after.is_some_and(|a| oldest > a.ts_micros);
+            let reader = snap.searcher.segment_reader(ord);
+            if older_than_page || newer_than_cursor {
+                if total < track {
+                    total += u64::from(weight.count(reader)?);
+                } else {
+                    counted_all = false;
+                }
+                continue;
+            }
+            let collector = TopCollector { k: page, after };
+            let (count, top) = collector.collect_segment(&*weight, ord, reader)?;
+            total += count;
+            if !top.is_empty() {
+                hits.extend(top.into_iter().map(|(key, addr)| (key, i, addr)));
+                hits.sort_unstable_by_key(|h| std::cmp::Reverse(h.0));
+                hits.truncate(page);
+            }
+        }
     }
 
+    // Everything counted: exact, even past the threshold. Otherwise counting stopped once it
+    // reached the threshold, which is then a lower bound.
+    let total_exact = counted_all;
+    let total = if total_exact { total } else { track };
     let more = hits.len() > limit;
     hits.truncate(limit);
     let next_cursor = if more {
@@ -153,6 +190,7 @@ pub(crate) fn search(
         .collect::<Result<Vec<_>>>()?;
     Ok(SearchResult {
         total,
+        total_exact,
         hits,
         next_cursor,
     })

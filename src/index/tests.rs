@@ -128,6 +128,8 @@ fn request(tenant: &str, q: &str) -> SearchRequest {
         limit: 100,
         cursor: None,
         event_ids: None,
+        track_total: None,
+        deadline: None,
     }
 }
 

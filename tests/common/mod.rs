@@ -145,7 +145,12 @@ impl Server {
         let (status, v) = self
             .get(
                 "/api/v1/search",
-                &[("q", q), ("start", "-7d"), ("limit", "10000")],
+                &[
+                    ("q", q),
+                    ("start", "-7d"),
+                    ("limit", "10000"),
+                    ("exact_total", "true"),
+                ],
             )
             .await;
         assert_eq!(status, 200, "search {q:?} failed: {v}");
@@ -370,7 +375,12 @@ impl Collector {
         let v: Value = self
             .http_client
             .get(self.url("/api/v1/search"))
-            .query(&[("q", q), ("start", "-7d"), ("limit", "1")])
+            .query(&[
+                ("q", q),
+                ("start", "-7d"),
+                ("limit", "1"),
+                ("exact_total", "true"),
+            ])
             .send()
             .await
             .unwrap()
