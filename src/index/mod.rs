@@ -32,6 +32,7 @@
 //! - `day`: one day's folder, reader, writer and payload; the checkpoint file.
 //! - `indexer`: the thread that consumes the WAL into the index, and recovers from failures.
 
+mod aggcache;
 mod cursor;
 mod day;
 mod doc;
@@ -178,6 +179,8 @@ pub struct Indexes {
     ingest: Mutex<Ingest>,
     /// The last checkpoint written (or read at open).
     checkpoint: RwLock<Checkpoint>,
+    /// Histogram counts of whole segments, kept between requests.
+    agg_cache: aggcache::AggCache,
 }
 
 struct Ingest {
@@ -249,6 +252,7 @@ impl Indexes {
                 last_pos: None,
             }),
             checkpoint: RwLock::new(checkpoint),
+            agg_cache: aggcache::AggCache::default(),
             cfg,
         })
     }
@@ -415,7 +419,12 @@ impl Indexes {
     }
 
     pub fn histogram(&self, req: &HistogramRequest) -> Result<Vec<Bucket>> {
-        search::histogram(&self.fields, &self.snapshots(req.start, req.end), req)
+        search::histogram(
+            &self.fields,
+            &self.snapshots(req.start, req.end),
+            req,
+            &self.agg_cache,
+        )
     }
 
     pub fn terms(&self, req: &TermsRequest) -> Result<Vec<TermCount>> {

@@ -18,6 +18,7 @@ use tantivy::{
     Term,
 };
 
+use super::aggcache;
 use super::cursor::SortKey;
 use super::schema::{self, from_micros, micros, Fields, MICROS_PER_DAY};
 use super::{
@@ -286,6 +287,7 @@ pub(crate) fn histogram(
     fields: &Fields,
     days: &[Snapshot],
     req: &HistogramRequest,
+    cache: &aggcache::AggCache,
 ) -> Result<Vec<Bucket>> {
     // Bucket arithmetic in i128: no interval or range can overflow it.
     let interval = i128::try_from(req.interval.as_micros()).unwrap_or(i128::MAX);
@@ -311,13 +313,55 @@ pub(crate) fn histogram(
     }
     let n = n as usize;
     let mut counts = vec![0u64; n];
+    let first_bucket = first / interval;
+    let collector = HistogramCollector { first, interval, n };
     for snap in days {
         let q = day_query(fields, &req.tenant, user.as_deref(), snap.day, range);
-        let day_counts = snap
-            .searcher
-            .search(&*q, &HistogramCollector { first, interval, n })?;
-        for (c, d) in counts.iter_mut().zip(day_counts) {
-            *c += d;
+        let weight = q.weight(tantivy::query::EnableScoring::disabled_from_searcher(
+            &snap.searcher,
+        ))?;
+        for (ord, reader) in snap.searcher.segment_readers().iter().enumerate() {
+            let ts = reader.fast_fields().date(schema::TIMESTAMP)?;
+            let inside = ts.min_value().into_timestamp_micros() >= range.0
+                && ts.max_value().into_timestamp_micros() < range.1;
+            if !inside {
+                // The range cuts this segment: counted afresh.
+                let seg = collector.collect_segment(&*weight, ord as SegmentOrdinal, reader)?;
+                for (c, d) in counts.iter_mut().zip(seg) {
+                    *c += d;
+                }
+                continue;
+            }
+            let key = aggcache::Key {
+                segment: reader.segment_id(),
+                deleted: reader.num_deleted_docs(),
+                tenant: req.tenant.clone(),
+                query: req.query.clone(),
+                interval_micros: interval,
+            };
+            let kept = match cache.get(&key) {
+                Some(k) => k,
+                None => {
+                    let seg = collector.collect_segment(&*weight, ord as SegmentOrdinal, reader)?;
+                    let sparse: aggcache::Counts = std::sync::Arc::new(
+                        seg.into_iter()
+                            .enumerate()
+                            .filter(|(_, c)| *c > 0)
+                            .map(|(i, c)| (first_bucket + i as i128, c))
+                            .collect(),
+                    );
+                    cache.put(key, sparse.clone());
+                    sparse
+                }
+            };
+            for (bucket, c) in kept.iter() {
+                if let Some(slot) = usize::try_from(bucket - first_bucket)
+                    .ok()
+                    .and_then(|i| counts.get_mut(i))
+                {
+                    *slot += c;
+                }
+            }
         }
     }
     Ok(counts

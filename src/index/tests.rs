@@ -960,3 +960,89 @@ fn random_queries_never_panic_a_search() {
         })
         .unwrap();
 }
+
+#[test]
+fn kept_histogram_counts_follow_new_segments_other_queries_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Indexes::open(config(dir.path())).unwrap();
+    let t = today() + 3 * HOUR;
+    for i in 0..10u64 {
+        ix.add(
+            i,
+            &stored(
+                "acme",
+                &format!("a{i}"),
+                t + time::Duration::minutes(i as i64),
+                i + 1,
+            ),
+        )
+        .unwrap();
+    }
+    ix.commit(10).unwrap();
+    let hist = |q: &str, tenant: &str| {
+        ix.histogram(&HistogramRequest {
+            tenant: tenant.into(),
+            query: q.into(),
+            start: today(),
+            end: today() + DAY,
+            interval: Duration::from_secs(300),
+        })
+        .unwrap()
+        .iter()
+        .map(|b| b.count)
+        .sum::<u64>()
+    };
+    assert_eq!(hist("", "acme"), 10);
+    assert!(ix.agg_cache.len() > 0, "whole segments are kept");
+    assert_eq!(hist("", "acme"), 10, "the same answer from kept counts");
+    // A new segment is counted; the kept one still counts once.
+    for i in 10..15u64 {
+        ix.add(
+            i,
+            &stored(
+                "acme",
+                &format!("a{i}"),
+                t + time::Duration::minutes(i as i64),
+                i + 1,
+            ),
+        )
+        .unwrap();
+    }
+    ix.commit(15).unwrap();
+    assert_eq!(hist("", "acme"), 15);
+    // Other queries and tenants are not answered from another's counts.
+    assert_eq!(hist("event_id:a3", "acme"), 1);
+    assert_eq!(hist("", "other"), 0);
+    // A range that cuts the segment is counted afresh.
+    let cut = ix
+        .histogram(&HistogramRequest {
+            tenant: "acme".into(),
+            query: String::new(),
+            start: t + time::Duration::minutes(5),
+            end: today() + DAY,
+            interval: Duration::from_secs(300),
+        })
+        .unwrap();
+    assert_eq!(cut.iter().map(|b| b.count).sum::<u64>(), 10);
+    // Retention drops the day: nothing of it is counted again.
+    let old = today() - 20 * DAY + HOUR;
+    ix.add(15, &stored("acme", "old", old, 16)).unwrap();
+    ix.commit(16).unwrap();
+    let old_hist = |ix: &Indexes| {
+        ix.histogram(&HistogramRequest {
+            tenant: "acme".into(),
+            query: String::new(),
+            start: old - HOUR,
+            end: old + HOUR,
+            interval: Duration::from_secs(300),
+        })
+        .unwrap()
+        .iter()
+        .map(|b| b.count)
+        .sum::<u64>()
+    };
+    assert_eq!(old_hist(&ix), 1);
+    // Fifteen days on, the 20-day-old day is past the 30 days kept.
+    ix.apply_retention(OffsetDateTime::now_utc() + 15 * DAY).unwrap();
+    assert_eq!(old_hist(&ix), 0);
+}

@@ -1,0 +1,56 @@
+//! Per-segment aggregation results, kept between requests.
+//!
+//! A segment never changes once written (only its deletions can grow), so what a histogram
+//! counted in it for a tenant, a query and an interval stays true: the next request over a
+//! range that holds the whole segment merges the kept counts instead of rescanning it. Buckets
+//! are aligned to the epoch, so a moving range (`-24h`) keeps hitting. Segments that a range
+//! cuts are always counted afresh; segments gone (merged away, dropped by retention) are never
+//! asked for again and age out. The cache is bounded by entry count.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Entries kept at most; past it the cache starts over (simple, bounded, and a miss only
+/// costs the scan it would have cost anyway).
+const MAX_ENTRIES: usize = 20_000;
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Key {
+    pub segment: tantivy::index::SegmentId,
+    /// Deletions change what a segment holds (erasure).
+    pub deleted: u32,
+    pub tenant: String,
+    pub query: String,
+    pub interval_micros: i128,
+}
+
+/// Sparse counts: (bucket number since the epoch, count).
+pub(crate) type Counts = Arc<Vec<(i128, u64)>>;
+
+#[derive(Default)]
+pub(crate) struct AggCache {
+    entries: Mutex<HashMap<Key, Counts>>,
+}
+
+impl AggCache {
+    pub fn get(&self, key: &Key) -> Option<Counts> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    pub fn put(&self, key: Key, counts: Counts) {
+        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= MAX_ENTRIES {
+            m.clear();
+        }
+        m.insert(key, counts);
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
