@@ -115,3 +115,33 @@ def test_shared_link_reopens_the_event(page, api):
     goto(page, f"#/search?start=-7d&q=outcome%3Adenied&event={urllib.parse.quote(hit['event_id'])}")
     page.wait_for_selector(f"#detail[data-event='{hit['event_id']}'] pre.json")
     assert page.input_value("#q") == "outcome:denied"
+
+
+def test_token_prompt_when_the_api_answers_401(page, api):
+    # The collector has no HTTP auth yet; a gate in front of it (Playwright routing) answers
+    # 401 to requests without the token, as an authenticating collector will.
+    token = "test-token-123"
+    seen = []
+
+    def gate(route):
+        auth = route.request.headers.get("authorization")
+        seen.append(auth)
+        if auth != f"Bearer {token}":
+            route.fulfill(status=401, content_type="application/problem+json", headers={"www-authenticate": "Bearer"},
+                          body='{"type":"about:blank","title":"unauthorized","status":401,"detail":"a token is needed"}')
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/**", gate)
+
+    from conftest import BASE
+    page.goto(f"{BASE}/#/search?q=outcome%3Aerror")
+    page.wait_for_selector("#token-dialog[open]")
+    page.fill("#token-input", token)
+    page.click("#token-dialog button.primary")
+    page.wait_for_selector("main[data-state='ready']")
+    assert page.locator("tbody tr").count() > 0
+    assert page.evaluate("sessionStorage.getItem('mcp-audit-token')") == token
+    assert f"Bearer {token}" in seen
+    # one dialog for all the requests that were refused together
+    assert page.locator("#token-dialog[open]").count() == 0
