@@ -271,6 +271,8 @@ export function mount(root, params) {
 
   async function runQuery() {
     const gen = ++run;
+    // Timed from here to the rows and bars in the DOM (`mcp-audit:query`, for the README figure).
+    performance.mark("mcp-audit:query-start");
     save();
     markPreset();
     stopTail();
@@ -307,6 +309,7 @@ export function mount(root, params) {
       addRows(page.hits);
       cursor = page.next_cursor;
       if (!page.hits.length) clear(status, empty("No events match this query in this range. Widen the range or loosen the query."));
+      performance.measure("mcp-audit:query", "mcp-audit:query-start");
       root.dataset.state = "ready";
       if (state.event) openEvent(state.event, false);
       if (state.tail) startTail();
