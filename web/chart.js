@@ -52,7 +52,7 @@ export function stackedHistogram(container, { series, intervalSecs, onZoom, labe
     const v = max * frac;
     svg.append(s("line", { class: "grid", x1: pad.l, x2: width - pad.r, y1: y(v), y2: y(v) }));
     const t = s("text", { class: "axis", x: pad.l - 4, y: y(v) + 4, "text-anchor": "end" });
-    t.textContent = fmtCount(Math.round(v));
+    t.textContent = Number.isInteger(v) ? fmtCount(v) : v.toFixed(1);
     svg.append(t);
   }
   const bw = Math.max(1, plotW / Math.max(n, 1) - (n > 120 ? 0 : 1));

@@ -112,7 +112,13 @@ export function mount(root, params) {
         const ev = await get(`/api/v1/events/${encodeURIComponent(fromEvent)}`);
         id = ev[by] || ev.conversation_id || ev.session_id || ev.trace_id || "";
         if (!ev[by]) by = ev.conversation_id ? "conversation_id" : ev.session_id ? "session_id" : "trace_id";
-        if (!id) throw new Error("this event has no conversation, session or trace id");
+        if (!id) {
+          clear(head, h("h1", {}, "Timeline"));
+          clear(body, empty("This event has no conversation, session or trace id, so it has no timeline. "),
+            h("p", {}, h("a", { href: href("search", { q: term("event_id", fromEvent), start: "-30d", event: fromEvent }) }, "Open the event in search")));
+          root.dataset.state = "ready";
+          return;
+        }
         replaceRoute("timeline", { by, id });
       }
       const q = term(by, id);
