@@ -41,6 +41,9 @@ export function fmtTime(iso) {
   );
 }
 
+/// Without the year, for table rows: "11-27 14:03:12.345".
+export const fmtRowTime = (iso) => fmtTime(iso).slice(5);
+
 export function fmtShortTime(ms, spanMs) {
   const d = new Date(ms);
   if (spanMs > 2 * 86400e3) return `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:00`;

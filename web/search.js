@@ -8,7 +8,7 @@ import { stackedHistogram, legend } from "./chart.js";
 import { showDetail } from "./detail.js";
 import { fields, outcomes, findingsIndex } from "./registry.js";
 import {
-  h, clear, href, fmtTime, fmtDuration, fmtCount, replaceRoute, toMs, errorBox, empty, outcomeBadge,
+  h, clear, href, fmtTime, fmtRowTime, fmtDuration, fmtCount, replaceRoute, toMs, errorBox, empty, outcomeBadge,
 } from "./dom.js";
 
 const PRESETS = [
@@ -300,7 +300,7 @@ export function mount(root, params) {
         onZoom: (a, b) => setRange(new Date(a).toISOString(), new Date(b).toISOString()),
       });
       clear(chartLegend, legend(series));
-      clear(summary, h("strong", { id: "total" }, fmtCount(page.total)), ` events  ·  ${page.took_ms} ms  ·  `,
+      clear(summary, page.total_relation === "gte" ? "at least " : "", h("strong", { id: "total" }, fmtCount(page.total)), ` events  ·  ${page.took_ms} ms  ·  `,
         h("span", { class: "muted" }, `${interval} bars; drag across the chart to zoom`));
       rows = [];
       selected = -1;
@@ -351,13 +351,13 @@ export function mount(root, params) {
         href: href("search", { q: state.q, start: state.start, end: state.end, event: ev.event_id }),
         "aria-label": `open event at ${fmtTime(ev.timestamp)}`,
         onclick: (e) => e.preventDefault(),
-      }, fmtTime(ev.timestamp))),
+      }, fmtRowTime(ev.timestamp))),
       h("td", {}, ev.user || ""), h("td", {}, ev.client || ""), h("td", {}, ev.server || ""),
       h("td", { class: "tool" }, ev.tool || h("span", { class: "muted" }, ev.method)),
       h("td", {}, outcomeBadge(ev.outcome)),
       h("td", { class: "num" }, fmtDuration(ev.duration_ms)),
       h("td", { class: "badges" },
-        red ? h("span", { class: "badge redacted", title: (ev.redactions || []).map((r) => `${r.kind} at ${r.path}`).join(", ") }, `redacted ${red}`) : null,
+        red ? h("span", { class: "badge redacted", title: (ev.redactions || []).map((r) => `${r.kind} at ${r.path}`).join(", ") }, `${red} redacted`) : null,
         cited.length ? h("span", { class: `badge finding sev-${cited[0].severity}`, title: cited.map((f) => f.title).join("; ") }, `${cited.length} finding${cited.length > 1 ? "s" : ""}`) : null),
     );
     return tr;

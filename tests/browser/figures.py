@@ -29,8 +29,9 @@ DRAWN = """async () => {
 
 def summary(name, values):
     values = sorted(values)
-    print(f"{name}: median {statistics.median(values):.0f} ms, min {values[0]:.0f}, max {values[-1]:.0f} "
-          f"({len(values)} runs)")
+    p90 = values[min(len(values) - 1, int(len(values) * 0.9))]
+    print(f"{name}: median {statistics.median(values):.0f} ms, p90 {p90:.0f}, min {values[0]:.0f}, "
+          f"max {values[-1]:.0f} ({len(values)} runs)")
 
 
 def main():

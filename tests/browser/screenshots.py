@@ -37,6 +37,10 @@ def main():
             suffix = "" if scheme == "light" else "-dark"
             ready(page, f"#/search?start=-7d&q={q('redaction:*')}&event={q(redacted['event_id'])}")
             page.wait_for_selector("#detail pre.json")
+            page.eval_on_selector("#detail mark.redaction", """m => {
+                const d = document.getElementById("detail");
+                d.scrollTop += m.getBoundingClientRect().top - d.getBoundingClientRect().top - 160;
+            }""")
             page.screenshot(path=f"{OUT}/search{suffix}.png")
             if scheme == "dark":
                 context.close()
