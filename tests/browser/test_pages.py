@@ -180,3 +180,49 @@ def test_every_page_loads_cleanly(browser, base_url, width):
     assert not watch.errors, watch.errors
     assert not watch.outside, watch.outside
     context.close()
+
+
+CONTRAST = """(selectors) => {
+  const rgb = (c) => { const m = c.match(/[\\d.]+/g).map(Number); return { r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1 }; };
+  const lum = ({ r, g, b }) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.a > 0.5) return c;
+    }
+    return rgb(getComputedStyle(document.body).backgroundColor);
+  };
+  const out = [];
+  for (const sel of selectors) {
+    for (const el of [...document.querySelectorAll(sel)].slice(0, 5)) {
+      if (!el.offsetParent || !el.textContent.trim()) continue;
+      const a = lum(rgb(getComputedStyle(el).color)), b = lum(background(el));
+      out.push([sel, el.textContent.trim().slice(0, 30), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)]);
+    }
+  }
+  return out;
+}"""
+
+TEXT = ["body", ".muted", "a", "nav a", "nav a[aria-current='page']", "th", ".out-ok", ".out-error", ".out-denied",
+        ".out-consent_denied", ".out-timeout", ".badge", ".sev", ".axis", "button", "button[aria-pressed='true']",
+        "mark.redaction", ".hint", "code", ".bl-count"]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_contrast_meets_wcag_aa(browser, base_url, scheme):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+    page = context.new_page()
+    checked = []
+    for route in ["#/search?start=-7d&q=redaction%3A*", "#/overview", "#/alerts", "#/rules"]:
+        goto(page, route)
+        if route.startswith("#/search"):
+            page.click("tbody tr:first-child td.tool")
+            page.wait_for_selector("#detail mark.redaction")
+        checked += page.evaluate(CONTRAST, TEXT)
+    context.close()
+    assert len(checked) > 40
+    low = [(sel, text, round(ratio, 2)) for sel, text, ratio in checked if ratio < 4.5]
+    assert not low, f"text under 4.5:1 in {scheme} mode: {low}"
