@@ -17,7 +17,8 @@ const root = document.getElementById("main");
 let current = null;
 let mountGen = 0;
 
-async function show() {
+async function show(event) {
+  const moved = Boolean(event);
   const { page, params } = route();
   const name = pages[page] ? page : "search";
   const gen = ++mountGen;
@@ -32,6 +33,8 @@ async function show() {
   }
   document.title = `${name[0].toUpperCase()}${name.slice(1)} · mcp-audit`;
   current = mod.mount(root, params);
+  // After a link (not the first load), start reading and tabbing at the new page.
+  if (moved) root.focus({ preventScroll: true });
 }
 
 function typing(target) {
