@@ -178,9 +178,20 @@ export function mount(root, params) {
               outcomeBadge(ev.outcome), h("span", { class: "muted" }, fmtDuration(ev.duration_ms)), hints(ev),
               (ev.redactions || []).length ? h("span", { class: "badge redacted" }, "redacted") : null),
             ev.error ? h("div", { class: "muted" }, ev.error) : null,
-            cited.length ? h("ul", { class: "findings" }, cited.map((f) => h("li", {}, severityBadge(f.severity), " ", f.title, h("span", { class: "muted" }, ` — ${f.explanation}`)))) : null));
+            findingLines(ev, cited)));
       }));
     clear(body, h("div", { class: "timeline" }, axis(events, findingsOf, pick)), list);
+  }
+
+  // A finding is told in full at the event that triggered it (its last); the other events it
+  // cites only say they are evidence, so a burst of 100 calls does not repeat it 100 times.
+  function findingLines(ev, cited) {
+    if (!cited.length) return null;
+    const triggered = cited.filter((f) => f.event_ids[f.event_ids.length - 1] === ev.event_id);
+    const evidence = cited.filter((f) => !triggered.includes(f));
+    return h("ul", { class: "findings" },
+      triggered.map((f) => h("li", { class: "triggered" }, severityBadge(f.severity), " ", f.title, h("span", { class: "muted" }, ` — ${f.explanation}`))),
+      evidence.map((f) => h("li", { class: "evidence muted" }, `evidence for: ${f.title}`)));
   }
 
   function pick(i) {
