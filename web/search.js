@@ -289,7 +289,8 @@ export function mount(root, params) {
     try {
       const [page, fi, ...hists] = await Promise.all([
         get("/api/v1/search", { q: state.q, ...range, limit: PAGE }),
-        findingsIndex(range),
+        // Badges are extra: a failing findings call must not hide the search.
+        findingsIndex(range).catch(() => new Map()),
         ...outs.map((o) => get("/api/v1/histogram", { q: andQuery(state.q, `outcome:${o}`), ...range, interval })),
       ]);
       if (gen !== run) return;
