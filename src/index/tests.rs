@@ -1043,6 +1043,7 @@ fn kept_histogram_counts_follow_new_segments_other_queries_and_retention() {
     };
     assert_eq!(old_hist(&ix), 1);
     // Fifteen days on, the 20-day-old day is past the 30 days kept.
-    ix.apply_retention(OffsetDateTime::now_utc() + 15 * DAY).unwrap();
+    ix.apply_retention(OffsetDateTime::now_utc() + 15 * DAY)
+        .unwrap();
     assert_eq!(old_hist(&ix), 0);
 }
