@@ -205,13 +205,19 @@ fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
+    let invalid = |e: String| {
         Problem::new(
             ErrorKind::InvalidArgument,
             "invalid body",
             format!("the request body is not the JSON this endpoint takes: {e}"),
         )
-    })
+    };
+    // An object only: serde would also read a struct from an array of its fields.
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
+    if !v.is_object() {
+        return Err(invalid("it must be a JSON object".into()));
+    }
+    serde_json::from_value(v).map_err(|e| invalid(e.to_string()))
 }
 
 fn who(by: Option<String>) -> Result<String, Problem> {
