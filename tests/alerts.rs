@@ -379,6 +379,7 @@ async fn alerts_group_notify_signed_in_three_formats_ack_resolve_and_silence() {
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["status"], "acknowledged");
+    assert_eq!(v["acknowledged_by"], "dana");
     let (s, v) = api(
         &c,
         "POST",
@@ -387,7 +388,6 @@ async fn alerts_group_notify_signed_in_three_formats_ack_resolve_and_silence() {
     )
     .await;
     assert_eq!(s, 400, "a body that is not an object: {v}");
-    assert_eq!(v["acknowledged_by"], "dana");
     c.send(&[traversal("t-5", "mallory")]).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
