@@ -1,7 +1,8 @@
 //! Per-segment aggregation results, kept between requests.
 //!
 //! A segment never changes once written (only its deletions can grow), so what a histogram
-//! counted in it for a tenant, a query and an interval stays true: the next request over a
+//! (or a terms count) counted in it for a tenant, a query and an interval (or a field) stays
+//! true: the next request over a
 //! range that holds the whole segment merges the kept counts instead of rescanning it. Buckets
 //! are aligned to the epoch, so a moving range (`-24h`) keeps hitting. Segments that a range
 //! cuts are always counted afresh; segments gone (merged away, dropped by retention) are never
@@ -21,19 +22,29 @@ pub(crate) struct Key {
     pub deleted: u32,
     pub tenant: String,
     pub query: String,
-    pub interval_micros: i128,
+    /// The aggregation: `histogram <interval µs>` or `terms <field>`.
+    pub what: String,
 }
 
-/// Sparse counts: (bucket number since the epoch, count).
+/// Sparse histogram counts: (bucket number since the epoch, count).
 pub(crate) type Counts = Arc<Vec<(i128, u64)>>;
+/// Terms counts: (value, count).
+pub(crate) type TermCounts = Arc<Vec<(String, u64)>>;
 
-#[derive(Default)]
-pub(crate) struct AggCache {
-    entries: Mutex<HashMap<Key, Counts>>,
+pub(crate) struct AggCache<V> {
+    entries: Mutex<HashMap<Key, V>>,
 }
 
-impl AggCache {
-    pub fn get(&self, key: &Key) -> Option<Counts> {
+impl<V> Default for AggCache<V> {
+    fn default() -> Self {
+        AggCache {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<V: Clone> AggCache<V> {
+    pub fn get(&self, key: &Key) -> Option<V> {
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -41,7 +52,7 @@ impl AggCache {
             .cloned()
     }
 
-    pub fn put(&self, key: Key, counts: Counts) {
+    pub fn put(&self, key: Key, counts: V) {
         let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if m.len() >= MAX_ENTRIES {
             m.clear();

@@ -179,8 +179,9 @@ pub struct Indexes {
     ingest: Mutex<Ingest>,
     /// The last checkpoint written (or read at open).
     checkpoint: RwLock<Checkpoint>,
-    /// Histogram counts of whole segments, kept between requests.
-    agg_cache: aggcache::AggCache,
+    /// Histogram and terms counts of whole segments, kept between requests.
+    agg_cache: aggcache::AggCache<aggcache::Counts>,
+    terms_cache: aggcache::AggCache<aggcache::TermCounts>,
 }
 
 struct Ingest {
@@ -253,6 +254,7 @@ impl Indexes {
             }),
             checkpoint: RwLock::new(checkpoint),
             agg_cache: aggcache::AggCache::default(),
+            terms_cache: aggcache::AggCache::default(),
             cfg,
         })
     }
@@ -428,7 +430,12 @@ impl Indexes {
     }
 
     pub fn terms(&self, req: &TermsRequest) -> Result<Vec<TermCount>> {
-        search::terms(&self.fields, &self.snapshots(req.start, req.end), req)
+        search::terms(
+            &self.fields,
+            &self.snapshots(req.start, req.end),
+            req,
+            &self.terms_cache,
+        )
     }
 
     /// The stored event with this id, in any retained day.

@@ -287,7 +287,7 @@ pub(crate) fn histogram(
     fields: &Fields,
     days: &[Snapshot],
     req: &HistogramRequest,
-    cache: &aggcache::AggCache,
+    cache: &aggcache::AggCache<aggcache::Counts>,
 ) -> Result<Vec<Bucket>> {
     // Bucket arithmetic in i128: no interval or range can overflow it.
     let interval = i128::try_from(req.interval.as_micros()).unwrap_or(i128::MAX);
@@ -337,7 +337,7 @@ pub(crate) fn histogram(
                 deleted: reader.num_deleted_docs(),
                 tenant: req.tenant.clone(),
                 query: req.query.clone(),
-                interval_micros: interval,
+                what: format!("histogram {interval}"),
             };
             let kept = match cache.get(&key) {
                 Some(k) => k,
@@ -378,6 +378,7 @@ pub(crate) fn terms(
     fields: &Fields,
     days: &[Snapshot],
     req: &TermsRequest,
+    cache: &aggcache::AggCache<aggcache::TermCounts>,
 ) -> Result<Vec<TermCount>> {
     let Some(field) = registry::aggregatable()
         .map(|f| f.name)
@@ -398,10 +399,38 @@ pub(crate) fn terms(
         return Ok(Vec::new());
     };
     let mut counts: HashMap<String, u64> = HashMap::new();
+    let collector = TermsCollector { field };
     for snap in days {
         let q = day_query(fields, &req.tenant, user.as_deref(), snap.day, range);
-        for (value, n) in snap.searcher.search(&*q, &TermsCollector { field })? {
-            *counts.entry(value).or_default() += n;
+        let weight = q.weight(tantivy::query::EnableScoring::disabled_from_searcher(
+            &snap.searcher,
+        ))?;
+        for (ord, reader) in snap.searcher.segment_readers().iter().enumerate() {
+            let ts = reader.fast_fields().date(schema::TIMESTAMP)?;
+            let inside = ts.min_value().into_timestamp_micros() >= range.0
+                && ts.max_value().into_timestamp_micros() < range.1;
+            let key = inside.then(|| aggcache::Key {
+                segment: reader.segment_id(),
+                deleted: reader.num_deleted_docs(),
+                tenant: req.tenant.clone(),
+                query: req.query.clone(),
+                what: format!("terms {field}"),
+            });
+            let seg = match key.as_ref().and_then(|k| cache.get(k)) {
+                Some(kept) => kept,
+                None => {
+                    let fresh: aggcache::TermCounts = std::sync::Arc::new(
+                        collector.collect_segment(&*weight, ord as SegmentOrdinal, reader)??,
+                    );
+                    if let Some(k) = key {
+                        cache.put(k, fresh.clone());
+                    }
+                    fresh
+                }
+            };
+            for (value, n) in seg.iter() {
+                *counts.entry(value.clone()).or_default() += n;
+            }
         }
     }
     let mut out: Vec<TermCount> = counts

@@ -1024,10 +1024,39 @@ fn kept_histogram_counts_follow_new_segments_other_queries_and_retention() {
         })
         .unwrap();
     assert_eq!(cut.iter().map(|b| b.count).sum::<u64>(), 10);
+    // Terms are kept the same way, and follow new segments too.
+    let users = |ix: &Indexes| {
+        ix.terms(&TermsRequest {
+            tenant: "acme".into(),
+            query: String::new(),
+            start: today(),
+            end: today() + DAY,
+            field: "user".into(),
+            size: 10,
+        })
+        .unwrap()
+        .iter()
+        .map(|t| (t.value.clone(), t.count))
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(users(&ix), vec![("bob".to_string(), 15)]);
+    assert_eq!(
+        users(&ix),
+        vec![("bob".to_string(), 15)],
+        "from kept counts"
+    );
+    let mut carol = stored("acme", "c1", t, 99);
+    carol.event.user = "carol".into();
+    ix.add(16, &carol).unwrap();
+    ix.commit(17).unwrap();
+    assert_eq!(
+        users(&ix),
+        vec![("bob".to_string(), 15), ("carol".to_string(), 1)]
+    );
     // Retention drops the day: nothing of it is counted again.
     let old = today() - 20 * DAY + HOUR;
-    ix.add(15, &stored("acme", "old", old, 16)).unwrap();
-    ix.commit(16).unwrap();
+    ix.add(17, &stored("acme", "old", old, 100)).unwrap();
+    ix.commit(18).unwrap();
     let old_hist = |ix: &Indexes| {
         ix.histogram(&HistogramRequest {
             tenant: "acme".into(),
