@@ -14,7 +14,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{json, problem, tenant, Params, Problem, RawParams};
+use super::{json, path_param, tenant, Params, Problem, RawParams};
 use crate::alerts::manager::DestinationState;
 use crate::alerts::{Alert, AlertStatus, Delivery, Matcher, Silence};
 use crate::app::Shared;
@@ -23,18 +23,6 @@ use crate::rules::{Finding, Severity};
 
 /// Largest page of alerts.
 pub const MAX_ALERTS: u64 = 1000;
-
-fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
-    id.map(|Path(id)| id).map_err(|e| {
-        Problem::param(
-            "id",
-            format!(
-                "{}; percent-encode the id as UTF-8",
-                problem::lowercase_first(&e.body_text())
-            ),
-        )
-    })
-}
 
 fn not_found(what: &str, id: &str) -> Problem {
     Problem::new(
@@ -61,30 +49,8 @@ pub async fn alerts(
 ) -> Result<Response, Problem> {
     let tenant = tenant(&s, &headers)?;
     let p = Params::new(raw, &["status", "rule", "severity", "since", "limit"])?;
-    let status = match p.opt("status") {
-        None => None,
-        Some(v) => Some(AlertStatus::parse(v).ok_or_else(|| {
-            Problem::param(
-                "status",
-                format!(
-                    "{v:?} is not a status; use one of {}",
-                    AlertStatus::NAMES.join(", ")
-                ),
-            )
-        })?),
-    };
-    let severity = match p.opt("severity") {
-        None => None,
-        Some(v) => Some(Severity::parse(v).ok_or_else(|| {
-            Problem::param(
-                "severity",
-                format!(
-                    "{v:?} is not a severity; use one of {}",
-                    Severity::NAMES.join(", ")
-                ),
-            )
-        })?),
-    };
+    let status = p.choice("status", "status", AlertStatus::parse, AlertStatus::NAMES)?;
+    let severity = p.choice("severity", "severity", Severity::parse, Severity::NAMES)?;
     let now = OffsetDateTime::now_utc();
     let since = match p.opt("since") {
         None => None,
@@ -121,7 +87,7 @@ pub async fn alert(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
-    let id = path_id(id)?;
+    let id = path_param("id", "id", id)?;
     let tenant = tenant(&s, &headers)?;
     let (alert, deliveries) = {
         let m = s.alerts.lock();
@@ -239,7 +205,7 @@ async fn act(
     body: Bytes,
     resolve: bool,
 ) -> Result<Response, Problem> {
-    let id = path_id(id)?;
+    let id = path_param("id", "id", id)?;
     let tenant = tenant(&s, &headers)?;
     Params::new(raw, &[])?;
     let body: ActionBody = parse_body(&body)?;
@@ -425,7 +391,7 @@ pub async fn expire_silence(
     id: Result<Path<String>, PathRejection>,
     raw: RawParams,
 ) -> Result<Response, Problem> {
-    let id = path_id(id)?;
+    let id = path_param("id", "id", id)?;
     let tenant = tenant(&s, &headers)?;
     Params::new(raw, &[])?;
     let now = OffsetDateTime::now_utc();
@@ -513,15 +479,7 @@ pub async fn enable_webhook(
     name: Result<Path<String>, PathRejection>,
     raw: RawParams,
 ) -> Result<Response, Problem> {
-    let name = name.map(|Path(n)| n).map_err(|e| {
-        Problem::param(
-            "name",
-            format!(
-                "{}; percent-encode the name as UTF-8",
-                problem::lowercase_first(&e.body_text())
-            ),
-        )
-    })?;
+    let name = path_param("name", "name", name)?;
     tenant(&s, &headers)?;
     Params::new(raw, &[])?;
     {

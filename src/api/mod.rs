@@ -28,7 +28,7 @@ use axum::routing::{get, post, MethodRouter};
 use axum::{middleware, Router};
 use serde::Serialize;
 
-pub use params::{parse_duration, parse_time, Params, RawParams};
+pub use params::{parse_duration, parse_time, path_param, Params, RawParams};
 pub use problem::{Problem, MAX_URI_BYTES};
 pub use serve::{serve, ServeLimits};
 
@@ -55,6 +55,22 @@ pub fn router(shared: Arc<Shared>) -> Router {
             body_limit,
             problem::normalize,
         ))
+}
+
+/// Runs `f` on the blocking pool (tantivy and the stores are synchronous); a task that
+/// failed (a panic) is a 500 naming `what`.
+pub(crate) async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "{what} task failed");
+        Err(Problem::new(
+            ErrorKind::Internal,
+            "internal error",
+            format!("the {what} failed; see the collector log"),
+        ))
+    })
 }
 
 /// Every route but the dashboard's; `/api/v1/openapi.json` describes exactly these (a test

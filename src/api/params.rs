@@ -112,6 +112,25 @@ impl Params {
             .filter(|s| !s.is_empty())
     }
 
+    /// One of a fixed set of names (`noun` names the kind in the error), when given.
+    pub fn choice<T>(
+        &self,
+        name: &str,
+        noun: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        names: &[&str],
+    ) -> Result<Option<T>, Problem> {
+        match self.opt(name) {
+            None => Ok(None),
+            Some(v) => parse(v).map(Some).ok_or_else(|| {
+                Problem::param(
+                    name,
+                    format!("{v:?} is not a {noun}; use one of {}", names.join(", ")),
+                )
+            }),
+        }
+    }
+
     pub fn uint(&self, name: &str, default: u64, min: u64, max: u64) -> Result<u64, Problem> {
         match self.opt(name) {
             None => Ok(default),
@@ -185,6 +204,23 @@ pub fn parse_time(v: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String
         ));
     }
     Ok(t)
+}
+
+/// A path segment (`{id}`, `{name}`...), or a problem naming it when it is not UTF-8.
+pub fn path_param(
+    name: &str,
+    noun: &str,
+    segment: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<String, Problem> {
+    segment.map(|axum::extract::Path(v)| v).map_err(|e| {
+        Problem::param(
+            name,
+            format!(
+                "{}; percent-encode the {noun} as UTF-8",
+                super::problem::lowercase_first(&e.body_text())
+            ),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{json, problem, tenant, Params, Problem, RawParams};
+use super::{blocking, json, path_param, tenant, Params, Problem, RawParams};
 use crate::app::Shared;
 use crate::error::ErrorKind;
 use crate::index::findings::FindingsQuery;
@@ -19,19 +19,6 @@ use crate::rules::{Finding, Severity};
 
 /// Largest page of findings.
 pub const MAX_FINDINGS: u64 = 1000;
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Problem> + Send + 'static,
-) -> Result<T, Problem> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "findings task failed");
-        Err(Problem::new(
-            ErrorKind::Internal,
-            "internal error",
-            "the findings query failed; see the collector log",
-        ))
-    })
-}
 
 /// `GET /api/v1/findings?rule=&severity=&since=&until=&event_id=&limit=`: newest first.
 pub async fn findings(
@@ -45,18 +32,7 @@ pub async fn findings(
         &["rule", "severity", "since", "until", "event_id", "limit"],
     )?;
     let now = OffsetDateTime::now_utc();
-    let severity = match p.opt("severity") {
-        None => None,
-        Some(v) => Some(Severity::parse(v).ok_or_else(|| {
-            Problem::param(
-                "severity",
-                format!(
-                    "{v:?} is not a severity; use one of {}",
-                    Severity::NAMES.join(", ")
-                ),
-            )
-        })?),
-    };
+    let severity = p.choice("severity", "severity", Severity::parse, Severity::NAMES)?;
     let since = match p.opt("since") {
         None => None,
         Some(_) => Some(p.time("since", now, now)?),
@@ -75,7 +51,10 @@ pub async fn findings(
         limit: p.uint("limit", 100, 1, MAX_FINDINGS)? as usize,
     };
     let store = s.findings.clone();
-    let (total, found) = blocking(move || store.search(&q).map_err(Problem::from)).await?;
+    let (total, found) = blocking("findings query", move || {
+        store.search(&q).map_err(Problem::from)
+    })
+    .await?;
     #[derive(Serialize)]
     struct Answer {
         total: u64,
@@ -93,19 +72,15 @@ pub async fn finding(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
-    let Path(id) = id.map_err(|e| {
-        Problem::param(
-            "id",
-            format!(
-                "{}; percent-encode the id as UTF-8",
-                problem::lowercase_first(&e.body_text())
-            ),
-        )
-    })?;
+    let id = path_param("id", "id", id)?;
     let tenant = tenant(&s, &headers)?;
     let store = s.findings.clone();
     let key = id.clone();
-    match blocking(move || store.get(&tenant, &key).map_err(Problem::from)).await? {
+    match blocking("findings query", move || {
+        store.get(&tenant, &key).map_err(Problem::from)
+    })
+    .await?
+    {
         Some(f) => json(&f),
         None => Err(Problem::new(
             ErrorKind::NotFound,

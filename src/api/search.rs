@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{json, parse_duration, problem, tenant, Params, Problem, RawParams};
+use super::{blocking, json, parse_duration, path_param, tenant, Params, Problem, RawParams};
 use crate::app::Shared;
 use crate::error::ErrorKind;
 use crate::event::{fields, StoredEvent};
@@ -38,19 +38,6 @@ async fn slot(s: &Shared) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> 
             ),
         )),
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Problem> + Send + 'static,
-) -> Result<T, Problem> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "search task failed");
-        Err(Problem::new(
-            ErrorKind::Internal,
-            "internal error",
-            "the search failed; see the collector log",
-        ))
-    })
 }
 
 pub async fn search(
@@ -96,7 +83,8 @@ pub async fn search(
                 ..Default::default()
             };
             let store = s.findings.clone();
-            let (_, found) = blocking(move || store.search(&q).map_err(Problem::from)).await?;
+            let (_, found) =
+                blocking("search", move || store.search(&q).map_err(Problem::from)).await?;
             Some(found.into_iter().flat_map(|f| f.event_ids).collect())
         }
     };
@@ -118,7 +106,7 @@ pub async fn search(
         ..req
     };
     let index = s.index.clone();
-    let result = blocking(move || {
+    let result = blocking("search", move || {
         let _permit = permit;
         index.search(&req).map_err(Problem::from)
     })
@@ -177,7 +165,7 @@ pub async fn histogram(
     };
     let permit = slot(&s).await?;
     let index = s.index.clone();
-    let buckets = blocking(move || {
+    let buckets = blocking("search", move || {
         let _permit = permit;
         index.histogram(&req).map_err(Problem::from)
     })
@@ -221,7 +209,7 @@ pub async fn terms(
     };
     let permit = slot(&s).await?;
     let index = s.index.clone();
-    let terms = blocking(move || {
+    let terms = blocking("search", move || {
         let _permit = permit;
         index.terms(&req).map_err(Problem::from)
     })
@@ -242,19 +230,14 @@ pub async fn event(
     headers: HeaderMap,
     event_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
-    let Path(event_id) = event_id.map_err(|e| {
-        Problem::param(
-            "event_id",
-            format!(
-                "{}; percent-encode the id as UTF-8",
-                problem::lowercase_first(&e.body_text())
-            ),
-        )
-    })?;
+    let event_id = path_param("event_id", "id", event_id)?;
     let tenant = tenant(&s, &headers)?;
     let index = s.index.clone();
     let id = event_id.clone();
-    let found = blocking(move || index.get(&tenant, &id).map_err(Problem::from)).await?;
+    let found = blocking("search", move || {
+        index.get(&tenant, &id).map_err(Problem::from)
+    })
+    .await?;
     match found {
         Some(ev) => json(&ev),
         None => Err(Problem::new(
