@@ -168,5 +168,4 @@ pub fn record(alerts: &Alerts, metrics: &Metrics, dest: &str, id: &str, outcome:
     };
     m.delivery_changed(id);
     metrics.webhook_attempt(dest, result);
-    alerts.mark_dirty();
 }

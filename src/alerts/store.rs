@@ -41,8 +41,6 @@ pub struct Alerts {
     /// Bytes of the last snapshot: the journal is folded in when it outgrows twice that (and
     /// [`COMPACT_BYTES`]), so compaction costs stay proportional to what was written.
     snapshot_bytes: AtomicU64,
-    /// Set by the deliverer when it recorded an attempt.
-    dirty: AtomicBool,
     /// Wakes the deliverer when the outbox has new entries.
     pub wake: Notify,
 }
@@ -81,7 +79,6 @@ impl Alerts {
             journal,
             journal_bytes: AtomicU64::new(journal_bytes),
             snapshot_bytes: AtomicU64::new(0),
-            dirty: AtomicBool::new(false),
             wake: Notify::new(),
         };
         // Start from one clean snapshot and an empty journal.
@@ -96,13 +93,8 @@ impl Alerts {
         self.manager.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn mark_dirty(&self) {
-        self.dirty.store(true, Ordering::Release);
-    }
-
     /// Saves what changed (the caller holds the lock, so no change slips in between).
     pub fn save(&self, m: &mut Manager) -> Result<(), String> {
-        self.dirty.store(false, Ordering::Release);
         let dirty = m.take_dirty();
         if dirty.is_empty() {
             return Ok(());
@@ -181,15 +173,6 @@ impl Alerts {
         self.snapshot_bytes
             .store(bytes.len() as u64, Ordering::Release);
         m.take_dirty();
-        Ok(())
-    }
-
-    /// Saves if the deliverer recorded something since the last save.
-    pub fn save_if_dirty(&self) -> Result<(), String> {
-        if self.dirty.load(Ordering::Acquire) {
-            let mut m = self.lock();
-            self.save(&mut m)?;
-        }
         Ok(())
     }
 }
