@@ -137,12 +137,8 @@ pub(crate) fn search(
         // is still tracked) or skipped.
         let mut segments: Vec<(i64, i64, SegmentOrdinal)> = Vec::new();
         for (ord, reader) in snap.searcher.segment_readers().iter().enumerate() {
-            let ts = reader.fast_fields().date(schema::TIMESTAMP)?;
-            segments.push((
-                ts.max_value().into_timestamp_micros(),
-                ts.min_value().into_timestamp_micros(),
-                ord as SegmentOrdinal,
-            ));
+            let (oldest, newest) = segment_span(reader)?;
+            segments.push((newest, oldest, ord as SegmentOrdinal));
         }
         segments.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
         for (newest, oldest, ord) in segments {
@@ -283,6 +279,72 @@ pub(crate) fn for_each_record(
     Ok(())
 }
 
+/// The oldest and newest event time of a segment, in microseconds.
+fn segment_span(reader: &SegmentReader) -> Result<(i64, i64)> {
+    let ts = reader.fast_fields().date(schema::TIMESTAMP)?;
+    Ok((
+        ts.min_value().into_timestamp_micros(),
+        ts.max_value().into_timestamp_micros(),
+    ))
+}
+
+/// One aggregation request (histogram or terms) over the days.
+struct Aggregation<'a> {
+    fields: &'a Fields,
+    days: &'a [Snapshot],
+    tenant: &'a str,
+    query: &'a str,
+    user: Option<&'a dyn Query>,
+    range: (i64, i64),
+    /// Names the aggregation in the cache key.
+    what: &'a str,
+}
+
+impl Aggregation<'_> {
+    /// Calls `merge` with every segment's result: kept in `cache` when the range holds the
+    /// whole segment (computed by `compute` on a miss), computed afresh when the range cuts it.
+    fn per_segment<V: Clone>(
+        &self,
+        cache: &aggcache::AggCache<V>,
+        compute: &mut dyn FnMut(
+            &dyn tantivy::query::Weight,
+            SegmentOrdinal,
+            &SegmentReader,
+        ) -> Result<V>,
+        merge: &mut dyn FnMut(&V),
+    ) -> Result<()> {
+        for snap in self.days {
+            let q = day_query(self.fields, self.tenant, self.user, snap.day, self.range);
+            let weight = q.weight(tantivy::query::EnableScoring::disabled_from_searcher(
+                &snap.searcher,
+            ))?;
+            for (ord, reader) in snap.searcher.segment_readers().iter().enumerate() {
+                let (oldest, newest) = segment_span(reader)?;
+                let inside = oldest >= self.range.0 && newest < self.range.1;
+                let key = inside.then(|| aggcache::Key {
+                    segment: reader.segment_id(),
+                    deleted: reader.num_deleted_docs(),
+                    tenant: self.tenant.to_string(),
+                    query: self.query.to_string(),
+                    what: self.what.to_string(),
+                });
+                let seg = match key.as_ref().and_then(|k| cache.get(k)) {
+                    Some(kept) => kept,
+                    None => {
+                        let fresh = compute(&*weight, ord as SegmentOrdinal, reader)?;
+                        if let Some(k) = key {
+                            cache.put(k, fresh.clone());
+                        }
+                        fresh
+                    }
+                };
+                merge(&seg);
+            }
+        }
+        Ok(())
+    }
+}
+
 pub(crate) fn histogram(
     fields: &Fields,
     days: &[Snapshot],
@@ -315,46 +377,30 @@ pub(crate) fn histogram(
     let mut counts = vec![0u64; n];
     let first_bucket = first / interval;
     let collector = HistogramCollector { first, interval, n };
-    for snap in days {
-        let q = day_query(fields, &req.tenant, user.as_deref(), snap.day, range);
-        let weight = q.weight(tantivy::query::EnableScoring::disabled_from_searcher(
-            &snap.searcher,
-        ))?;
-        for (ord, reader) in snap.searcher.segment_readers().iter().enumerate() {
-            let ts = reader.fast_fields().date(schema::TIMESTAMP)?;
-            let inside = ts.min_value().into_timestamp_micros() >= range.0
-                && ts.max_value().into_timestamp_micros() < range.1;
-            if !inside {
-                // The range cuts this segment: counted afresh.
-                let seg = collector.collect_segment(&*weight, ord as SegmentOrdinal, reader)?;
-                for (c, d) in counts.iter_mut().zip(seg) {
-                    *c += d;
-                }
-                continue;
-            }
-            let key = aggcache::Key {
-                segment: reader.segment_id(),
-                deleted: reader.num_deleted_docs(),
-                tenant: req.tenant.clone(),
-                query: req.query.clone(),
-                what: format!("histogram {interval}"),
-            };
-            let kept = match cache.get(&key) {
-                Some(k) => k,
-                None => {
-                    let seg = collector.collect_segment(&*weight, ord as SegmentOrdinal, reader)?;
-                    let sparse: aggcache::Counts = std::sync::Arc::new(
-                        seg.into_iter()
-                            .enumerate()
-                            .filter(|(_, c)| *c > 0)
-                            .map(|(i, c)| (first_bucket + i as i128, c))
-                            .collect(),
-                    );
-                    cache.put(key, sparse.clone());
-                    sparse
-                }
-            };
-            for (bucket, c) in kept.iter() {
+    let what = format!("histogram {interval}");
+    let agg = Aggregation {
+        fields,
+        days,
+        tenant: &req.tenant,
+        query: &req.query,
+        user: user.as_deref(),
+        range,
+        what: &what,
+    };
+    agg.per_segment(
+        cache,
+        &mut |weight, ord, reader| {
+            let seg = collector.collect_segment(weight, ord, reader)?;
+            Ok(std::sync::Arc::new(
+                seg.into_iter()
+                    .enumerate()
+                    .filter(|(_, c)| *c > 0)
+                    .map(|(i, c)| (first_bucket + i as i128, c))
+                    .collect(),
+            ))
+        },
+        &mut |seg| {
+            for (bucket, c) in seg.iter() {
                 if let Some(slot) = usize::try_from(bucket - first_bucket)
                     .ok()
                     .and_then(|i| counts.get_mut(i))
@@ -362,8 +408,8 @@ pub(crate) fn histogram(
                     *slot += c;
                 }
             }
-        }
-    }
+        },
+    )?;
     Ok(counts
         .into_iter()
         .enumerate()
@@ -400,39 +446,29 @@ pub(crate) fn terms(
     };
     let mut counts: HashMap<String, u64> = HashMap::new();
     let collector = TermsCollector { field };
-    for snap in days {
-        let q = day_query(fields, &req.tenant, user.as_deref(), snap.day, range);
-        let weight = q.weight(tantivy::query::EnableScoring::disabled_from_searcher(
-            &snap.searcher,
-        ))?;
-        for (ord, reader) in snap.searcher.segment_readers().iter().enumerate() {
-            let ts = reader.fast_fields().date(schema::TIMESTAMP)?;
-            let inside = ts.min_value().into_timestamp_micros() >= range.0
-                && ts.max_value().into_timestamp_micros() < range.1;
-            let key = inside.then(|| aggcache::Key {
-                segment: reader.segment_id(),
-                deleted: reader.num_deleted_docs(),
-                tenant: req.tenant.clone(),
-                query: req.query.clone(),
-                what: format!("terms {field}"),
-            });
-            let seg = match key.as_ref().and_then(|k| cache.get(k)) {
-                Some(kept) => kept,
-                None => {
-                    let fresh: aggcache::TermCounts = std::sync::Arc::new(
-                        collector.collect_segment(&*weight, ord as SegmentOrdinal, reader)??,
-                    );
-                    if let Some(k) = key {
-                        cache.put(k, fresh.clone());
-                    }
-                    fresh
-                }
-            };
+    let what = format!("terms {field}");
+    let agg = Aggregation {
+        fields,
+        days,
+        tenant: &req.tenant,
+        query: &req.query,
+        user: user.as_deref(),
+        range,
+        what: &what,
+    };
+    agg.per_segment(
+        cache,
+        &mut |weight, ord, reader| {
+            Ok(std::sync::Arc::new(
+                collector.collect_segment(weight, ord, reader)??,
+            ))
+        },
+        &mut |seg| {
             for (value, n) in seg.iter() {
                 *counts.entry(value.clone()).or_default() += n;
             }
-        }
-    }
+        },
+    )?;
     let mut out: Vec<TermCount> = counts
         .into_iter()
         .map(|(value, count)| TermCount { value, count })
