@@ -136,6 +136,24 @@ async fn search_total(
     ))
 }
 
+/// Samples the collector's RSS every 250 ms until the task is aborted; the peak seen so far.
+pub(super) fn sample_rss(
+    http: &reqwest::Client,
+    base: &str,
+) -> (tokio::task::JoinHandle<()>, Arc<AtomicU64>) {
+    let peak = Arc::new(AtomicU64::new(0));
+    let (http, base, seen) = (http.clone(), base.to_string(), peak.clone());
+    let task = tokio::spawn(async move {
+        loop {
+            if let Some(r) = rss_bytes(&http, &base).await {
+                seen.fetch_max(r, Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    (task, peak)
+}
+
 pub(super) async fn rss_bytes(http: &reqwest::Client, base: &str) -> Option<u64> {
     let text = http
         .get(format!("{base}/metrics"))
@@ -178,18 +196,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let wire: usize = pool.iter().map(prost::Message::encoded_len).sum::<usize>() / pool.len();
     println!("bench: {} events of ~{} bytes (protobuf; ~{} bytes JSON), {} connections, batch {}, pipeline {}, rate {}", args.events, wire, args.event_bytes, args.connections, args.batch, args.pipeline, args.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "max".into()));
 
-    let peak_rss = Arc::new(AtomicU64::new(0));
-    let sampler = {
-        let (http, base, peak) = (http.clone(), base.clone(), peak_rss.clone());
-        tokio::spawn(async move {
-            loop {
-                if let Some(r) = rss_bytes(&http, &base).await {
-                    peak.fetch_max(r, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        })
-    };
+    let (sampler, peak_rss) = sample_rss(&http, &base);
 
     let probes = (args.findings > 0).then(|| {
         let (args, http, base, run_id) = (args.clone(), http.clone(), base.clone(), run_id.clone());

@@ -13,7 +13,7 @@ use anyhow::Context;
 use futures::StreamExt;
 use time::OffsetDateTime;
 
-use super::bench::{ms, percentile, rss_bytes, Args};
+use super::bench::{ms, percentile, sample_rss, Args};
 use super::client::{connect, request};
 use crate::demo::Generator;
 use crate::ingest::proto as convert;
@@ -82,18 +82,7 @@ pub async fn run(
 
     let base = args.http_endpoint.trim_end_matches('/').to_string();
     let http = reqwest::Client::new();
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampler = {
-        let (http, base, peak) = (http.clone(), base.clone(), peak.clone());
-        tokio::spawn(async move {
-            loop {
-                if let Some(r) = rss_bytes(&http, &base).await {
-                    peak.fetch_max(r, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        })
-    };
+    let (sampler, peak) = sample_rss(&http, &base);
 
     let mut client = connect(&args.endpoint).await?;
     let rate = args.rate.unwrap_or(1000).max(1) as f64;
