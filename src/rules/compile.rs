@@ -876,52 +876,23 @@ fn wildcard_regex(pattern: &str) -> String {
 /// match; `contains`/`startswith`/`endswith` are wildcards around the value.
 fn sigma_text_op(value: String, m: &Mods) -> Op {
     let cased = m.cased;
-    let wild = has_wildcard(&value);
-    if m.contains {
-        if wild {
-            return Op::Wildcard {
-                pattern: format!("*{value}*"),
-                cased,
-            };
+    // The wildcard around the value, and the plain operator when it holds no wildcard.
+    let (before, after, plain): (&str, &str, fn(String, bool) -> Op) = if m.contains {
+        ("*", "*", |value, cased| Op::Contains { value, cased })
+    } else if m.startswith {
+        ("", "*", |value, cased| Op::StartsWith { value, cased })
+    } else if m.endswith {
+        ("*", "", |value, cased| Op::EndsWith { value, cased })
+    } else {
+        ("", "", |value, cased| Op::Equals { value, cased })
+    };
+    if has_wildcard(&value) {
+        Op::Wildcard {
+            pattern: format!("{before}{value}{after}"),
+            cased,
         }
-        return Op::Contains {
-            value: unescape(&value),
-            cased,
-        };
-    }
-    if m.startswith {
-        if wild {
-            return Op::Wildcard {
-                pattern: format!("{value}*"),
-                cased,
-            };
-        }
-        return Op::StartsWith {
-            value: unescape(&value),
-            cased,
-        };
-    }
-    if m.endswith {
-        if wild {
-            return Op::Wildcard {
-                pattern: format!("*{value}"),
-                cased,
-            };
-        }
-        return Op::EndsWith {
-            value: unescape(&value),
-            cased,
-        };
-    }
-    if wild {
-        return Op::Wildcard {
-            pattern: value,
-            cased,
-        };
-    }
-    Op::Equals {
-        value: unescape(&value),
-        cased,
+    } else {
+        plain(unescape(&value), cased)
     }
 }
 
