@@ -463,8 +463,22 @@ impl Manager {
     /// outbox entries it added.
     pub fn tick(&mut self, now: OffsetDateTime) -> usize {
         let mut added = 0;
-        let ids: Vec<String> = self.open.values().cloned().collect();
-        for id in ids {
+        // Only the alerts with something due: most open alerts are waiting, and this runs
+        // every few milliseconds.
+        let resolve_after = self.config.resolve_after;
+        let due: Vec<String> = self
+            .open
+            .values()
+            .filter(|id| {
+                self.state.alerts.get(*id).is_some_and(|a| {
+                    now >= micros_add(a.updated_at, resolve_after)
+                        || (a.status == AlertStatus::Firing
+                            && a.next_notify.is_some_and(|t| t <= now))
+                })
+            })
+            .cloned()
+            .collect();
+        for id in due {
             let Some(a) = self.state.alerts.get(&id) else {
                 continue;
             };
