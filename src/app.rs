@@ -35,6 +35,7 @@ use crate::metrics::Metrics;
 use crate::proto::ingest_server::IngestServer;
 use crate::rules;
 use crate::scrub::Scrubber;
+use crate::tls::Tls;
 use crate::wal::{self, ChainState, Chunk, Consumers, Dedup, Downstream, IdLookup, Log, WalError};
 
 /// The sockets the collector serves on (bound by the caller, so tests can use port 0).
@@ -71,6 +72,8 @@ pub struct Shared {
     pub tail: Arc<TailHub>,
     /// False while starting and once shutdown starts.
     pub ready: AtomicBool,
+    /// TLS of both listeners; `None` without `[tls]`.
+    pub tls: Option<Arc<Tls>>,
     pub config: Config,
     /// Becomes true when shutdown starts; long-lived responses (tail) end on it.
     pub shutdown: watch::Receiver<bool>,
@@ -107,6 +110,11 @@ pub async fn run(
     let scrubber = Arc::new(Scrubber::new(&config.scrub, key)?);
     let metrics = Metrics::new();
     let health = Health::new(metrics.clone());
+    // Bad certificate files stop start-up here, before the slow steps.
+    let tls = match &config.tls {
+        Some(c) => Some(Tls::load(c.clone(), metrics.clone())?),
+        None => None,
+    };
 
     let index = Arc::new(Indexes::open(IndexConfig {
         dir: config.data_dir.join("index"),
@@ -151,7 +159,8 @@ pub async fn run(
     };
     let mut alerts_config = config.alerts.clone();
     if alerts_config.external_url.is_empty() {
-        alerts_config.external_url = format!("http://{}", listeners.http.local_addr()?);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        alerts_config.external_url = format!("{scheme}://{}", listeners.http.local_addr()?);
     }
     let alerts = Arc::new(
         crate::alerts::Alerts::open(
@@ -252,6 +261,7 @@ pub async fn run(
         health,
         tail,
         ready: AtomicBool::new(false),
+        tls: tls.clone(),
         config: config.clone(),
         shutdown: stop_rx.clone(),
     });
@@ -267,17 +277,24 @@ pub async fn run(
     };
     let grpc = {
         let mut stop = stop_rx.clone();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc);
+        let signal = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
         let server =
             IngestServer::new(service).max_decoding_message_size(config.grpc_max_message_bytes);
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .tcp_nodelay(true)
-                .add_service(server)
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                }),
-        )
+        let router = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(server);
+        match &tls {
+            Some(tls) => {
+                let incoming = crate::tls::incoming::grpc(listeners.grpc, tls.clone());
+                tokio::spawn(router.serve_with_incoming_shutdown(incoming, signal))
+            }
+            None => {
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc);
+                tokio::spawn(router.serve_with_incoming_shutdown(incoming, signal))
+            }
+        }
     };
     let http = {
         let mut stop = stop_rx.clone();
@@ -287,6 +304,7 @@ pub async fn run(
             listeners.http,
             router,
             limits,
+            tls.clone(),
             async move {
                 let _ = stop.wait_for(|s| *s).await;
             },
@@ -294,6 +312,18 @@ pub async fn run(
     };
     if let Some(h) = &rules_handle {
         watch_rules(h.clone(), shared.metrics.clone(), stop_rx.clone());
+    }
+    match &tls {
+        Some(tls) => {
+            tls.log_listener(crate::tls::Listener::Grpc, grpc_addr);
+            tls.log_listener(crate::tls::Listener::Http, http_addr);
+            crate::tls::reload_on_sighup(tls.clone(), stop_rx.clone());
+        }
+        None => tracing::info!(
+            grpc = %grpc_addr,
+            http = %http_addr,
+            "tls: off; both listeners serve plain TCP (set `tls.cert` and `tls.key` to serve TLS)"
+        ),
     }
     shared.ready.store(true, Ordering::Release);
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data_dir = %config.data_dir.display(), "mcp-audit collector ready");

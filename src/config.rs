@@ -9,7 +9,7 @@
 //!
 //! Environment names are `MCP_AUDIT_<KEY>` for top-level keys and
 //! `MCP_AUDIT_<SECTION>_<KEY>` for keys of a section, e.g. `MCP_AUDIT_DATA_DIR`,
-//! `MCP_AUDIT_GRPC_LISTEN`, `MCP_AUDIT_INDEX_COMMIT_INTERVAL_MS`.
+//! `MCP_AUDIT_GRPC_LISTEN`, `MCP_AUDIT_INDEX_COMMIT_INTERVAL_MS`, `MCP_AUDIT_TLS_CERT`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,7 +26,16 @@ use crate::scrub::{CustomDetector, ScrubConfig};
 pub const ENV_PREFIX: &str = "MCP_AUDIT_";
 /// Variables with the prefix that are not config keys: the config file's path (read by the
 /// command line), the log filter and the client commands' settings (`ship`, `search`...).
-const NOT_KEYS: &[&str] = &["CONFIG", "LOG", "ENDPOINT", "TOKEN", "HTTP_ENDPOINT"];
+const NOT_KEYS: &[&str] = &[
+    "CONFIG",
+    "LOG",
+    "ENDPOINT",
+    "TOKEN",
+    "HTTP_ENDPOINT",
+    "CA_CERT",
+    "CLIENT_CERT",
+    "CLIENT_KEY",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -42,6 +51,32 @@ pub struct RawConfig {
     pub rules: RawRules,
     pub alerts: RawAlerts,
     pub webhooks: Vec<RawWebhook>,
+    pub tls: RawTls,
+}
+
+/// `[tls]`: TLS on both listeners when `cert` and `key` are set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTls {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// CA whose certificates clients must present (mTLS).
+    pub client_ca: Option<PathBuf>,
+    /// `required` (default) or `optional`; only with `client_ca`.
+    pub client_auth: Option<String>,
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for RawTls {
+    fn default() -> Self {
+        Self {
+            cert: None,
+            key: None,
+            client_ca: None,
+            client_auth: None,
+            handshake_timeout_ms: 10_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +163,7 @@ impl Default for RawConfig {
             rules: RawRules::default(),
             alerts: RawAlerts::default(),
             webhooks: Vec::new(),
+            tls: RawTls::default(),
         }
     }
 }
@@ -293,6 +329,8 @@ pub struct Config {
     pub rules_key_cap: usize,
     pub alerts: crate::alerts::AlertsConfig,
     pub webhooks: Vec<crate::alerts::WebhookConfig>,
+    /// TLS on both listeners; `None`: plain TCP.
+    pub tls: Option<crate::tls::TlsConfig>,
     /// Fill a fresh instance with generated traffic.
     pub demo: bool,
 }
@@ -303,6 +341,9 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub grpc_listen: Option<String>,
     pub http_listen: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
     pub demo: bool,
 }
 
@@ -334,6 +375,16 @@ impl Config {
         if let Some(a) = &flags.http_listen {
             let value = toml::Value::String(a.clone());
             layers.set("http.listen", value, Source::Flag("--http-listen"))?;
+        }
+        for (key, flag, path) in [
+            ("tls.cert", "--tls-cert", &flags.tls_cert),
+            ("tls.key", "--tls-key", &flags.tls_key),
+            ("tls.client_ca", "--tls-client-ca", &flags.tls_client_ca),
+        ] {
+            if let Some(p) = path {
+                let value = toml::Value::String(p.display().to_string());
+                layers.set(key, value, Source::Flag(flag))?;
+            }
         }
         // An environment value that reads as a number or boolean is tried as the string it
         // was when the key wants a string (`MCP_AUDIT_DATA_DIR=2024`); once per variable.
@@ -398,7 +449,7 @@ struct Layers {
 
 /// The sections of the config, for splitting `MCP_AUDIT_<SECTION>_<KEY>`.
 const SECTIONS: &[&str] = &[
-    "grpc", "http", "ingest", "wal", "index", "scrub", "rules", "alerts",
+    "grpc", "http", "ingest", "wal", "index", "scrub", "rules", "alerts", "tls",
 ];
 
 impl Layers {
@@ -616,6 +667,69 @@ impl RawAlerts {
     }
 }
 
+impl RawTls {
+    fn validate(self) -> Result<Option<crate::tls::TlsConfig>, KeyError> {
+        use crate::tls::{ClientAuth, TlsConfig};
+        for (key, value) in [
+            ("tls.cert", &self.cert),
+            ("tls.key", &self.key),
+            ("tls.client_ca", &self.client_ca),
+        ] {
+            if value.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(key_error(
+                    key,
+                    format!("`{key}` is empty; give the path of a PEM file, or leave it unset"),
+                ));
+            }
+        }
+        in_range(
+            "tls.handshake_timeout_ms",
+            self.handshake_timeout_ms,
+            100..=600_000,
+        )?;
+        let client_auth = match &self.client_auth {
+            None => ClientAuth::Required,
+            Some(s) => ClientAuth::parse(s).ok_or_else(|| {
+                key_error(
+                    "tls.client_auth",
+                    format!(
+                        "`tls.client_auth` takes {}, got {s:?}",
+                        ClientAuth::NAMES.join(" or ")
+                    ),
+                )
+            })?,
+        };
+        if self.client_auth.is_some() && self.client_ca.is_none() {
+            return Err(key_error(
+                "tls.client_auth",
+                "`tls.client_auth` needs `tls.client_ca`, the CA that signs the client certificates".into(),
+            ));
+        }
+        match (self.cert, self.key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsConfig {
+                cert,
+                key,
+                client_ca: self.client_ca,
+                client_auth,
+                handshake_timeout: Duration::from_millis(self.handshake_timeout_ms),
+            })),
+            (Some(_), None) => Err(key_error(
+                "tls.cert",
+                "`tls.key` is not set: `tls.cert` needs the certificate's private key (PEM) in `tls.key`".into(),
+            )),
+            (None, Some(_)) => Err(key_error(
+                "tls.key",
+                "`tls.cert` is not set: `tls.key` needs the certificate chain (PEM) in `tls.cert`".into(),
+            )),
+            (None, None) if self.client_ca.is_some() => Err(key_error(
+                "tls.client_ca",
+                "`tls.client_ca` needs `tls.cert` and `tls.key`: client certificates are only asked for over TLS".into(),
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 impl RawWebhook {
     fn validate(self, i: usize) -> Result<crate::alerts::WebhookConfig, KeyError> {
         use crate::alerts::{webhook, Format};
@@ -750,6 +864,7 @@ impl RawConfig {
             }
         };
         let alerts = self.alerts.validate()?;
+        let tls = self.tls.validate()?;
         let mut webhooks: Vec<crate::alerts::WebhookConfig> = Vec::new();
         for (i, w) in self.webhooks.into_iter().enumerate() {
             let w = w.validate(i)?;
@@ -764,6 +879,7 @@ impl RawConfig {
         Ok(Config {
             alerts,
             webhooks,
+            tls,
             grpc_listen: parse_addr("grpc.listen", &self.grpc.listen)?,
             http_listen: parse_addr("http.listen", &self.http.listen)?,
             data_dir: self.data_dir,
@@ -1020,5 +1136,90 @@ mod tests {
         assert_eq!(c.http_header_timeout, Duration::from_millis(250));
         assert_eq!(c.http_idle_timeout, Duration::from_millis(500));
         assert_eq!(c.http_max_connections, 7);
+    }
+
+    #[test]
+    fn tls_from_file_env_and_flags() {
+        use crate::tls::ClientAuth;
+        assert!(load("", &[], Overrides::default()).unwrap().tls.is_none());
+        let c = load(
+            "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n",
+            &[
+                ("MCP_AUDIT_TLS_CLIENT_CA", "ca.pem"),
+                ("MCP_AUDIT_TLS_CLIENT_AUTH", "optional"),
+                // The client commands' variables are not config keys.
+                ("MCP_AUDIT_CA_CERT", "x"),
+                ("MCP_AUDIT_CLIENT_CERT", "x"),
+                ("MCP_AUDIT_CLIENT_KEY", "x"),
+            ],
+            Overrides {
+                tls_key: Some("flag.pem".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert, PathBuf::from("c.pem"));
+        assert_eq!(tls.key, PathBuf::from("flag.pem"));
+        assert_eq!(tls.client_ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(tls.client_auth, ClientAuth::Optional);
+        assert_eq!(tls.handshake_timeout, Duration::from_secs(10));
+        let c = load(
+            "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\n",
+            &[],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.tls.unwrap().client_auth, ClientAuth::Required);
+    }
+
+    #[test]
+    fn tls_errors_name_the_key_and_the_source() {
+        let e = err("[tls]\ncert = \"c.pem\"\n", &[], Overrides::default());
+        assert!(
+            e.starts_with("`tls.key` is not set: `tls.cert` needs") && e.contains("(file "),
+            "{e}"
+        );
+        let e = err("", &[("MCP_AUDIT_TLS_KEY", "k.pem")], Overrides::default());
+        assert_eq!(e, "`tls.cert` is not set: `tls.key` needs the certificate chain (PEM) in `tls.cert` (env MCP_AUDIT_TLS_KEY)");
+        let flags = Overrides {
+            tls_client_ca: Some("ca.pem".into()),
+            ..Default::default()
+        };
+        let e = err("", &[], flags);
+        assert!(
+            e.starts_with("`tls.client_ca` needs `tls.cert` and `tls.key`")
+                && e.ends_with("(flag --tls-client-ca)"),
+            "{e}"
+        );
+        let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+        let e = err(
+            tls,
+            &[("MCP_AUDIT_TLS_CLIENT_AUTH", "always")],
+            Overrides::default(),
+        );
+        assert_eq!(e, "`tls.client_auth` takes required or optional, got \"always\" (env MCP_AUDIT_TLS_CLIENT_AUTH)");
+        let e = err(
+            tls,
+            &[("MCP_AUDIT_TLS_CLIENT_AUTH", "optional")],
+            Overrides::default(),
+        );
+        assert!(
+            e.starts_with("`tls.client_auth` needs `tls.client_ca`"),
+            "{e}"
+        );
+        let e = err(tls, &[("MCP_AUDIT_TLS_CERT", "")], Overrides::default());
+        assert!(e.starts_with("`tls.cert` is empty"), "{e}");
+        let e = err(
+            tls,
+            &[("MCP_AUDIT_TLS_HANDSHAKE_TIMEOUT_MS", "5")],
+            Overrides::default(),
+        );
+        assert!(
+            e.starts_with("`tls.handshake_timeout_ms` must be between 100 and"),
+            "{e}"
+        );
+        let e = err("[tls]\ncrt = \"c.pem\"\n", &[], Overrides::default());
+        assert!(e.starts_with("`tls.crt` is not a config key"), "{e}");
     }
 }

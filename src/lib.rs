@@ -18,6 +18,7 @@
 //! - [`rules`]: Sigma-style detection rules and the built-in MCP pack; a WAL consumer that
 //!   turns events into findings.
 //! - [`api`]: HTTP API (search, ingest, health, metrics) and the dashboard.
+//! - [`tls`]: rustls for both listeners: certificate, key and client CA, reloaded on SIGHUP.
 //! - [`app`]: the wiring: opens the stages, starts the tasks, runs until shutdown.
 //! - [`health`]: which stages are failing and why (`/readyz`, `/metrics`).
 //! - [`config`]: TOML + environment + flags, checked once into [`config::Config`].
@@ -39,6 +40,7 @@ pub mod metrics;
 pub mod query;
 pub mod rules;
 pub mod scrub;
+pub mod tls;
 pub mod wal;
 
 /// Generated gRPC code (prost/tonic output in OUT_DIR).

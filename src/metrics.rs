@@ -72,6 +72,12 @@ pub struct Metrics {
     pub webhook_pending: Family<Vec<(String, String)>, Gauge>,
     /// 1 while a destination is disabled (it answered 410).
     pub webhook_disabled: Family<Vec<(String, String)>, Gauge>,
+    /// When the served TLS certificate expires (Unix seconds; 0 without TLS).
+    pub tls_cert_expiry: Gauge,
+    /// TLS reloads (SIGHUP) by outcome (ok, error).
+    pub tls_reloads: Labeled,
+    /// TLS handshakes that failed or timed out, by listener.
+    pub tls_handshake_failures: Labeled,
 }
 
 impl Metrics {
@@ -298,6 +304,21 @@ impl Metrics {
             "rule_state_evictions",
             "Group keys a stateful rule evicted at its cap (least recently used first)",
             self.rule_evictions.clone(),
+        );
+        r.register(
+            "tls_cert_expiry_timestamp_seconds",
+            "When the served TLS certificate expires (Unix time; 0 without TLS)",
+            self.tls_cert_expiry.clone(),
+        );
+        r.register(
+            "tls_reloads",
+            "TLS certificate reloads (SIGHUP) by outcome; a failed one keeps the old certificate",
+            self.tls_reloads.clone(),
+        );
+        r.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out, by listener",
+            self.tls_handshake_failures.clone(),
         );
         let (rss, anon) = resident_bytes();
         let g: Gauge = Gauge::default();

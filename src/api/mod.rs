@@ -125,7 +125,7 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     }
     let failures = s.health.failures();
     if failures.is_empty() {
-        return (StatusCode::OK, "ready\n").into_response();
+        return (StatusCode::OK, format!("ready\n{}", tls_status(&s))).into_response();
     }
     let detail = failures
         .iter()
@@ -133,6 +133,30 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
         .collect::<Vec<_>>()
         .join("; ");
     Problem::new(ErrorKind::Unavailable, "not ready", detail).into_response()
+}
+
+/// The listeners' TLS, for `/readyz`: a failed reload does not stop serving (the previous
+/// certificate stays), so it is shown here rather than making the collector unready.
+fn tls_status(s: &Shared) -> String {
+    let Some(tls) = &s.tls else {
+        return "tls: off\n".into();
+    };
+    let loaded = tls.loaded();
+    let mut out = format!("tls: grpc and http, {}", tls.client_certs());
+    if let Some(c) = &loaded.cert {
+        out.push_str(&format!(
+            "; certificate {:?} serial {} expires {}",
+            c.subject, c.serial, c.not_after
+        ));
+    }
+    out.push('\n');
+    if let Some(f) = tls.failure() {
+        out.push_str(&format!(
+            "tls: the reload at {} failed, still serving the certificate loaded at {}: {}\n",
+            f.at, loaded.at, f.reason
+        ));
+    }
+    out
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {

@@ -226,7 +226,7 @@ mod tests {
             max_connections: 4,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, app, limits, async move {
+        let server = tokio::spawn(serve(listener, app, limits, None, async move {
             let _ = stopped.await;
         }));
         let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();

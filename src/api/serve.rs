@@ -11,6 +11,10 @@
 //!   bodies have the same limit per chunk where they are read (`api/ingest.rs`).
 //! - **Connection cap** (`http.max_connections`): beyond it the loop stops accepting and
 //!   clients wait in the kernel's listen backlog.
+//! - **TLS** (`[tls]`): each connection's handshake runs in its own task, holding its slot,
+//!   within `tls.handshake_timeout_ms`; the TLS stream sits over the write deadline, so the
+//!   idle timeout also catches a client that stops reading encrypted records. A client that
+//!   speaks plain HTTP to the TLS port gets a 400 saying to use https://, not a reset.
 //! - **Accept errors** (EMFILE when out of file descriptors...) are logged and retried after
 //!   a backoff of 10 ms doubling to 1 s, never in a busy loop.
 //! - **Shutdown**: stop accepting, let every connection finish its in-flight request
@@ -39,6 +43,7 @@ use tokio::task::JoinSet;
 use tokio::time::Sleep;
 
 use crate::config::Config;
+use crate::tls::{self, Tls};
 
 /// What a connection may take; see the module doc.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +73,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ServeLimits,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
@@ -109,6 +115,7 @@ pub async fn serve(
                     stream,
                     app.clone(),
                     limits,
+                    tls.clone(),
                     stop_rx.clone(),
                     permit,
                 ));
@@ -156,14 +163,81 @@ async fn accept(
 
 /// Serves one connection; the permit is its slot under `http.max_connections`.
 async fn connection(
-    stream: TcpStream,
+    mut stream: TcpStream,
     app: Router,
     limits: ServeLimits,
+    tls: Option<Arc<Tls>>,
     mut stop: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(WriteDeadline::new(stream, limits.idle_timeout));
+    let Some(tls) = tls else {
+        let io = WriteDeadline::new(stream, limits.idle_timeout);
+        return serve_connection(io, app, limits, stop).await;
+    };
+    let handshake = async {
+        if !speaks_tls(&mut stream, tls.handshake_timeout()).await {
+            return None;
+        }
+        let io = WriteDeadline::new(stream, limits.idle_timeout);
+        tls::incoming::handshake(&tls, tls::Listener::Http, io).await
+    };
+    let stream = tokio::select! {
+        stream = handshake => stream,
+        _ = stop.wait_for(|s| *s) => None,
+    };
+    if let Some(stream) = stream {
+        serve_connection(stream, app, limits, stop).await;
+    }
+}
+
+/// The body of the answer to a plain HTTP request on the TLS port.
+const PLAIN_HTTP_ON_TLS: &str = r#"{"type":"about:blank","title":"plain HTTP sent to a TLS port","status":400,"detail":"this port serves HTTPS only; use https:// (with --ca-cert for a private CA)"}"#;
+
+/// Whether the client opens with a TLS record. A client that sent something else (plain
+/// HTTP) is told to use https:// and closed; one that sends nothing in time is closed.
+async fn speaks_tls(stream: &mut TcpStream, timeout: Duration) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// The content type of a TLS handshake record, the first byte of every ClientHello.
+    const HANDSHAKE_RECORD: u8 = 0x16;
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == HANDSHAKE_RECORD => return true,
+        Ok(Ok(1)) => {}
+        _ => return false,
+    }
+    let answer = async {
+        let response = format!(
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/problem+json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{PLAIN_HTTP_ON_TLS}",
+            PLAIN_HTTP_ON_TLS.len()
+        );
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Read what the client sent before closing, so the close does not reset the
+        // connection and discard the answer before the client reads it.
+        let mut sink = [0u8; 4096];
+        for _ in 0..64 {
+            if stream.read(&mut sink).await? == 0 {
+                break;
+            }
+        }
+        io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(timeout, answer).await;
+    tracing::debug!("http: a plain HTTP request on the TLS port was told to use https://");
+    false
+}
+
+/// Serves HTTP/1 on one connection until it closes or the server stops.
+async fn serve_connection<IO>(
+    io: IO,
+    app: Router,
+    limits: ServeLimits,
+    mut stop: watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -305,7 +379,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, app, limits, async move {
+        let task = tokio::spawn(serve(listener, app, limits, None, async move {
             let _ = stopped.await;
         }));
         (addr, stop, task)

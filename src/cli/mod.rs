@@ -43,6 +43,16 @@ enum Command {
         grpc_listen: Option<String>,
         #[arg(long)]
         http_listen: Option<String>,
+        /// TLS certificate chain (PEM) for both listeners (`tls.cert`); needs --tls-key.
+        #[arg(long, value_name = "PATH")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM) (`tls.key`).
+        #[arg(long, value_name = "PATH")]
+        tls_key: Option<PathBuf>,
+        /// CA (PEM) that client certificates must chain to: clients must present one (mTLS,
+        /// `tls.client_ca`).
+        #[arg(long, value_name = "PATH")]
+        tls_client_ca: Option<PathBuf>,
         /// Fill a fresh instance with a day of generated MCP traffic, attacks included.
         #[arg(long)]
         demo: bool,
@@ -96,12 +106,18 @@ pub fn main() -> ExitCode {
                 data_dir,
                 grpc_listen,
                 http_listen,
+                tls_cert,
+                tls_key,
+                tls_client_ca,
                 demo,
             } => {
                 let flags = Overrides {
                     data_dir,
                     grpc_listen,
                     http_listen,
+                    tls_cert,
+                    tls_key,
+                    tls_client_ca,
                     demo,
                 };
                 serve(config, flags).await.map(|()| ExitCode::SUCCESS)
