@@ -146,14 +146,18 @@ fn tls_status(s: &Shared) -> String {
     if let Some(c) = &loaded.cert {
         out.push_str(&format!(
             "; certificate {:?} serial {} expires {}",
-            c.subject, c.serial, c.not_after
+            c.subject,
+            c.serial,
+            crate::tls::rfc3339(c.not_after)
         ));
     }
     out.push('\n');
     if let Some(f) = tls.failure() {
         out.push_str(&format!(
             "tls: the reload at {} failed, still serving the certificate loaded at {}: {}\n",
-            f.at, loaded.at, f.reason
+            crate::tls::rfc3339(f.at),
+            crate::tls::rfc3339(loaded.at),
+            f.reason
         ));
     }
     out

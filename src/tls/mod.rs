@@ -261,16 +261,16 @@ impl Tls {
     }
 }
 
+/// A time as RFC 3339 (`2026-11-29T16:44:16Z`).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
 /// Subject, serial and expiry as log fields ("unknown" where the summary is missing).
 fn describe(loaded: &Loaded) -> (String, String, String) {
     match &loaded.cert {
-        Some(c) => (
-            c.subject.clone(),
-            c.serial.clone(),
-            c.not_after
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-        ),
+        Some(c) => (c.subject.clone(), c.serial.clone(), rfc3339(c.not_after)),
         None => ("unknown".into(), "unknown".into(), "unknown".into()),
     }
 }
@@ -283,9 +283,9 @@ fn observe(metrics: &Metrics, loaded: &Loaded) {
     metrics.tls_cert_expiry.set(cert.not_after.unix_timestamp());
     let left = cert.not_after - OffsetDateTime::now_utc();
     if left.is_negative() {
-        tracing::error!(subject = %cert.subject, expired = %cert.not_after, "tls: the certificate has EXPIRED; clients will refuse it. Replace `tls.cert` and `tls.key`, then send SIGHUP");
+        tracing::error!(subject = %cert.subject, expired = %rfc3339(cert.not_after), "tls: the certificate has EXPIRED; clients will refuse it. Replace `tls.cert` and `tls.key`, then send SIGHUP");
     } else if left < time::Duration::days(14) {
-        tracing::warn!(subject = %cert.subject, expires = %cert.not_after, "tls: the certificate expires in less than 14 days; renew it and send SIGHUP");
+        tracing::warn!(subject = %cert.subject, expires = %rfc3339(cert.not_after), "tls: the certificate expires in less than 14 days; renew it and send SIGHUP");
     }
 }
 

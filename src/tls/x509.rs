@@ -17,7 +17,7 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
-    /// The serial number in hex (lowercase, as its DER bytes).
+    /// The serial number in hex, as `openssl x509 -serial` shows it.
     pub serial: String,
     /// The subject's common attributes, `CN=..., O=...`; empty if it has none of them.
     pub subject: String,
@@ -58,11 +58,21 @@ impl Summary {
         let (_, _not_before, after) = any(validity)?;
         let (tag, not_after, _) = any(after)?;
         Ok(Summary {
-            serial: hex::encode(serial),
+            serial: serial_hex(serial),
             subject: name(subject)?,
             not_after: time_of(tag, not_after)?,
         })
     }
+}
+
+/// A DER INTEGER's bytes as `openssl x509 -serial` shows them: uppercase hex without the
+/// sign byte or leading zeros.
+fn serial_hex(bytes: &[u8]) -> String {
+    let first = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len().saturating_sub(1));
+    hex::encode_upper(&bytes[first..])
 }
 
 /// The next element, of any tag: (tag, content, what follows).
@@ -181,6 +191,9 @@ mod tests {
         let s = Summary::parse(&cert("collector.acme.test", 0x1234, when)).unwrap();
         assert_eq!(s.subject, "CN=collector.acme.test, O=Acme");
         assert_eq!(s.serial, "1234");
+        // A serial whose top bit is set has a sign byte in DER; it is not shown.
+        let s = Summary::parse(&cert("x", 0xa1, when)).unwrap();
+        assert_eq!(s.serial, "A1");
         assert_eq!(s.not_after, when);
         // After 2049 the expiry is a GeneralizedTime.
         let late = time::macros::datetime!(2061-12-31 23:59:59 UTC);
