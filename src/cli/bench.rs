@@ -20,7 +20,7 @@ use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
-use super::client::{connect, request, DEFAULT_GRPC, DEFAULT_HTTP};
+use super::client::{connect, request, TlsArgs, DEFAULT_GRPC, DEFAULT_HTTP};
 use crate::demo::Generator;
 use crate::ingest::proto as convert;
 use crate::proto::{ShipRequest, ToolCallEvent};
@@ -34,6 +34,8 @@ pub struct Args {
     pub(super) http_endpoint: String,
     #[arg(long, env = "MCP_AUDIT_TOKEN")]
     pub(super) token: Option<String>,
+    #[command(flatten)]
+    pub(super) tls: TlsArgs,
     /// Events to send.
     #[arg(long, default_value_t = 200_000)]
     events: u64,
@@ -81,6 +83,8 @@ pub struct DemoArgs {
     endpoint: String,
     #[arg(long, env = "MCP_AUDIT_TOKEN")]
     token: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// About how many events to send: a day is generated to this size (the attack
     /// scenarios alone are about 1,300 events; fewer sends the day's first N).
     #[arg(long, default_value_t = 5000)]
@@ -178,7 +182,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         return super::bench_alerts::run(&args, n, args.receiver_listen).await;
     }
     let base = args.http_endpoint.trim_end_matches('/').to_string();
-    let http = reqwest::Client::new();
+    let http = args.tls.load()?.http_client()?;
     let run_id = format!("{:08x}", rand::random::<u32>());
     let (before, _) = search_total(&http, &base, args.token.as_deref(), "", true)
         .await
@@ -361,7 +365,7 @@ async fn finding_probes(
     base: &str,
     run_id: &str,
 ) -> anyhow::Result<Vec<Duration>> {
-    let mut client = connect(&args.endpoint).await?;
+    let mut client = connect(&args.endpoint, &args.tls.load()?).await?;
     let mut g = Generator::new(args.seed ^ 0x5eed);
     let mut latencies = Vec::with_capacity(args.findings);
     for i in 0..args.findings {
@@ -448,7 +452,7 @@ async fn connection(
     pool: &[ToolCallEvent],
     run_id: &str,
 ) -> anyhow::Result<ConnResult> {
-    let mut client = connect(&args.endpoint).await?;
+    let mut client = connect(&args.endpoint, &args.tls.load()?).await?;
     let (tx, rx) = mpsc::channel::<ShipRequest>(args.pipeline.max(1));
     let mut responses = client
         .ship(request(
@@ -513,7 +517,7 @@ async fn connection(
 /// `--events` events; its events keep their own timestamps (over the last 24 hours), so
 /// rates, sessions and silences look to rules as they would live.
 pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let mut client = connect(&args.endpoint).await?;
+    let mut client = connect(&args.endpoint, &args.tls.load()?).await?;
     let now = OffsetDateTime::now_utc();
     let wanted = usize::try_from(args.events).unwrap_or(usize::MAX);
     let events = crate::demo::demo_day(

@@ -81,10 +81,11 @@ pub async fn run(
     println!("  [[webhooks]]\n  name = \"bench\"\n  url = \"http://{listen}/hook\"\n  secret = \"whsec_YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldA==\"\n  allow_private = true\n  rules = [\"mcp-path-traversal\"]");
 
     let base = args.http_endpoint.trim_end_matches('/').to_string();
-    let http = reqwest::Client::new();
+    let tls = args.tls.load()?;
+    let http = tls.http_client()?;
     let (sampler, peak) = sample_rss(&http, &base);
 
-    let mut client = connect(&args.endpoint).await?;
+    let mut client = connect(&args.endpoint, &tls).await?;
     let rate = args.rate.unwrap_or(1000).max(1) as f64;
     let batch = args.batch.clamp(1, 100);
     let (tx, rx) = tokio::sync::mpsc::channel::<ShipRequest>(4);

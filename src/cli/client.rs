@@ -1,5 +1,12 @@
-//! gRPC client plumbing shared by `ship`, `demo` and `bench`.
+//! Client plumbing shared by the commands that talk to a collector: gRPC (`ship`, `demo`,
+//! `bench`), the HTTP client (`search`, `bench`), and TLS for `https://` endpoints.
+//!
+//! An `https://` endpoint is verified against the system's trusted CAs, or only against
+//! `--ca-cert` when it is given (as `curl --cacert` does); `--client-cert` and `--client-key`
+//! present a client certificate to a collector that requires one (mTLS). Over `http://` these
+//! options are ignored.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,7 +16,7 @@ use prost::Message;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder, Streaming};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status};
 
 use crate::proto::ingest_client::IngestClient;
@@ -21,25 +28,187 @@ pub const DEFAULT_HTTP: &str = "http://127.0.0.1:8080";
 /// Largest gRPC message either way (the collector's default `grpc.max_message_bytes`).
 const MAX_MESSAGE: usize = 64 << 20;
 
+/// TLS options of the commands that talk to a collector.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct TlsArgs {
+    /// CA certificate(s) (PEM) to trust for an https:// collector, instead of the system's.
+    #[arg(long, env = "MCP_AUDIT_CA_CERT", value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for a collector that requires one (mTLS); needs --client-key.
+    #[arg(
+        long,
+        env = "MCP_AUDIT_CLIENT_CERT",
+        value_name = "PATH",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "MCP_AUDIT_CLIENT_KEY",
+        value_name = "PATH",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
+}
+
+/// The files of [`TlsArgs`], read and checked once (PEM text).
+#[derive(Clone, Default)]
+pub struct ClientTls {
+    ca: Option<Vec<u8>>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TlsArgs {
+    /// Reads the files; a file that is missing or holds no certificate (or key) is an error
+    /// naming the flag and the path.
+    pub fn load(&self) -> anyhow::Result<ClientTls> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        fn certs(flag: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
+            let text = std::fs::read(path)
+                .with_context(|| format!("`{flag}`: cannot read {}", path.display()))?;
+            let n = CertificateDer::pem_slice_iter(&text)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("`{flag}`: {} is not valid PEM: {e}", path.display()))?
+                .len();
+            anyhow::ensure!(
+                n > 0,
+                "`{flag}`: no PEM certificate found in {}; expected a `-----BEGIN CERTIFICATE-----` block",
+                path.display()
+            );
+            Ok(text)
+        }
+        let ca = self
+            .ca_cert
+            .as_deref()
+            .map(|p| certs("--ca-cert", p))
+            .transpose()?;
+        let identity = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => {
+                let cert = certs("--client-cert", cert)?;
+                let text = std::fs::read(key)
+                    .with_context(|| format!("`--client-key`: cannot read {}", key.display()))?;
+                PrivateKeyDer::from_pem_slice(&text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "`--client-key`: no usable PEM private key in {} ({e}); expected a `-----BEGIN PRIVATE KEY-----` block",
+                        key.display()
+                    )
+                })?;
+                Some((cert, text))
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("`--client-cert` and `--client-key` go together; give both"),
+        };
+        Ok(ClientTls { ca, identity })
+    }
+}
+
+impl ClientTls {
+    /// TLS for a gRPC channel: ALPN `h2`, the roots, the client certificate.
+    fn grpc(&self) -> ClientTlsConfig {
+        let mut c = ClientTlsConfig::new();
+        c = match &self.ca {
+            Some(ca) => c.ca_certificate(Certificate::from_pem(ca)),
+            None => c.with_native_roots(),
+        };
+        if let Some((cert, key)) = &self.identity {
+            c = c.identity(Identity::from_pem(cert, key));
+        }
+        c
+    }
+
+    /// An HTTP client for the collector's API with these roots and client certificate.
+    pub fn http_client(&self) -> anyhow::Result<reqwest::Client> {
+        let mut b = reqwest::Client::builder();
+        if let Some(ca) = &self.ca {
+            b = b.tls_built_in_root_certs(false);
+            for cert in reqwest::Certificate::from_pem_bundle(ca).context("`--ca-cert`")? {
+                b = b.add_root_certificate(cert);
+            }
+        }
+        if let Some((cert, key)) = &self.identity {
+            let mut pem = cert.clone();
+            pem.push(b'\n');
+            pem.extend_from_slice(key);
+            b = b.identity(
+                reqwest::Identity::from_pem(&pem)
+                    .context("`--client-cert`/`--client-key` do not make a client identity")?,
+            );
+        }
+        b.build().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot use the TLS files (`--ca-cert`, `--client-cert`, `--client-key`): {}",
+                error_chain(&e)
+            )
+        })
+    }
+}
+
 /// One connection to the collector. It reconnects by itself on the next call after the
 /// connection drops; HTTP/2 keep-alive notices a peer that vanished without closing, so a
 /// long-lived idle stream (a `ship` following a log) fails and is retried instead of hanging.
-pub async fn channel(endpoint: &str) -> anyhow::Result<Channel> {
-    Endpoint::from_shared(endpoint.to_string())
-        .with_context(|| format!("`--endpoint` {endpoint:?} is not a URL like {DEFAULT_GRPC}"))?
-        .tcp_nodelay(true)
+pub async fn channel(endpoint: &str, tls: &ClientTls) -> anyhow::Result<Channel> {
+    let mut e = Endpoint::from_shared(endpoint.to_string())
+        .with_context(|| format!("`--endpoint` {endpoint:?} is not a URL like {DEFAULT_GRPC}"))?;
+    if e.uri().scheme_str() == Some("https") {
+        e = e.tls_config(tls.grpc()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot use the TLS files (`--ca-cert`, `--client-cert`, `--client-key`) for {endpoint}: {}",
+                error_chain(&e)
+            )
+        })?;
+    }
+    e.tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20))
         .keep_alive_while_idle(true)
         .connect()
         .await
-        .with_context(|| {
-            format!("cannot connect to the collector at {endpoint}; is `mcp-audit serve` running?")
+        .map_err(|e| {
+            let hint = if endpoint.starts_with("https://") {
+                "is `mcp-audit serve` running with TLS, and is its certificate trusted (`--ca-cert`)?"
+            } else {
+                "is `mcp-audit serve` running (without TLS; use https:// if it serves TLS)?"
+            };
+            anyhow::anyhow!(
+                "cannot connect to the collector at {endpoint}: {}; {hint}",
+                error_chain(&e)
+            )
         })
 }
 
-pub async fn connect(endpoint: &str) -> anyhow::Result<IngestClient<Channel>> {
-    Ok(IngestClient::new(channel(endpoint).await?)
+/// An error and its sources on one line: tonic's transport error alone says only
+/// "transport error", the cause (refused, unknown issuer...) is in its sources.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    with_sources(e.to_string(), e.source())
+}
+
+/// A failed call's message and its causes: "transport error" alone hides why (a refused
+/// client certificate, a reset connection...).
+pub fn status_text(status: &Status) -> String {
+    with_sources(
+        status.message().to_string(),
+        std::error::Error::source(status),
+    )
+}
+
+fn with_sources(mut out: String, mut source: Option<&(dyn std::error::Error + 'static)>) -> String {
+    // Bounded: error chains are a few links long.
+    for _ in 0..16 {
+        let Some(s) = source else { break };
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+pub async fn connect(endpoint: &str, tls: &ClientTls) -> anyhow::Result<IngestClient<Channel>> {
+    Ok(IngestClient::new(channel(endpoint, tls).await?)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE))
 }

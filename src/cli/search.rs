@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::Value;
 
-use super::client::DEFAULT_HTTP;
+use super::client::{error_chain, TlsArgs, DEFAULT_HTTP};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,6 +14,8 @@ pub struct Args {
     endpoint: String,
     #[arg(long, env = "MCP_AUDIT_TOKEN")]
     token: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// How far back to look, e.g. 15m, 2h, 7d.
     #[arg(long, default_value = "24h")]
     since: String,
@@ -29,7 +31,7 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let q = args.query.join(" ");
     let url = format!("{}/api/v1/search", args.endpoint.trim_end_matches('/'));
-    let client = reqwest::Client::new();
+    let client = args.tls.load()?.http_client()?;
     let mut req = client.get(&url).query(&[
         ("q", q.as_str()),
         ("start", &format!("-{}", args.since)),
@@ -38,10 +40,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(t) = &args.token {
         req = req.bearer_auth(t);
     }
-    let resp = req.send().await.with_context(|| {
-        format!(
-            "cannot reach the collector at {}; is `mcp-audit serve` running?",
-            args.endpoint
+    let resp = req.send().await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach the collector at {}: {}; is `mcp-audit serve` running{}?",
+            args.endpoint,
+            error_chain(&e),
+            if args.endpoint.starts_with("https://") {
+                " with TLS, and is its certificate trusted (`--ca-cert`)"
+            } else {
+                " (without TLS; use https:// if it serves TLS)"
+            }
         )
     })?;
     let status = resp.status();

@@ -41,7 +41,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use tonic::Status;
 
-use super::client::{bearer, channel, ship_encoded, transient, DEFAULT_GRPC};
+use super::client::{bearer, channel, ship_encoded, status_text, transient, TlsArgs, DEFAULT_GRPC};
 use crate::ingest::{json, proto as convert};
 use crate::proto::ShipResponse;
 
@@ -55,6 +55,8 @@ pub struct Args {
     endpoint: String,
     #[arg(long, env = "MCP_AUDIT_TOKEN")]
     token: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Events per batch.
     #[arg(long, default_value_t = 500)]
     batch: usize,
@@ -212,9 +214,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     // Connect before reading anything, so a wrong endpoint fails at once.
     let connections = args.connections.max(1);
+    let tls = args.tls.load()?;
     let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
-        channels.push(channel(&args.endpoint).await?);
+        channels.push(channel(&args.endpoint, &tls).await?);
     }
 
     let parsers = args
@@ -283,6 +286,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     eprintln!("shipped {accepted} of {read} events ({rejected} rejected)");
     if let Some(e) = failed {
+        // A plain-text client on a TLS port sees the connection break at once (its HTTP/2
+        // preface is not a TLS handshake): a broken frame, a broken pipe, a reset.
+        let text = format!("{e:#}");
+        if args.endpoint.starts_with("http://")
+            && accepted == 0
+            && (text.contains("h2 protocol error") || text.contains("transport error"))
+        {
+            return Err(e.context(format!(
+                "{} broke the connection before answering; if the collector serves TLS, use https://",
+                args.endpoint
+            )));
+        }
         return Err(e);
     }
     Ok(if rejected == 0 {
@@ -650,7 +665,7 @@ impl Stream {
                 anyhow::bail!(
                     "the collector refused{batch} {:?}: {}",
                     status.code(),
-                    status.message()
+                    status_text(&status)
                 );
             }
             p.failures += 1;
@@ -658,7 +673,7 @@ impl Stream {
                 anyhow::bail!(
                     "gave up after {} failed attempts:{batch} {}; shipping again is safe (the collector stores no event twice)",
                     p.failures,
-                    status.message()
+                    status_text(&status)
                 );
             }
             let wait = Duration::from_millis(100 * 2u64.pow(p.failures.min(6)))
@@ -667,7 +682,7 @@ impl Stream {
                 eprintln!(
                     "reconnecting in {:.1} s after: {} ({} batches to re-send)",
                     wait.as_secs_f64(),
-                    one_line(status.message()),
+                    one_line(&status_text(&status)),
                     p.unacked.len()
                 )
             });

@@ -179,7 +179,12 @@ async fn test(name: &str, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         resolved_by: None,
     };
     let external = if config.alerts.external_url.is_empty() {
-        format!("http://{}", config.http_listen)
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", config.http_listen)
     } else {
         config.alerts.external_url.clone()
     };
