@@ -236,6 +236,8 @@ pub struct Collector {
     pub http: u16,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// `http`, or `https` for a collector serving TLS.
+    pub scheme: &'static str,
     http_client: reqwest::Client,
 }
 
@@ -264,6 +266,17 @@ impl Collector {
 
     /// Like [`Collector::start`], but a collector that exits is an `Err` with its log.
     pub async fn try_start(data_dir: &Path, env: &[(&str, &str)]) -> Result<Self, String> {
+        Self::try_start_over(data_dir, env, "http", reqwest::Client::new()).await
+    }
+
+    /// Like [`Collector::try_start`] for a collector serving `scheme` (`https` with TLS env
+    /// settings), asking it through `http_client` (which trusts its CA).
+    pub async fn try_start_over(
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        scheme: &'static str,
+        http_client: reqwest::Client,
+    ) -> Result<Self, String> {
         let (grpc, http) = (free_port(), free_port());
         let log = data_dir.with_extension(format!("log-{http}"));
         let stderr = std::fs::File::create(&log).unwrap();
@@ -292,7 +305,8 @@ impl Collector {
             http,
             data_dir: data_dir.to_path_buf(),
             log,
-            http_client: reqwest::Client::new(),
+            scheme,
+            http_client,
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while std::time::Instant::now() < deadline {
@@ -311,7 +325,7 @@ impl Collector {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.http)
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.http)
     }
 
     pub fn log_text(&self) -> String {
@@ -463,6 +477,16 @@ impl Collector {
                 panic!("collector did not stop on SIGTERM\n{}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A collector left running by a test that failed half-way would hold its ports and CPU.
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
