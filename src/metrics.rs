@@ -72,6 +72,8 @@ pub struct Metrics {
     pub webhook_pending: Family<Vec<(String, String)>, Gauge>,
     /// 1 while a destination is disabled (it answered 410).
     pub webhook_disabled: Family<Vec<(String, String)>, Gauge>,
+    /// Requests refused by authentication or quotas, by reason.
+    pub auth_refusals: Labeled,
 }
 
 impl Metrics {
@@ -100,6 +102,12 @@ impl Metrics {
     pub fn component_failed(&self, component: &str) {
         self.failures
             .get_or_create(&vec![("component".into(), component.into())])
+            .inc();
+    }
+
+    pub fn auth_refused(&self, reason: &str) {
+        self.auth_refusals
+            .get_or_create(&vec![("reason".into(), reason.into())])
             .inc();
     }
 
@@ -263,6 +271,11 @@ impl Metrics {
             "webhook_pending",
             "Webhook notifications waiting in the outbox, per destination",
             self.webhook_pending.clone(),
+        );
+        r.register(
+            "auth_refusals",
+            "Requests refused by authentication, lockouts or quotas, by reason",
+            self.auth_refusals.clone(),
         );
         r.register(
             "webhook_disabled",

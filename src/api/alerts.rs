@@ -9,12 +9,11 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{json, path_param, tenant, Params, Problem, RawParams};
+use super::{json, path_param, Caller, Params, Problem, RawParams};
 use crate::alerts::manager::DestinationState;
 use crate::alerts::{Alert, AlertStatus, Delivery, Matcher, Silence};
 use crate::app::Shared;
@@ -44,10 +43,10 @@ fn save_failed(e: String) -> Problem {
 /// `GET /api/v1/alerts?status=&rule=&severity=&since=&limit=`: newest first.
 pub async fn alerts(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     raw: RawParams,
 ) -> Result<Response, Problem> {
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     let p = Params::new(raw, &["status", "rule", "severity", "since", "limit"])?;
     let status = p.choice("status", "status", AlertStatus::parse, AlertStatus::NAMES)?;
     let severity = p.choice("severity", "severity", Severity::parse, Severity::NAMES)?;
@@ -84,11 +83,11 @@ pub async fn alerts(
 /// `GET /api/v1/alerts/{id}`: the alert, its newest findings and its notifications.
 pub async fn alert(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
     let id = path_param("id", "id", id)?;
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     let (alert, deliveries) = {
         let m = s.alerts.lock();
         let Some(a) = m.state.alerts.get(&id).filter(|a| a.tenant == *tenant) else {
@@ -199,14 +198,14 @@ fn who(by: Option<String>) -> Result<String, Problem> {
 
 async fn act(
     s: Arc<Shared>,
-    headers: HeaderMap,
+    caller: Caller,
     id: Result<Path<String>, PathRejection>,
     raw: RawParams,
     body: Bytes,
     resolve: bool,
 ) -> Result<Response, Problem> {
     let id = path_param("id", "id", id)?;
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     Params::new(raw, &[])?;
     let body: ActionBody = parse_body(&body)?;
     let by = who(body.by)?;
@@ -231,32 +230,32 @@ async fn act(
 /// `POST /api/v1/alerts/{id}/ack`: the alert stops notifying (it keeps counting findings).
 pub async fn ack(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     id: Result<Path<String>, PathRejection>,
     raw: RawParams,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    act(s, headers, id, raw, body, false).await
+    act(s, caller, id, raw, body, false).await
 }
 
 /// `POST /api/v1/alerts/{id}/resolve`: closes the alert; a new finding opens a new one.
 pub async fn resolve(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     id: Result<Path<String>, PathRejection>,
     raw: RawParams,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    act(s, headers, id, raw, body, true).await
+    act(s, caller, id, raw, body, true).await
 }
 
 /// `GET /api/v1/silences`: every silence of the tenant, active or not.
 pub async fn silences(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     raw: RawParams,
 ) -> Result<Response, Problem> {
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     Params::new(raw, &[])?;
     let now = OffsetDateTime::now_utc();
     let m = s.alerts.lock();
@@ -306,11 +305,11 @@ struct NewSilence {
 /// `POST /api/v1/silences`: matchers on `rule`, `severity`, `tag` or a group-key field.
 pub async fn create_silence(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     raw: RawParams,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     Params::new(raw, &[])?;
     let n: NewSilence = parse_body(&body)?;
     if n.matchers.is_empty() {
@@ -387,12 +386,12 @@ pub async fn create_silence(
 /// `DELETE /api/v1/silences/{id}`: expires the silence now (it stays listed, inactive).
 pub async fn expire_silence(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     id: Result<Path<String>, PathRejection>,
     raw: RawParams,
 ) -> Result<Response, Problem> {
     let id = path_param("id", "id", id)?;
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     Params::new(raw, &[])?;
     let now = OffsetDateTime::now_utc();
     let mut m = s.alerts.lock();
@@ -406,10 +405,9 @@ pub async fn expire_silence(
 /// `GET /api/v1/webhooks`: each destination's delivery state.
 pub async fn webhooks(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _caller: Caller,
     raw: RawParams,
 ) -> Result<Response, Problem> {
-    tenant(&s, &headers)?;
     Params::new(raw, &[])?;
     let m = s.alerts.lock();
     #[derive(Serialize)]
@@ -475,12 +473,11 @@ fn redact_url(u: &str) -> String {
 /// (what waited for it goes out).
 pub async fn enable_webhook(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _caller: Caller,
     name: Result<Path<String>, PathRejection>,
     raw: RawParams,
 ) -> Result<Response, Problem> {
     let name = path_param("name", "name", name)?;
-    tenant(&s, &headers)?;
     Params::new(raw, &[])?;
     {
         let mut m = s.alerts.lock();

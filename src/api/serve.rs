@@ -163,6 +163,11 @@ async fn connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    // The caller's address, for the per-address limit of failed attempts.
+    let app = match stream.peer_addr() {
+        Ok(addr) => app.layer(axum::Extension(super::auth::Peer(addr))),
+        Err(_) => app,
+    };
     let io = TokioIo::new(WriteDeadline::new(stream, limits.idle_timeout));
     let mut builder = http1::Builder::new();
     builder
