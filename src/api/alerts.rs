@@ -185,8 +185,8 @@ fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<
     serde_json::from_value(v).map_err(|e| invalid(e.to_string()))
 }
 
-fn who(by: Option<String>) -> Result<String, Problem> {
-    let by = by.unwrap_or_else(|| "api".to_string());
+fn who(by: Option<String>, caller: &Caller) -> Result<String, Problem> {
+    let by = by.unwrap_or_else(|| caller.name());
     if by.is_empty() || by.len() > 200 || by.chars().any(char::is_control) {
         return Err(Problem::param(
             "by",
@@ -208,7 +208,7 @@ async fn act(
     let tenant = caller.tenant();
     Params::new(raw, &[])?;
     let body: ActionBody = parse_body(&body)?;
-    let by = who(body.by)?;
+    let by = who(body.by, &caller)?;
     let now = OffsetDateTime::now_utc();
     let alert = {
         let mut m = s.alerts.lock();
@@ -224,6 +224,12 @@ async fn act(
         a
     };
     s.alerts.wake.notify_one();
+    caller.audit(
+        &s,
+        "alerts",
+        if resolve { "resolve" } else { "ack" },
+        serde_json::json!({ "alert": id, "by": by }),
+    );
     json(&alert)
 }
 
@@ -371,7 +377,7 @@ pub async fn create_silence(
         matchers: n.matchers,
         starts_at,
         ends_at,
-        created_by: who(n.created_by)?,
+        created_by: who(n.created_by, &caller)?,
         comment: n.comment,
         created_at: now,
     };
@@ -380,6 +386,12 @@ pub async fn create_silence(
         m.add_silence(silence.clone());
         s.alerts.save(&mut m).map_err(save_failed)?;
     }
+    caller.audit(
+        &s,
+        "silences",
+        "create",
+        serde_json::json!({ "silence": silence.id, "ends_at": silence.ends_at.to_string(), "comment": silence.comment }),
+    );
     json(&silence)
 }
 
@@ -399,6 +411,13 @@ pub async fn expire_silence(
         return Err(not_found("silence", &id));
     };
     s.alerts.save(&mut m).map_err(save_failed)?;
+    drop(m);
+    caller.audit(
+        &s,
+        "silences",
+        "expire",
+        serde_json::json!({ "silence": id }),
+    );
     json(&out)
 }
 
@@ -473,7 +492,7 @@ fn redact_url(u: &str) -> String {
 /// (what waited for it goes out).
 pub async fn enable_webhook(
     State(s): State<Arc<Shared>>,
-    _caller: Caller,
+    caller: Caller,
     name: Result<Path<String>, PathRejection>,
     raw: RawParams,
 ) -> Result<Response, Problem> {
@@ -491,6 +510,12 @@ pub async fn enable_webhook(
         s.alerts.save(&mut m).map_err(save_failed)?;
     }
     s.alerts.wake.notify_one();
+    caller.audit(
+        &s,
+        "webhooks",
+        "enable",
+        serde_json::json!({ "webhook": name }),
+    );
     #[derive(Serialize)]
     struct Answer {
         name: String,

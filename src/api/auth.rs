@@ -68,6 +68,28 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// Records what this caller changed in the collector's audit trail (tenant `_system`).
+    pub fn audit(
+        &self,
+        s: &Shared,
+        area: &'static str,
+        action: &'static str,
+        details: serde_json::Value,
+    ) {
+        s.audit.record(
+            crate::audit::Record::new(area, action, &self.principal.credential, &self.tenant)
+                .details(details),
+        );
+    }
+
+    /// Who did it, for an alert's `acked_by` or a silence's `created_by` when the body does
+    /// not say.
+    pub fn name(&self) -> String {
+        self.principal.credential.to_string()
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = Problem;
 

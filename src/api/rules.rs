@@ -128,7 +128,7 @@ pub async fn rules(
 /// what is wrong and where.
 pub async fn reload(
     State(s): State<Arc<Shared>>,
-    _caller: Caller,
+    caller: Caller,
     raw: RawParams,
 ) -> Result<Response, Problem> {
     Params::new(raw, &[])?;
@@ -149,6 +149,11 @@ pub async fn reload(
                 "the reload failed; see the collector log",
             )
         })?;
+    let outcome = match &loaded {
+        Ok(n) => serde_json::json!({ "loaded": n }),
+        Err(errors) => serde_json::json!({ "errors": errors }),
+    };
+    caller.audit(&s, "rules", "reload", outcome);
     match loaded {
         Ok(n) => {
             #[derive(Serialize)]
