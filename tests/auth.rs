@@ -664,3 +664,175 @@ async fn no_endpoint_returns_another_tenants_data() {
     assert_ne!(v["event_id"], "sneaky", "an event chose its tenant: {v}");
     c.stop();
 }
+
+mod jwt {
+    use super::*;
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    use std::sync::{Arc, Mutex};
+
+    const ISSUER: &str = "https://idp.test/";
+    const PEM_A: &str = include_str!("fixtures/jwt/ed25519-a.pem");
+    const PEM_B: &str = include_str!("fixtures/jwt/ed25519-b.pem");
+    const X_A: &str = include_str!("fixtures/jwt/ed25519-a.x");
+    const X_B: &str = include_str!("fixtures/jwt/ed25519-b.x");
+
+    fn jwk(kid: &str, x: &str) -> Value {
+        serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid, "x": x.trim() })
+    }
+
+    fn sign(kid: &str, pem: &str, claims: Value) -> String {
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some(kid.into());
+        encode(
+            &h,
+            &claims,
+            &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn claims(tenant: &str, scope: &str, exp_in: i64) -> Value {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        serde_json::json!({ "iss": ISSUER, "aud": "mcp-audit", "sub": "svc-gateway", "tenant": tenant, "scope": scope, "iat": now, "exp": now + exp_in })
+    }
+
+    /// A JWKS endpoint on loopback whose key set the test can change.
+    async fn jwks_server(keys: Arc<Mutex<Value>>) -> u16 {
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                let keys = keys.clone();
+                async move { axum::Json(keys.lock().unwrap().clone()) }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        port
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn access_tokens_from_an_identity_provider() {
+        let keys = Arc::new(Mutex::new(serde_json::json!({ "keys": [jwk("a", X_A)] })));
+        let port = jwks_server(keys.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("http://127.0.0.1:{port}/jwks");
+        let c = Collector::start(
+            dir.path(),
+            &[
+                ("MCP_AUDIT_AUTH_JWT_JWKS_URL", url.as_str()),
+                ("MCP_AUDIT_AUTH_JWT_ISSUER", ISSUER),
+                ("MCP_AUDIT_AUTH_JWT_AUDIENCE", "mcp-audit"),
+                ("MCP_AUDIT_AUTH_JWT_JWKS_REFRESH_MIN_SECS", "0"),
+                ("MCP_AUDIT_AUTH_MAX_FAILURES_PER_MINUTE", "10000"),
+            ],
+        )
+        .await;
+
+        // RFC 9728 metadata, and a 401 that points at it.
+        let (status, v) = get(&c, "/.well-known/oauth-protected-resource", "").await;
+        assert_eq!(status, 200, "{v}");
+        let resource = format!("http://127.0.0.1:{}", c.http);
+        assert_eq!(v["resource"], resource.as_str());
+        assert_eq!(v["authorization_servers"][0], ISSUER);
+        assert!(v["scopes_supported"].to_string().contains("mcp-audit:read"));
+        let (status, h, _) = call(&c, reqwest::Method::GET, "/api/v1/search", "", &[], None).await;
+        assert_eq!(status, 401);
+        assert_eq!(
+            h["www-authenticate"].to_str().unwrap(),
+            format!("Bearer resource_metadata=\"{resource}/.well-known/oauth-protected-resource\"")
+        );
+
+        // Ingest and read with access tokens; the tenant comes from the claim.
+        let ingest = sign("a", PEM_A, claims("acme", "openid mcp-audit:ingest", 300));
+        let r = ship(&c, &ingest, &[full_event("j-1")]).await.unwrap();
+        assert_eq!(r.accepted, ["j-1"]);
+        let read = sign("a", PEM_A, claims("acme", "mcp-audit:read", 300));
+        assert_eq!(get(&c, "/api/v1/search", &ingest).await.0, 403);
+        let mut found = false;
+        for _ in 0..100 {
+            let (status, v) = get(&c, "/api/v1/search?start=-1h", &read).await;
+            assert_eq!(status, 200, "{v}");
+            if ids(&v) == ["j-1"] {
+                found = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(found);
+        let other = sign("a", PEM_A, claims("globex", "mcp-audit:read", 300));
+        let (_, v) = get(&c, "/api/v1/search?start=-1h", &other).await;
+        assert_eq!(v["total"], 0, "{v}");
+        let mut scp = claims("acme", "", 300);
+        scp["scp"] = serde_json::json!(["mcp-audit:read"]);
+        assert_eq!(
+            get(&c, "/api/v1/fields", &sign("a", PEM_A, scp)).await.0,
+            200
+        );
+
+        // Refused: each for its own reason.
+        let mut wrong_iss = claims("acme", "mcp-audit:read", 300);
+        wrong_iss["iss"] = "https://evil.test/".into();
+        let mut wrong_aud = claims("acme", "mcp-audit:read", 300);
+        wrong_aud["aud"] = "someone-else".into();
+        let mut no_tenant = claims("acme", "mcp-audit:read", 300);
+        no_tenant.as_object_mut().unwrap().remove("tenant");
+        let hs = {
+            let mut h = Header::new(Algorithm::HS256);
+            h.kid = Some("a".into());
+            encode(
+                &h,
+                &claims("acme", "mcp-audit:read", 300),
+                &EncodingKey::from_secret(X_A.trim().as_bytes()),
+            )
+            .unwrap()
+        };
+        for (what, t, reason) in [
+            ("issuer", sign("a", PEM_A, wrong_iss), "Issuer"),
+            ("audience", sign("a", PEM_A, wrong_aud), "Audience"),
+            (
+                "expired",
+                sign("a", PEM_A, claims("acme", "mcp-audit:read", -300)),
+                "Expired",
+            ),
+            (
+                "no scope",
+                sign("a", PEM_A, claims("acme", "profile", 300)),
+                "none of the scopes",
+            ),
+            ("no tenant", sign("a", PEM_A, no_tenant), "claim `tenant`"),
+            (
+                "reserved tenant",
+                sign("a", PEM_A, claims("_system", "mcp-audit:admin", 300)),
+                "reserved",
+            ),
+            (
+                "wrong key",
+                sign("a", PEM_B, claims("acme", "mcp-audit:read", 300)),
+                "Signature",
+            ),
+            ("shared secret", hs, "not accepted"),
+            (
+                "unknown kid",
+                sign("b", PEM_B, claims("acme", "mcp-audit:read", 300)),
+                "no key with kid",
+            ),
+        ] {
+            let (status, v) = get(&c, "/api/v1/fields", &t).await;
+            assert_eq!(status, 401, "{what}: {v}");
+            let detail = v["detail"].as_str().unwrap();
+            assert!(
+                detail.to_lowercase().contains(&reason.to_lowercase()),
+                "{what}: {detail}"
+            );
+        }
+
+        // The provider rotates to key b: a token with the new kid is accepted once the key
+        // set is fetched again.
+        *keys.lock().unwrap() = serde_json::json!({ "keys": [jwk("a", X_A), jwk("b", X_B)] });
+        let rotated = sign("b", PEM_B, claims("acme", "mcp-audit:read", 300));
+        let (status, v) = get(&c, "/api/v1/fields", &rotated).await;
+        assert_eq!(status, 200, "{v}");
+        c.stop();
+    }
+}
