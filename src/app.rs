@@ -310,7 +310,12 @@ pub async fn run(
         ))
     };
     if let Some(h) = &rules_handle {
-        watch_rules(h.clone(), shared.metrics.clone(), stop_rx.clone());
+        watch_rules(
+            h.clone(),
+            shared.metrics.clone(),
+            shared.audit.clone(),
+            stop_rx.clone(),
+        );
     }
     shared.ready.store(true, Ordering::Release);
     tracing::info!(grpc = %grpc_addr, http = %http_addr, data_dir = %config.data_dir.display(), "mcp-audit collector ready");
@@ -470,6 +475,7 @@ fn start_rules(
 fn watch_rules(
     handle: Arc<rules::consumer::Handle>,
     metrics: Arc<Metrics>,
+    audit: AuditTrail,
     mut stop: watch::Receiver<bool>,
 ) {
     let Some(dir) = handle.dir().map(Path::to_path_buf) else {
@@ -487,7 +493,14 @@ fn watch_rules(
                 last = now;
                 tracing::info!(dir = %dir.display(), "rule files changed; reloading");
                 let (h, m) = (handle.clone(), metrics.clone());
-                let _ = tokio::task::spawn_blocking(move || h.reload(&m)).await;
+                let outcome = match tokio::task::spawn_blocking(move || h.reload(&m)).await {
+                    Ok(Ok(n)) => serde_json::json!({ "loaded": n }),
+                    Ok(Err(errors)) => serde_json::json!({ "errors": errors }),
+                    Err(_) => serde_json::json!({ "errors": ["the reload task failed"] }),
+                };
+                audit.record(Record::new("rules", "reload", "file-watch", "").details(
+                    serde_json::json!({ "dir": dir.display().to_string(), "outcome": outcome }),
+                ));
             }
         }
     });
