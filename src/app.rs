@@ -26,11 +26,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::tail::TailHub;
+use crate::audit::{AuditTrail, Record};
+use crate::auth::Auth;
 use crate::backlog::{Backlog, BACKLOG_BYTES};
 use crate::config::Config;
 use crate::health::Health;
 use crate::index::{IndexConfig, Indexes};
-use crate::ingest::{grpc::IngestService, Auth, Ingestor, Limits};
+use crate::ingest::{grpc::IngestService, Ingestor, Limits};
 use crate::metrics::Metrics;
 use crate::proto::ingest_server::IngestServer;
 use crate::rules;
@@ -67,6 +69,8 @@ pub struct Shared {
     pub rules: Option<Arc<rules::consumer::Handle>>,
     pub ingestor: Arc<Ingestor>,
     pub auth: Auth,
+    /// The collector's own audit trail (tenant `_system`).
+    pub audit: AuditTrail,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub tail: Arc<TailHub>,
@@ -102,13 +106,13 @@ pub async fn run(
     })?;
 
     raise_open_file_limit();
-    let auth = open_auth(&config, &listeners)?;
+    let metrics = Metrics::new();
+    let auth = open_auth(&config, &listeners, metrics.clone())?;
     let key = match config.scrub_key {
         Some(k) => k,
         None => crate::scrub::load_or_create_key(&config.data_dir.join("scrub.key"))?,
     };
     let scrubber = Arc::new(Scrubber::new(&config.scrub, key)?);
-    let metrics = Metrics::new();
     let health = Health::new(metrics.clone());
     // Bad certificate files stop start-up here, before the slow steps.
     let tls = match &config.tls {
@@ -249,6 +253,18 @@ pub async fn run(
         backlog: Backlog::new(BACKLOG_BYTES),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
+    let audit = AuditTrail::start(ingestor.clone());
+    {
+        let audit = audit.clone();
+        auth.set_failure_sink(Arc::new(move |f: crate::auth::FailedAttempt| {
+            let mut r = Record::new("auth", "refused", &f.credential, "");
+            r.remote_addr = f.addr.map(|a| a.to_string()).unwrap_or_default();
+            r.denied = true;
+            r.error = f.reason;
+            audit.record(r);
+        }));
+    }
+    watch_auth(auth.clone(), stop_rx.clone());
     let shared = Arc::new(Shared {
         index,
         findings,
@@ -257,6 +273,7 @@ pub async fn run(
         rules: rules_handle.clone(),
         ingestor: ingestor.clone(),
         auth: auth.clone(),
+        audit,
         metrics,
         health,
         tail,
@@ -311,7 +328,12 @@ pub async fn run(
         ))
     };
     if let Some(h) = &rules_handle {
-        watch_rules(h.clone(), shared.metrics.clone(), stop_rx.clone());
+        watch_rules(
+            h.clone(),
+            shared.metrics.clone(),
+            shared.audit.clone(),
+            stop_rx.clone(),
+        );
     }
     match &tls {
         Some(tls) => {
@@ -483,6 +505,7 @@ fn start_rules(
 fn watch_rules(
     handle: Arc<rules::consumer::Handle>,
     metrics: Arc<Metrics>,
+    audit: AuditTrail,
     mut stop: watch::Receiver<bool>,
 ) {
     let Some(dir) = handle.dir().map(Path::to_path_buf) else {
@@ -500,7 +523,14 @@ fn watch_rules(
                 last = now;
                 tracing::info!(dir = %dir.display(), "rule files changed; reloading");
                 let (h, m) = (handle.clone(), metrics.clone());
-                let _ = tokio::task::spawn_blocking(move || h.reload(&m)).await;
+                let outcome = match tokio::task::spawn_blocking(move || h.reload(&m)).await {
+                    Ok(Ok(n)) => serde_json::json!({ "loaded": n }),
+                    Ok(Err(errors)) => serde_json::json!({ "errors": errors }),
+                    Err(_) => serde_json::json!({ "errors": ["the reload task failed"] }),
+                };
+                audit.record(Record::new("rules", "reload", "file-watch", "").details(
+                    serde_json::json!({ "dir": dir.display().to_string(), "outcome": outcome }),
+                ));
             }
         }
     });
@@ -526,21 +556,62 @@ async fn catch_up(position: &AtomicU64, target: u64, health: &Health) {
     }
 }
 
-/// Decides who may talk to the collector. Without tokens, only loopback listeners are allowed.
-fn open_auth(config: &Config, listeners: &Listeners) -> anyhow::Result<Auth> {
-    let _ = config;
-    for (name, l) in [
-        ("grpc.listen", &listeners.grpc),
-        ("http.listen", &listeners.http),
-    ] {
-        let addr = l.local_addr()?;
-        if !addr.ip().is_loopback() {
-            let flag = name.replace('.', "-");
-            anyhow::bail!("`{name}` is {addr}, which is not loopback: this collector has no authentication yet, so it listens on loopback addresses only. Use `--{flag} 127.0.0.1:{}` (or set `{name}`)", addr.port());
+/// Decides who may talk to the collector. Without any credential configured (open local
+/// mode), only loopback listeners are allowed.
+fn open_auth(
+    config: &Config,
+    listeners: &Listeners,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Auth> {
+    let auth = Auth::open(&config.data_dir, &config.auth, metrics)?;
+    if auth.is_open() {
+        for (name, l) in [
+            ("grpc.listen", &listeners.grpc),
+            ("http.listen", &listeners.http),
+        ] {
+            let addr = l.local_addr()?;
+            if !addr.ip().is_loopback() {
+                let flag = name.replace('.', "-");
+                anyhow::bail!(
+                    "`{name}` is {addr}, which is not loopback, and no credential is configured: create a token first (`mcp-audit token create --tenant T --role ingest --data-dir {}`) or configure `[auth.jwt]`, or listen on loopback (`--{flag} 127.0.0.1:{}`)",
+                    config.data_dir.display(),
+                    addr.port()
+                );
+            }
         }
+        tracing::warn!("OPEN LOCAL MODE: no token and no identity provider configured; every caller on this machine is an admin of tenant `default`. Listening on loopback only. Create a token (`mcp-audit token create`) to require credentials");
+    } else {
+        let tokens = crate::auth::tokens::Tokens::load(&config.data_dir)?;
+        tracing::info!(
+            tokens = tokens.records().len(),
+            jwt_issuer = config
+                .auth
+                .jwt
+                .as_ref()
+                .map(|j| j.issuer.as_str())
+                .unwrap_or("none"),
+            "auth: every request needs a collector token or an access token"
+        );
     }
-    tracing::warn!("OPEN LOCAL MODE: no authentication; every caller on this machine is tenant `default`. Listening on loopback only");
-    Ok(Auth::Open)
+    Ok(auth)
+}
+
+/// Keeps the tokens current (a created or revoked token counts within a second) and fetches
+/// the identity provider's keys at start.
+fn watch_auth(auth: Auth, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        if let Some(v) = auth.jwt() {
+            v.prefetch().await;
+        }
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            let a = auth.clone();
+            let _ = tokio::task::spawn_blocking(move || a.reload_tokens()).await;
+        }
+    });
 }
 
 /// Raises the soft limit of open files to the hard limit: the index opens files per segment

@@ -52,6 +52,142 @@ pub struct RawConfig {
     pub alerts: RawAlerts,
     pub webhooks: Vec<RawWebhook>,
     pub tls: RawTls,
+    pub auth: RawAuth,
+}
+
+/// `[auth]`: lockouts, quotas, and `[auth.jwt]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    pub max_failures_per_minute: u64,
+    pub lockout_secs: u64,
+    /// Events per second per credential; 0 is unlimited.
+    pub ingest_events_per_sec: u64,
+    /// Events a credential may send at once above its rate (default: two seconds' worth).
+    pub ingest_burst: u64,
+    /// API requests per second per credential; 0 is unlimited.
+    pub api_requests_per_sec: u64,
+    pub api_burst: u64,
+    pub jwt: Option<RawJwt>,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        Self {
+            max_failures_per_minute: 20,
+            lockout_secs: 60,
+            ingest_events_per_sec: 0,
+            ingest_burst: 0,
+            api_requests_per_sec: 0,
+            api_burst: 0,
+            jwt: None,
+        }
+    }
+}
+
+/// `[auth.jwt]`: OAuth 2.1 access tokens from an identity provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    pub jwks_url: String,
+    pub issuer: String,
+    pub audience: String,
+    #[serde(default = "default_tenant_claim")]
+    pub tenant_claim: String,
+    #[serde(default)]
+    pub resource: String,
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_refresh_min_secs: u64,
+}
+
+fn default_tenant_claim() -> String {
+    "tenant".into()
+}
+
+fn default_jwks_refresh() -> u64 {
+    30
+}
+
+impl RawAuth {
+    fn validate(self) -> Result<crate::auth::AuthConfig, KeyError> {
+        use crate::auth::limits::RateLimit;
+        in_range(
+            "auth.max_failures_per_minute",
+            self.max_failures_per_minute,
+            1..=1_000_000,
+        )?;
+        in_range("auth.lockout_secs", self.lockout_secs, 1..=86_400)?;
+        let rate = |per_sec: u64, burst: u64| {
+            (per_sec > 0).then(|| RateLimit {
+                per_sec: per_sec as f64,
+                burst: if burst == 0 {
+                    (per_sec * 2) as f64
+                } else {
+                    burst as f64
+                },
+            })
+        };
+        let jwt = match self.jwt {
+            None => None,
+            Some(j) => Some(j.validate()?),
+        };
+        Ok(crate::auth::AuthConfig {
+            max_failures_per_minute: u32::try_from(self.max_failures_per_minute)
+                .unwrap_or(u32::MAX),
+            lockout: Duration::from_secs(self.lockout_secs),
+            ingest: rate(self.ingest_events_per_sec, self.ingest_burst),
+            api: rate(self.api_requests_per_sec, self.api_burst),
+            jwt,
+        })
+    }
+}
+
+impl RawJwt {
+    fn validate(self) -> Result<crate::auth::jwt::JwtConfig, KeyError> {
+        let url = url::Url::parse(&self.jwks_url).map_err(|e| {
+            key_error(
+                "auth.jwt.jwks_url",
+                format!("`auth.jwt.jwks_url` {:?} is not a URL: {e}", self.jwks_url),
+            )
+        })?;
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+            return Err(key_error(
+                "auth.jwt.jwks_url",
+                format!(
+                    "`auth.jwt.jwks_url` {:?} must be https (http only for a loopback address)",
+                    self.jwks_url
+                ),
+            ));
+        }
+        for (key, v) in [
+            ("auth.jwt.issuer", &self.issuer),
+            ("auth.jwt.audience", &self.audience),
+            ("auth.jwt.tenant_claim", &self.tenant_claim),
+        ] {
+            if v.trim().is_empty() {
+                return Err(key_error(key, format!("`{key}` must not be empty")));
+            }
+        }
+        in_range(
+            "auth.jwt.jwks_refresh_min_secs",
+            self.jwks_refresh_min_secs,
+            0..=86_400,
+        )?;
+        Ok(crate::auth::jwt::JwtConfig {
+            jwks_url: url,
+            issuer: self.issuer,
+            audience: self.audience,
+            tenant_claim: self.tenant_claim,
+            resource: self.resource,
+            refresh_min: Duration::from_secs(self.jwks_refresh_min_secs),
+        })
+    }
 }
 
 /// `[tls]`: TLS on both listeners when `cert` and `key` are set.
@@ -160,6 +296,7 @@ impl Default for RawConfig {
             wal: RawWal::default(),
             index: RawIndex::default(),
             scrub: RawScrub::default(),
+            auth: RawAuth::default(),
             rules: RawRules::default(),
             alerts: RawAlerts::default(),
             webhooks: Vec::new(),
@@ -331,6 +468,7 @@ pub struct Config {
     pub webhooks: Vec<crate::alerts::WebhookConfig>,
     /// TLS on both listeners; `None`: plain TCP.
     pub tls: Option<crate::tls::TlsConfig>,
+    pub auth: crate::auth::AuthConfig,
     /// Fill a fresh instance with generated traffic.
     pub demo: bool,
 }
@@ -348,6 +486,11 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// Whether the listeners speak TLS.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Loads the file (if any), overlays the environment and the flags, and checks the result.
     pub fn load(
         file: Option<&Path>,
@@ -449,7 +592,8 @@ struct Layers {
 
 /// The sections of the config, for splitting `MCP_AUDIT_<SECTION>_<KEY>`.
 const SECTIONS: &[&str] = &[
-    "grpc", "http", "ingest", "wal", "index", "scrub", "rules", "alerts", "tls",
+    "grpc", "http", "ingest", "wal", "index", "scrub", "rules", "alerts", "tls", "auth_jwt",
+    "auth",
 ];
 
 impl Layers {
@@ -486,7 +630,12 @@ impl Layers {
                 .iter()
                 .find(|s| lower.strip_prefix(*s).is_some_and(|r| r.starts_with('_')))
             {
-                Some(section) => format!("{section}.{}", &lower[section.len() + 1..]),
+                // `auth_jwt` is the table `[auth.jwt]`.
+                Some(section) => format!(
+                    "{}.{}",
+                    section.replace('_', "."),
+                    &lower[section.len() + 1..]
+                ),
                 None => lower,
             };
             let parsed = format!("v = {value}")
@@ -507,25 +656,30 @@ impl Layers {
     }
 
     /// Sets a top-level key or a `section.key`.
+    /// Sets a top-level key, a `section.key` or a `section.table.key`.
     fn set(&mut self, key: &str, value: toml::Value, source: Source) -> anyhow::Result<()> {
-        match key.split_once('.') {
-            None => {
-                self.table.insert(key.to_string(), value);
+        let mut parts: Vec<&str> = key.split('.').collect();
+        let last = parts.pop().unwrap_or(key);
+        let mut table = &mut self.table;
+        let mut path = String::new();
+        for part in parts {
+            if !path.is_empty() {
+                path.push('.');
             }
-            Some((section, k)) => {
-                let t = self
-                    .table
-                    .entry(section)
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                let toml::Value::Table(t) = t else {
-                    anyhow::bail!(
-                        "`{section}` must be a table, so `{key}` cannot be set ({})",
-                        self.source_of(section)
-                    );
+            path.push_str(part);
+            let t = table
+                .entry(part)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(t) = t else {
+                let at = match self.sources.get(&path) {
+                    Some(s) => s.to_string(),
+                    None => Source::Default.to_string(),
                 };
-                t.insert(k.to_string(), value);
-            }
+                anyhow::bail!("`{path}` must be a table, so `{key}` cannot be set ({at})");
+            };
+            table = t;
         }
+        table.insert(last.to_string(), value);
         self.sources.insert(key.to_string(), source);
         Ok(())
     }
@@ -876,7 +1030,9 @@ impl RawConfig {
             }
             webhooks.push(w);
         }
+        let auth = self.auth.validate()?;
         Ok(Config {
+            auth,
             alerts,
             webhooks,
             tls,

@@ -11,6 +11,8 @@ pub enum ErrorKind {
     /// Credentials valid but not allowed to do this.
     PermissionDenied,
     NotFound,
+    /// Over a rate or quota; retry after the time the answer names.
+    ResourceExhausted,
     /// Overloaded or shutting down; retry later with the same event ids.
     Unavailable,
     /// A bug or a broken disk; the operator must look at the logs.
@@ -24,6 +26,7 @@ impl ErrorKind {
             Self::Unauthenticated => tonic::Code::Unauthenticated,
             Self::PermissionDenied => tonic::Code::PermissionDenied,
             Self::NotFound => tonic::Code::NotFound,
+            Self::ResourceExhausted => tonic::Code::ResourceExhausted,
             Self::Unavailable => tonic::Code::Unavailable,
             Self::Internal => tonic::Code::Internal,
         }
@@ -35,6 +38,7 @@ impl ErrorKind {
             Self::Unauthenticated => 401,
             Self::PermissionDenied => 403,
             Self::NotFound => 404,
+            Self::ResourceExhausted => 429,
             Self::Unavailable => 503,
             Self::Internal => 500,
         }

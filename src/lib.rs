@@ -27,6 +27,8 @@
 pub mod alerts;
 pub mod api;
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod backlog;
 pub mod cli;
 pub mod config;

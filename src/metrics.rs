@@ -78,6 +78,8 @@ pub struct Metrics {
     pub tls_reloads: Labeled,
     /// TLS handshakes that failed or timed out, by listener.
     pub tls_handshake_failures: Labeled,
+    /// Requests refused by authentication or quotas, by reason.
+    pub auth_refusals: Labeled,
 }
 
 impl Metrics {
@@ -106,6 +108,12 @@ impl Metrics {
     pub fn component_failed(&self, component: &str) {
         self.failures
             .get_or_create(&vec![("component".into(), component.into())])
+            .inc();
+    }
+
+    pub fn auth_refused(&self, reason: &str) {
+        self.auth_refusals
+            .get_or_create(&vec![("reason".into(), reason.into())])
             .inc();
     }
 
@@ -269,6 +277,11 @@ impl Metrics {
             "webhook_pending",
             "Webhook notifications waiting in the outbox, per destination",
             self.webhook_pending.clone(),
+        );
+        r.register(
+            "auth_refusals",
+            "Requests refused by authentication, lockouts or quotas, by reason",
+            self.auth_refusals.clone(),
         );
         r.register(
             "webhook_disabled",

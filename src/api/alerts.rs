@@ -9,12 +9,11 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{json, path_param, tenant, Params, Problem, RawParams};
+use super::{json, path_param, Caller, Params, Problem, RawParams};
 use crate::alerts::manager::DestinationState;
 use crate::alerts::{Alert, AlertStatus, Delivery, Matcher, Silence};
 use crate::app::Shared;
@@ -44,10 +43,10 @@ fn save_failed(e: String) -> Problem {
 /// `GET /api/v1/alerts?status=&rule=&severity=&since=&limit=`: newest first.
 pub async fn alerts(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     raw: RawParams,
 ) -> Result<Response, Problem> {
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     let p = Params::new(raw, &["status", "rule", "severity", "since", "limit"])?;
     let status = p.choice("status", "status", AlertStatus::parse, AlertStatus::NAMES)?;
     let severity = p.choice("severity", "severity", Severity::parse, Severity::NAMES)?;
@@ -84,11 +83,11 @@ pub async fn alerts(
 /// `GET /api/v1/alerts/{id}`: the alert, its newest findings and its notifications.
 pub async fn alert(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
     let id = path_param("id", "id", id)?;
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     let (alert, deliveries) = {
         let m = s.alerts.lock();
         let Some(a) = m.state.alerts.get(&id).filter(|a| a.tenant == *tenant) else {
@@ -186,8 +185,8 @@ fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<
     serde_json::from_value(v).map_err(|e| invalid(e.to_string()))
 }
 
-fn who(by: Option<String>) -> Result<String, Problem> {
-    let by = by.unwrap_or_else(|| "api".to_string());
+fn who(by: Option<String>, caller: &Caller) -> Result<String, Problem> {
+    let by = by.unwrap_or_else(|| caller.name());
     if by.is_empty() || by.len() > 200 || by.chars().any(char::is_control) {
         return Err(Problem::param(
             "by",
@@ -199,17 +198,17 @@ fn who(by: Option<String>) -> Result<String, Problem> {
 
 async fn act(
     s: Arc<Shared>,
-    headers: HeaderMap,
+    caller: Caller,
     id: Result<Path<String>, PathRejection>,
     raw: RawParams,
     body: Bytes,
     resolve: bool,
 ) -> Result<Response, Problem> {
     let id = path_param("id", "id", id)?;
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     Params::new(raw, &[])?;
     let body: ActionBody = parse_body(&body)?;
-    let by = who(body.by)?;
+    let by = who(body.by, &caller)?;
     let now = OffsetDateTime::now_utc();
     let alert = {
         let mut m = s.alerts.lock();
@@ -225,38 +224,44 @@ async fn act(
         a
     };
     s.alerts.wake.notify_one();
+    caller.audit(
+        &s,
+        "alerts",
+        if resolve { "resolve" } else { "ack" },
+        serde_json::json!({ "alert": id, "by": by }),
+    );
     json(&alert)
 }
 
 /// `POST /api/v1/alerts/{id}/ack`: the alert stops notifying (it keeps counting findings).
 pub async fn ack(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     id: Result<Path<String>, PathRejection>,
     raw: RawParams,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    act(s, headers, id, raw, body, false).await
+    act(s, caller, id, raw, body, false).await
 }
 
 /// `POST /api/v1/alerts/{id}/resolve`: closes the alert; a new finding opens a new one.
 pub async fn resolve(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     id: Result<Path<String>, PathRejection>,
     raw: RawParams,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    act(s, headers, id, raw, body, true).await
+    act(s, caller, id, raw, body, true).await
 }
 
 /// `GET /api/v1/silences`: every silence of the tenant, active or not.
 pub async fn silences(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     raw: RawParams,
 ) -> Result<Response, Problem> {
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     Params::new(raw, &[])?;
     let now = OffsetDateTime::now_utc();
     let m = s.alerts.lock();
@@ -306,11 +311,11 @@ struct NewSilence {
 /// `POST /api/v1/silences`: matchers on `rule`, `severity`, `tag` or a group-key field.
 pub async fn create_silence(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     raw: RawParams,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     Params::new(raw, &[])?;
     let n: NewSilence = parse_body(&body)?;
     if n.matchers.is_empty() {
@@ -372,7 +377,7 @@ pub async fn create_silence(
         matchers: n.matchers,
         starts_at,
         ends_at,
-        created_by: who(n.created_by)?,
+        created_by: who(n.created_by, &caller)?,
         comment: n.comment,
         created_at: now,
     };
@@ -381,18 +386,24 @@ pub async fn create_silence(
         m.add_silence(silence.clone());
         s.alerts.save(&mut m).map_err(save_failed)?;
     }
+    caller.audit(
+        &s,
+        "silences",
+        "create",
+        serde_json::json!({ "silence": silence.id, "ends_at": silence.ends_at.to_string(), "comment": silence.comment }),
+    );
     json(&silence)
 }
 
 /// `DELETE /api/v1/silences/{id}`: expires the silence now (it stays listed, inactive).
 pub async fn expire_silence(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     id: Result<Path<String>, PathRejection>,
     raw: RawParams,
 ) -> Result<Response, Problem> {
     let id = path_param("id", "id", id)?;
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     Params::new(raw, &[])?;
     let now = OffsetDateTime::now_utc();
     let mut m = s.alerts.lock();
@@ -400,16 +411,22 @@ pub async fn expire_silence(
         return Err(not_found("silence", &id));
     };
     s.alerts.save(&mut m).map_err(save_failed)?;
+    drop(m);
+    caller.audit(
+        &s,
+        "silences",
+        "expire",
+        serde_json::json!({ "silence": id }),
+    );
     json(&out)
 }
 
 /// `GET /api/v1/webhooks`: each destination's delivery state.
 pub async fn webhooks(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _caller: Caller,
     raw: RawParams,
 ) -> Result<Response, Problem> {
-    tenant(&s, &headers)?;
     Params::new(raw, &[])?;
     let m = s.alerts.lock();
     #[derive(Serialize)]
@@ -475,12 +492,11 @@ fn redact_url(u: &str) -> String {
 /// (what waited for it goes out).
 pub async fn enable_webhook(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     name: Result<Path<String>, PathRejection>,
     raw: RawParams,
 ) -> Result<Response, Problem> {
     let name = path_param("name", "name", name)?;
-    tenant(&s, &headers)?;
     Params::new(raw, &[])?;
     {
         let mut m = s.alerts.lock();
@@ -494,6 +510,12 @@ pub async fn enable_webhook(
         s.alerts.save(&mut m).map_err(save_failed)?;
     }
     s.alerts.wake.notify_one();
+    caller.audit(
+        &s,
+        "webhooks",
+        "enable",
+        serde_json::json!({ "webhook": name }),
+    );
     #[derive(Serialize)]
     struct Answer {
         name: String,

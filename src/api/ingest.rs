@@ -15,7 +15,7 @@ use axum::response::Response;
 use http_body_util::BodyExt;
 use serde::Serialize;
 
-use super::{json, tenant, Problem};
+use super::{json, Caller, Problem};
 use crate::app::Shared;
 use crate::error::ErrorKind;
 use crate::ingest::{json as wire, Incoming};
@@ -23,10 +23,12 @@ use crate::wal::WalError;
 
 pub async fn ingest(
     State(s): State<Arc<Shared>>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let tenant = tenant(&s, &headers)?;
+    // Events always go to the credential's own tenant, whatever tenant the request reads.
+    let tenant = caller.principal.tenant.clone();
     let body = read_body(
         body,
         &headers,
@@ -61,6 +63,10 @@ pub async fn ingest(
             id_hint: wire::event_id_hint(line),
         });
     }
+    let events = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+    s.auth
+        .take_ingest(&caller.principal, events)
+        .map_err(|r| super::auth::problem(r, "too many requests"))?;
     let mut result = s
         .ingestor
         .ingest(tenant, batch)

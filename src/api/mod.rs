@@ -7,6 +7,7 @@
 //! client can hold.
 
 mod alerts;
+pub mod auth;
 mod fields;
 mod ingest;
 mod openapi;
@@ -28,6 +29,7 @@ use axum::routing::{get, post, MethodRouter};
 use axum::{middleware, Router};
 use serde::Serialize;
 
+pub use auth::Caller;
 pub use params::{parse_duration, parse_time, path_param, Params, RawParams};
 pub use problem::{Problem, MAX_URI_BYTES};
 pub use serve::{serve, ServeLimits};
@@ -42,6 +44,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
     for (path, route) in routes() {
         router = router.route(path, route);
     }
+    // Before the dashboard's routes: the dashboard's files are public, its data is not.
+    let router = router.route_layer(middleware::from_fn_with_state(
+        shared.clone(),
+        auth::authorize,
+    ));
     let app = router
         .route("/", get(web::index))
         .fallback(web::fallback)
@@ -55,6 +62,44 @@ pub fn router(shared: Arc<Shared>) -> Router {
             body_limit,
             problem::normalize,
         ))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// The dashboard's content security policy: only its own scripts, styles and connections, no
+/// inline code, never framed.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Headers on every answer: API answers are never cached (they hold audit data), the
+/// dashboard runs under [`CSP`], nothing is sniffed or framed. No CORS headers are sent, so
+/// browsers keep other origins out.
+async fn security_headers(req: axum::extract::Request, next: middleware::Next) -> Response {
+    let api = req.uri().path().starts_with("/api/") || req.uri().path() == "/metrics";
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    if api {
+        h.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    } else {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static(CSP),
+        );
+    }
+    resp
 }
 
 /// Runs `f` on the blocking pool (tantivy and the stores are synchronous); a task that
@@ -106,10 +151,34 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
             post(alerts::enable_webhook),
         ),
         ("/api/v1/openapi.json", get(openapi::document)),
+        (
+            "/.well-known/oauth-protected-resource",
+            get(protected_resource),
+        ),
         ("/healthz", get(|| async { "ok\n" })),
         ("/readyz", get(readyz)),
         ("/metrics", get(metrics)),
     ]
+}
+
+/// RFC 9728 protected-resource metadata: where clients get access tokens for this collector.
+/// A 404 problem when no identity provider is configured (`[auth.jwt]`).
+async fn protected_resource(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    match s.auth.jwt() {
+        Some(v) => {
+            let body = v.metadata(&auth::resource_url(&s, &headers));
+            match json(&body) {
+                Ok(r) => r,
+                Err(p) => p.into_response(),
+            }
+        }
+        None => Problem::new(
+            ErrorKind::NotFound,
+            "not found",
+            "this collector has no identity provider configured (`[auth.jwt]`); it takes collector tokens only",
+        )
+        .into_response(),
+    }
 }
 
 /// Ready while started and no stage is failing; otherwise a 503 problem naming each failing
@@ -210,14 +279,4 @@ impl From<IndexError> for Problem {
             }
         }
     }
-}
-
-/// Resolves the caller's tenant from the `authorization` header.
-pub fn tenant(s: &Shared, headers: &HeaderMap) -> Result<Arc<str>, Problem> {
-    let h = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    s.auth
-        .tenant(h)
-        .map_err(|e| Problem::new(ErrorKind::Unauthenticated, "unauthenticated", e.to_string()))
 }

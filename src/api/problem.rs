@@ -36,6 +36,8 @@ pub struct Problem {
     pub title: &'static str,
     pub detail: String,
     pub param: Option<String>,
+    /// Seconds for a `Retry-After` header (quotas, lockouts).
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -47,6 +49,7 @@ impl Problem {
             title,
             detail: detail.into(),
             param: None,
+            retry_after: None,
         }
     }
 
@@ -69,7 +72,14 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("error"),
             detail: detail.into(),
             param: None,
+            retry_after: None,
         }
+    }
+
+    /// The same problem, telling the client when to retry.
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after.as_secs_f64().ceil().max(1.0) as u64);
+        self
     }
 
     /// The same problem, naming the parameter at fault.
@@ -100,7 +110,12 @@ impl IntoResponse for Problem {
         };
         // Strings and a number only: serializing cannot fail.
         let json = serde_json::to_vec(&body).unwrap_or_default();
-        (self.status, [(header::CONTENT_TYPE, PROBLEM_JSON)], json).into_response()
+        let mut resp = (self.status, [(header::CONTENT_TYPE, PROBLEM_JSON)], json).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        resp
     }
 }
 

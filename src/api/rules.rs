@@ -5,12 +5,11 @@ use std::sync::Arc;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{blocking, json, path_param, tenant, Params, Problem, RawParams};
+use super::{blocking, json, path_param, Caller, Params, Problem, RawParams};
 use crate::app::Shared;
 use crate::error::ErrorKind;
 use crate::index::findings::FindingsQuery;
@@ -23,10 +22,10 @@ pub const MAX_FINDINGS: u64 = 1000;
 /// `GET /api/v1/findings?rule=&severity=&since=&until=&event_id=&limit=`: newest first.
 pub async fn findings(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     raw: RawParams,
 ) -> Result<Response, Problem> {
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     let p = Params::new(
         raw,
         &["rule", "severity", "since", "until", "event_id", "limit"],
@@ -69,11 +68,11 @@ pub async fn findings(
 /// `GET /api/v1/findings/{id}`.
 pub async fn finding(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
     let id = path_param("id", "id", id)?;
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     let store = s.findings.clone();
     let key = id.clone();
     match blocking("findings query", move || {
@@ -103,10 +102,9 @@ struct RulesAnswer {
 /// `GET /api/v1/rules`: every running rule with its state, and the last load's errors.
 pub async fn rules(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    _caller: Caller,
     raw: RawParams,
 ) -> Result<Response, Problem> {
-    tenant(&s, &headers)?;
     Params::new(raw, &[])?;
     let Some(r) = &s.rules else {
         return json(&RulesAnswer {
@@ -130,10 +128,9 @@ pub async fn rules(
 /// what is wrong and where.
 pub async fn reload(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     raw: RawParams,
 ) -> Result<Response, Problem> {
-    tenant(&s, &headers)?;
     Params::new(raw, &[])?;
     let Some(r) = s.rules.clone() else {
         return Err(Problem::new(
@@ -152,6 +149,11 @@ pub async fn reload(
                 "the reload failed; see the collector log",
             )
         })?;
+    let outcome = match &loaded {
+        Ok(n) => serde_json::json!({ "loaded": n }),
+        Err(errors) => serde_json::json!({ "errors": errors }),
+    };
+    caller.audit(&s, "rules", "reload", outcome);
     match loaded {
         Ok(n) => {
             #[derive(Serialize)]

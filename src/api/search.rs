@@ -5,12 +5,11 @@ use std::time::Instant;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{blocking, json, parse_duration, path_param, tenant, Params, Problem, RawParams};
+use super::{blocking, json, parse_duration, path_param, Caller, Params, Problem, RawParams};
 use crate::app::Shared;
 use crate::error::ErrorKind;
 use crate::event::{fields, StoredEvent};
@@ -42,11 +41,11 @@ async fn slot(s: &Shared) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> 
 
 pub async fn search(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     raw: RawParams,
 ) -> Result<Response, Problem> {
     let started = Instant::now();
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     let p = Params::new(
         raw,
         &[
@@ -133,10 +132,10 @@ pub async fn search(
 
 pub async fn histogram(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     raw: RawParams,
 ) -> Result<Response, Problem> {
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     let p = Params::new(raw, &["q", "start", "end", "interval"])?;
     let now = OffsetDateTime::now_utc();
     let (start, end) = p.range(now)?;
@@ -183,10 +182,10 @@ pub async fn histogram(
 
 pub async fn terms(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     raw: RawParams,
 ) -> Result<Response, Problem> {
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     let p = Params::new(raw, &["q", "start", "end", "field", "size"])?;
     let now = OffsetDateTime::now_utc();
     let (start, end) = p.range(now)?;
@@ -227,11 +226,11 @@ pub async fn terms(
 
 pub async fn event(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     event_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
     let event_id = path_param("event_id", "id", event_id)?;
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     let index = s.index.clone();
     let id = event_id.clone();
     let found = blocking("search", move || {

@@ -171,6 +171,11 @@ async fn connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    // The caller's address, for the per-address limit of failed attempts.
+    let app = match stream.peer_addr() {
+        Ok(addr) => app.layer(axum::Extension(super::auth::Peer(addr))),
+        Err(_) => app,
+    };
     let Some(tls) = tls else {
         let io = WriteDeadline::new(stream, limits.idle_timeout);
         return serve_connection(io, app, limits, stop).await;

@@ -17,13 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use tokio::sync::Notify;
 
-use super::{tenant, Params, Problem};
+use super::{Caller, Params, Problem};
 use crate::app::Shared;
 use crate::error::ErrorKind;
 use crate::metrics::Metrics;
@@ -216,10 +215,10 @@ impl Subscription {
 
 pub async fn tail(
     State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
+    caller: Caller,
     raw: super::RawParams,
 ) -> Result<Response, Problem> {
-    let tenant = tenant(&s, &headers)?;
+    let tenant = caller.tenant();
     let p = Params::new(raw, &["q"])?;
     let filter = query::parse(p.str("q")).map_err(|e| Problem::param("q", e.reason()))?;
     let Some(sub) = s.tail.subscribe(tenant) else {

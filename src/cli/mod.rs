@@ -8,6 +8,7 @@ mod recover;
 mod rules;
 mod search;
 mod ship;
+mod token;
 mod verify;
 mod webhook;
 
@@ -65,6 +66,10 @@ enum Command {
     Demo(bench::DemoArgs),
     /// Load generator: ships generated ~1 KB events and reports throughput and ack latency.
     Bench(bench::Args),
+    /// Create, list and revoke collector tokens (in the data dir; a running collector sees
+    /// changes within a second).
+    #[command(subcommand)]
+    Token(token::Command),
     /// Check every tenant's tamper-evident hash chain and the WAL, changing nothing (collector
     /// stopped). Exit 1 on damage or gaps, 2 when the only gaps are ones `recover` recorded.
     Verify(verify::Args),
@@ -126,6 +131,7 @@ pub fn main() -> ExitCode {
             Command::Search(args) => search::run(args).await,
             Command::Demo(args) => bench::demo(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Token(cmd) => token::run(cmd),
             Command::Verify(args) => verify::run(args),
             Command::Recover(args) => recover::run(args),
             Command::Rules(cmd) => rules::run(cmd),

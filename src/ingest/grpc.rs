@@ -14,7 +14,8 @@ use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{proto as convert, Auth, BatchResult, Incoming, Ingestor};
+use super::{proto as convert, BatchResult, Incoming, Ingestor};
+use crate::auth::{Auth, Principal, Refusal, Role};
 use crate::proto::{self, ingest_server::Ingest};
 use crate::wal::WalError;
 
@@ -100,25 +101,51 @@ fn stream_error(status: &Status, received: usize, max_bytes: usize) -> Option<St
     }
 }
 
-/// Stores a decoded batch and answers it (a batch that failed to decode is answered as such).
+/// Stores a decoded batch and answers it (a batch that failed to decode is answered as such,
+/// one over the caller's quota is refused whole and can be sent again).
 async fn ingest(
     ingestor: &Ingestor,
-    tenant: Arc<str>,
+    auth: &Auth,
+    who: &Principal,
     batch: Result<Vec<Incoming>, Status>,
 ) -> Result<proto::ShipResponse, Status> {
-    let result = ingestor.ingest(tenant, batch?).await.map_err(wal_status)?;
+    let batch = batch?;
+    let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+    auth.take_ingest(who, n).map_err(refusal_status)?;
+    let result = ingestor
+        .ingest(who.tenant.clone(), batch)
+        .await
+        .map_err(wal_status)?;
     Ok(to_response(result))
 }
 
+/// A refusal as a gRPC status; a quota or lockout carries `retry-after` (seconds) metadata.
+pub fn refusal_status(r: Refusal) -> Status {
+    let mut status = Status::new(r.kind().grpc_code(), r.to_string());
+    if let Some(after) = r.retry_after() {
+        let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+        if let Ok(v) = secs.to_string().parse() {
+            status.metadata_mut().insert("retry-after", v);
+        }
+    }
+    status
+}
+
 impl IngestService {
-    fn tenant<T>(&self, req: &Request<T>) -> Result<Arc<str>, Status> {
+    /// The caller, who must hold the `ingest` role.
+    async fn caller<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
         let header = req
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        self.auth
-            .tenant(header)
-            .map_err(|e| Status::unauthenticated(e.to_string()))
+        let addr = req.remote_addr().map(|a| a.ip());
+        let who = self
+            .auth
+            .authenticate(header, addr)
+            .await
+            .map_err(refusal_status)?;
+        who.require(Role::Ingest).map_err(refusal_status)?;
+        Ok(who)
     }
 }
 
@@ -132,7 +159,8 @@ impl Ingest for IngestService {
         &self,
         request: Request<Streaming<proto::ShipRequest>>,
     ) -> Result<Response<Self::ShipStream>, Status> {
-        let tenant = self.tenant(&request)?;
+        let who = Arc::new(self.caller(&request).await?);
+        let auth = self.auth.clone();
         let mut inbound = request.into_inner();
         let ingestor = self.ingestor.clone();
         let max = self.max_batch_events;
@@ -178,14 +206,15 @@ impl Ingest for IngestService {
                             Some(Ok(req)) => {
                                 received += 1;
                                 let ingestor = ingestor.clone();
-                                let tenant = tenant.clone();
+                                let auth = auth.clone();
+                                let who = who.clone();
                                 // Decoding here or inside the future is the same work on the
                                 // same task; here, the batch's size is known at once.
                                 let batch = decode_batch(req, max);
                                 let bytes = batch.as_ref().map_or(0, |b| wire_bytes(b));
                                 in_flight_bytes += bytes;
                                 in_flight.push_back(async move {
-                                    (bytes, ingest(&ingestor, tenant, batch).await)
+                                    (bytes, ingest(&ingestor, &auth, &who, batch).await)
                                 });
                             }
                         }
@@ -209,9 +238,9 @@ impl Ingest for IngestService {
         &self,
         request: Request<proto::ShipRequest>,
     ) -> Result<Response<proto::ShipResponse>, Status> {
-        let tenant = self.tenant(&request)?;
+        let who = self.caller(&request).await?;
         let batch = decode_batch(request.into_inner(), self.max_batch_events);
-        ingest(&self.ingestor, tenant, batch)
+        ingest(&self.ingestor, &self.auth, &who, batch)
             .await
             .map(Response::new)
     }

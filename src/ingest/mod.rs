@@ -105,29 +105,4 @@ impl Ingestor {
     }
 }
 
-/// Who may ingest and read, and as which tenant.
-#[derive(Debug, Clone)]
-pub enum Auth {
-    /// No tokens configured and loopback-only listeners: everyone is tenant `default`.
-    Open,
-}
-
-/// The tenant of open local mode.
-pub const DEFAULT_TENANT: &str = "default";
-
-impl Auth {
-    /// The tenant bound to the caller's `authorization` header value.
-    pub fn tenant(&self, _authorization: Option<&str>) -> Result<Arc<str>, AuthError> {
-        match self {
-            Auth::Open => Ok(Arc::from(DEFAULT_TENANT)),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    #[error("missing `authorization: Bearer <token>`")]
-    Missing,
-    #[error("unknown or revoked token")]
-    Unknown,
-}
+pub use crate::auth::DEFAULT_TENANT;

@@ -328,6 +328,20 @@ impl Collector {
         format!("{}://127.0.0.1:{}{path}", self.scheme, self.http)
     }
 
+    /// Makes this handle's own HTTP requests (`total`, `metric`, `all_ids`...) present
+    /// `token`, for collectors that require credentials.
+    pub fn use_token(&mut self, token: &str) {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        self.http_client = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap();
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
