@@ -105,6 +105,10 @@ pub async fn run(
         None => crate::scrub::load_or_create_key(&config.data_dir.join("scrub.key"))?,
     };
     let scrubber = Arc::new(Scrubber::new(&config.scrub, key)?);
+    // Signed history (chain/): refuses to start on a readable or damaged signing key.
+    let chain_dir = crate::chain::dir(&config.data_dir);
+    let signing_key = Arc::new(crate::chain::key::load_or_create(&chain_dir)?);
+    let signer = crate::chain::Signer::open(&chain_dir, signing_key.clone(), config.chain.clone())?;
     let metrics = Metrics::new();
     let health = Health::new(metrics.clone());
 
@@ -127,6 +131,7 @@ pub async fn run(
     };
     let rules_position = rules_state.as_ref().map(|(p, _)| *p);
     let (log, state) = recover(&config, &index, rules_position, &metrics)?;
+    let tips = crate::chain::Tips::new(&state.heads, log.next_position(), &config.chain);
 
     let consumers = Arc::new(Consumers::default());
     let wal_end = log.next_position();
@@ -199,11 +204,21 @@ pub async fn run(
             },
             index_position: index_position.clone(),
             retention_generation: retention_generation.clone(),
+            heads: {
+                let tips = tips.clone();
+                Arc::new(move |moved: &wal::HeadsMoved<'_>| tips.moved(moved))
+            },
             health: health.clone(),
             metrics: metrics.clone(),
         },
     )
     .context("cannot start the wal committer thread")?;
+    let signer_thread = {
+        let (tips, health) = (tips.clone(), health.clone());
+        std::thread::Builder::new()
+            .name("chain-signer".into())
+            .spawn(move || crate::chain::signer::run(signer, tips, health))?
+    };
     let indexer_thread = {
         let (index, metrics, health, interval) = (
             index.clone(),
@@ -334,6 +349,9 @@ pub async fn run(
     drop(shared);
     tokio::task::spawn_blocking(move || {
         let _ = committer_thread.join();
+        // After the committer's last group: sign the final heads.
+        tips.stop();
+        let _ = signer_thread.join();
         let _ = indexer_thread.join();
         if let Some(t) = rules_thread {
             let _ = t.join();

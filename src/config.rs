@@ -42,6 +42,25 @@ pub struct RawConfig {
     pub rules: RawRules,
     pub alerts: RawAlerts,
     pub webhooks: Vec<RawWebhook>,
+    pub chain: RawChain,
+}
+
+/// `[chain]`: signed checkpoints of every tenant's hash chain (see `chain/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawChain {
+    pub checkpoint_every_events: u64,
+    pub checkpoint_every_secs: u64,
+}
+
+impl Default for RawChain {
+    fn default() -> Self {
+        let d = crate::chain::ChainConfig::default();
+        Self {
+            checkpoint_every_events: d.checkpoint_every_events,
+            checkpoint_every_secs: d.checkpoint_every.as_secs(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +147,7 @@ impl Default for RawConfig {
             rules: RawRules::default(),
             alerts: RawAlerts::default(),
             webhooks: Vec::new(),
+            chain: RawChain::default(),
         }
     }
 }
@@ -293,6 +313,7 @@ pub struct Config {
     pub rules_key_cap: usize,
     pub alerts: crate::alerts::AlertsConfig,
     pub webhooks: Vec<crate::alerts::WebhookConfig>,
+    pub chain: crate::chain::ChainConfig,
     /// Fill a fresh instance with generated traffic.
     pub demo: bool,
 }
@@ -398,7 +419,7 @@ struct Layers {
 
 /// The sections of the config, for splitting `MCP_AUDIT_<SECTION>_<KEY>`.
 const SECTIONS: &[&str] = &[
-    "grpc", "http", "ingest", "wal", "index", "scrub", "rules", "alerts",
+    "grpc", "http", "ingest", "wal", "index", "scrub", "rules", "alerts", "chain",
 ];
 
 impl Layers {
@@ -740,6 +761,16 @@ impl RawConfig {
             1..=1024,
         )?;
         in_range("rules.key_cap", self.rules.key_cap, 100..=10_000_000)?;
+        in_range(
+            "chain.checkpoint_every_events",
+            self.chain.checkpoint_every_events,
+            1..=100_000_000,
+        )?;
+        in_range(
+            "chain.checkpoint_every_secs",
+            self.chain.checkpoint_every_secs,
+            1..=86_400,
+        )?;
         let scrub_key = match &self.scrub.key {
             None => None,
             Some(hexkey) => {
@@ -764,6 +795,10 @@ impl RawConfig {
         Ok(Config {
             alerts,
             webhooks,
+            chain: crate::chain::ChainConfig {
+                checkpoint_every_events: self.chain.checkpoint_every_events,
+                checkpoint_every: Duration::from_secs(self.chain.checkpoint_every_secs),
+            },
             grpc_listen: parse_addr("grpc.listen", &self.grpc.listen)?,
             http_listen: parse_addr("http.listen", &self.http.listen)?,
             data_dir: self.data_dir,
@@ -989,6 +1024,29 @@ mod tests {
         assert!(
             e.starts_with("`scrub.key` must be 64 hex digits") && e.contains("(file "),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn chain_checkpoint_settings() {
+        let c = load("", &[], Overrides::default()).unwrap();
+        assert_eq!(c.chain, crate::chain::ChainConfig::default());
+        let c = load(
+            "[chain]\ncheckpoint_every_events = 5\n",
+            &[("MCP_AUDIT_CHAIN_CHECKPOINT_EVERY_SECS", "2")],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.chain.checkpoint_every_events, 5);
+        assert_eq!(c.chain.checkpoint_every, Duration::from_secs(2));
+        let e = err(
+            "",
+            &[("MCP_AUDIT_CHAIN_CHECKPOINT_EVERY_SECS", "0")],
+            Overrides::default(),
+        );
+        assert_eq!(
+            e,
+            "`chain.checkpoint_every_secs` must be between 1 and 86400, got 0 (env MCP_AUDIT_CHAIN_CHECKPOINT_EVERY_SECS)"
         );
     }
 

@@ -141,8 +141,21 @@ pub struct Downstream {
     pub index_position: Arc<AtomicU64>,
     /// Bumped when retention drops data (the duplicate filter is rebuilt).
     pub retention_generation: Arc<AtomicU64>,
+    /// Called with the chain heads each durable group moved (must not block): the signer of
+    /// checkpoints (`chain/`) follows them.
+    pub heads: Arc<dyn Fn(&HeadsMoved<'_>) + Send + Sync>,
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
+}
+
+/// The chain heads one durable group moved.
+pub struct HeadsMoved<'a> {
+    /// `(tenant, seq, hash)` of each tenant's last event in the group.
+    pub heads: &'a [(Arc<str>, u64, [u8; 32])],
+    /// Every event of the group lies below this WAL position.
+    pub wal_next: u64,
+    /// Events the group stored.
+    pub events: usize,
 }
 
 /// Starts the committer thread. It ends when every handle is dropped, after answering every
@@ -202,8 +215,13 @@ fn run<L: Log>(mut log: L, mut state: ChainState, down: Downstream, mut rx: mpsc
         }
         let lookups_before = state.dedup.lookups;
         match commit_group(&mut log, &mut state, &mut group, metrics) {
-            Ok((answers, fresh)) => {
+            Ok((answers, fresh, moved)) => {
                 down.health.recover("wal");
+                (down.heads)(&HeadsMoved {
+                    heads: &moved,
+                    wal_next: log.next_position(),
+                    events: fresh.len(),
+                });
                 for (b, answer) in group.into_iter().zip(answers) {
                     let _ = b.reply.send(Ok(answer));
                 }
@@ -277,7 +295,14 @@ fn commit_group<L: Log>(
     state: &mut ChainState,
     group: &mut [Batch],
     metrics: &Metrics,
-) -> Result<(Vec<Committed>, Vec<Arc<Entry>>), LogError> {
+) -> Result<
+    (
+        Vec<Committed>,
+        Vec<Arc<Entry>>,
+        Vec<(Arc<str>, u64, [u8; 32])>,
+    ),
+    LogError,
+> {
     let now = OffsetDateTime::now_utc();
     let mut answers = Vec::with_capacity(group.len());
     let mut fresh = Vec::new();
@@ -339,7 +364,9 @@ fn commit_group<L: Log>(
     let started = Instant::now();
     log.sync()?;
     metrics.wal_fsync.observe(started.elapsed().as_secs_f64());
+    let mut moved = Vec::with_capacity(heads.len());
     for (tenant, head) in heads {
+        moved.push((tenant.clone(), head.0, head.1));
         state.heads.0.insert(tenant, head);
     }
     for (pos, key) in keys {
@@ -350,7 +377,7 @@ fn commit_group<L: Log>(
         .duplicates
         .inc_by(answers.iter().map(|a| a.duplicates as u64).sum());
     metrics.index_lag_events.inc_by(fresh.len() as i64);
-    Ok((answers, fresh))
+    Ok((answers, fresh, moved))
 }
 
 /// Lower-case hex of a hash (faster than `hex::encode`, which goes char by char).
@@ -451,6 +478,7 @@ mod tests {
                 tail: Arc::new(|_: &Chunk| {}),
                 index_position: Arc::new(AtomicU64::new(0)),
                 retention_generation: Arc::new(AtomicU64::new(0)),
+                heads: Arc::new(|_: &HeadsMoved<'_>| {}),
                 health: health.clone(),
                 metrics,
             },

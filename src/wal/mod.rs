@@ -34,7 +34,9 @@ use std::borrow::Cow;
 use std::path::Path;
 
 pub use checkpoint::{read as read_checkpoint, ChainHead, Checkpoint, Heads};
-pub use committer::{start, ChainState, Committed, CommitterHandle, Downstream, Pending, CHUNK};
+pub use committer::{
+    start, ChainState, Committed, CommitterHandle, Downstream, HeadsMoved, Pending, CHUNK,
+};
 pub use consumer::{Chunk, Consumers, Entry, Feed, Received};
 pub use dedup::{Dedup, IdLookup};
 pub use log::{
