@@ -6,6 +6,7 @@
 //! synchronous. Connections are served by [`serve`], which bounds what a slow or stalled
 //! client can hold.
 
+mod admin;
 mod alerts;
 mod fields;
 mod ingest;
@@ -105,6 +106,8 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
             "/api/v1/webhooks/{name}/enable",
             post(alerts::enable_webhook),
         ),
+        // auth: admin only (see admin.rs)
+        ("/api/v1/admin/erase", post(admin::erase)),
         ("/api/v1/openapi.json", get(openapi::document)),
         ("/healthz", get(|| async { "ok\n" })),
         ("/readyz", get(readyz)),

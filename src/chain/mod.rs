@@ -29,6 +29,7 @@
 //! reformatting a line does not break it while changing any value does.
 
 pub mod checkpoints;
+pub mod erase;
 mod jsonl;
 pub mod key;
 pub mod signer;
