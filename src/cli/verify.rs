@@ -17,6 +17,10 @@
 //! checkpoint right before the oldest one kept checks the link into it, and the chain is
 //! anchored from the oldest retained checkpoint on.
 //!
+//! An erased event (`POST /api/v1/admin/erase`) is stood for by its hash, from the signed
+//! erasure record that lists it (`chain/erasures.jsonl`); an erasure marker in the WAL that no
+//! validly signed record lists is a deletion.
+//!
 //! Exit status: 0 intact, 1 damage, unexplained gaps or a failed checkpoint, 2 only gaps
 //! recorded by `recover`.
 
@@ -29,7 +33,7 @@ use anyhow::Context;
 use crate::chain::{self, SignedCheckpoint};
 use crate::event::{chain_hash, GENESIS_HASH, RECORD_HASH_LEN};
 use crate::index::{IndexConfig, Indexes};
-use crate::wal::{self, salvage, RecordHead};
+use crate::wal::{self, marker, salvage, RecordHead};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -172,6 +176,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // a tenant's seq only ever grows with the position.
     let mut wal_order: HashMap<String, (u64, u64)> = HashMap::new();
     let mut reordered: BTreeMap<String, String> = BTreeMap::new();
+    // Erasure markers in the WAL: (tenant, seq, hash, position).
+    let mut markers: Vec<(String, u64, [u8; 32], Option<u64>)> = Vec::new();
     let inspection = each_record(&index, &wal_dir, &mut |source, pos, bytes| {
         copies += 1;
         let head = match RecordHead::decode(bytes) {
@@ -184,6 +190,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 return;
             }
         };
+        if marker::is_marker(bytes) {
+            markers.push((head.tenant.to_string(), head.seq, head.hash, pos));
+        }
         if let (Some(p), "wal") = (pos, source) {
             match wal_order.get_mut(head.tenant.as_ref()) {
                 Some((last_pos, last_seq)) => {
@@ -265,12 +274,52 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let chain_dir = chain::dir(&args.data_dir);
     let key = check_key(&args, &chain_dir)?;
     let signed = Signed::read(&chain_dir, key.as_ref(), &mut problems)?;
+    // Erased events: their hash, from the validly signed erasure records, stands for them.
+    let erased = Erased::read(&chain_dir, key.as_ref(), &mut problems)?;
+    for (tenant, seqs) in &erased.tenants {
+        let chain = chains.entry(tenant.clone()).or_default();
+        for (seq, (hash, pos, line)) in seqs {
+            match chain.get(seq) {
+                Some(link) if link.hash != *hash => problems.push(format!(
+                    "tenant {tenant}: seq {seq} has another hash in the erasure record of {} line {line} than its stored copy: the record or the event was changed",
+                    chain::erase::records_path(&chain_dir).display()
+                )),
+                Some(_) => {}
+                None => {
+                    chain.insert(
+                        *seq,
+                        Link {
+                            hash: *hash,
+                            pos: Some(*pos),
+                        },
+                    );
+                }
+            }
+        }
+    }
+    for (tenant, seq, hash, pos) in &markers {
+        let listed = erased
+            .tenants
+            .get(tenant)
+            .and_then(|seqs| seqs.get(seq))
+            .is_some_and(|(h, _, _)| h == hash);
+        if !listed {
+            problems.push(format!(
+                "tenant {tenant}: seq {seq} is an erasure marker in the WAL (position {}) that no validly signed erasure record lists: an event was removed outside `POST /api/v1/admin/erase`",
+                show(*pos)
+            ));
+        }
+    }
 
     // Pass 2: recompute every copy's hash from its bytes and its predecessor's stored hash
     // (or, for the oldest event retention kept, the signed checkpoint right before it).
     let mut checked = 0u64;
     let mut broken: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     each_record(&index, &wal_dir, &mut |_, _, bytes| {
+        // A marker holds nothing to hash; its hash only links its successor.
+        if marker::is_marker(bytes) {
+            return;
+        }
         let Ok(head) = RecordHead::decode(bytes) else {
             return;
         };
@@ -388,6 +437,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 seqs[0],
                 seqs.len(),
                 seqs.iter().take(20).map(u64::to_string).collect::<Vec<_>>().join(", ")
+            );
+        }
+        if let Some(seqs) = erased.tenants.get(tenant) {
+            let records: std::collections::BTreeSet<usize> =
+                seqs.values().map(|(_, _, line)| *line).collect();
+            println!(
+                "  {} erased events, kept as hashes by {} signed erasure records",
+                seqs.len(),
+                records.len()
             );
         }
         if !checkpoints.is_empty() {
@@ -531,6 +589,67 @@ impl Signed {
         cps.get(i)
             .filter(|(_, cp)| cp.seq == seq)
             .and_then(|(_, cp)| cp.hash_bytes().ok())
+    }
+}
+
+/// The erased events of the validly signed erasure records: per tenant, seq → (hash,
+/// position, line of the record).
+struct Erased {
+    tenants: BTreeMap<String, BTreeMap<u64, ([u8; 32], u64, usize)>>,
+}
+
+impl Erased {
+    fn read(
+        chain_dir: &std::path::Path,
+        key: Option<&CheckKey>,
+        problems: &mut Problems,
+    ) -> anyhow::Result<Self> {
+        let file = chain::erase::records_path(chain_dir);
+        let read = chain::erase::read_all(chain_dir)?;
+        let mut out = Erased {
+            tenants: BTreeMap::new(),
+        };
+        if read.lines.is_empty() {
+            return Ok(out);
+        }
+        let Some(key) = key else {
+            problems.push(format!(
+                "{} holds {} erasure records but there is no key to check them: {} is missing; pass --public-key",
+                file.display(),
+                read.lines.len(),
+                chain::key::key_path(chain_dir).display()
+            ));
+            return Ok(out);
+        };
+        for (line, record) in read.lines {
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    problems.push(format!(
+                        "{} line {line}: not an erasure record ({e})",
+                        file.display()
+                    ));
+                    continue;
+                }
+            };
+            if let Err(why) = record.verify(&key.key) {
+                problems.push(format!(
+                    "{} line {line} (erasure {}, tenant {}): {why} against {}: the record was changed or forged",
+                    file.display(),
+                    record.id,
+                    record.tenant,
+                    key.named
+                ));
+                continue;
+            }
+            let seqs = out.tenants.entry(record.tenant.clone()).or_default();
+            for (seq, pos, hash) in &record.events {
+                if let Some(h) = crate::event::decode_hash(hash) {
+                    seqs.insert(*seq, (h, *pos, line));
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -163,8 +163,10 @@ impl Indexes {
     /// Deletes and commits at once, with the checkpoint's position: at start, before the
     /// indexing thread runs (an erasure that a crash interrupted is applied again).
     pub fn erase_now(&self, filter: &EraseFilter) -> Result<()> {
-        self.delete_matching(filter)?;
-        self.commit(self.checkpoint().wal_next)
+        let days = self.delete_matching(filter)?;
+        self.commit(self.checkpoint().wal_next)?;
+        self.compact(&days);
+        Ok(())
     }
 
     /// The erasures whose events below their position have all been added (the indexer is at
@@ -181,10 +183,52 @@ impl Indexes {
         due
     }
 
-    /// Queues the deletions of `jobs` in their day writers (committed by the caller).
-    pub(crate) fn delete_erased(&self, jobs: &[EraseJob]) -> Result<()> {
-        jobs.iter()
-            .try_for_each(|j| self.delete_matching(&j.filter))
+    /// Queues the deletions of `jobs` in their day writers (committed by the caller, then
+    /// [`Self::compact`]ed); returns the days concerned.
+    pub(crate) fn delete_erased(&self, jobs: &[EraseJob]) -> Result<Vec<i32>> {
+        let mut days = Vec::new();
+        for j in jobs {
+            days.extend(self.delete_matching(&j.filter)?);
+        }
+        days.sort_unstable();
+        days.dedup();
+        Ok(days)
+    }
+
+    /// Rewrites the segments of `days` that hold deleted documents: a tantivy deletion only
+    /// hides a document until its segment is merged, and erased events must leave the disk.
+    /// A failure leaves them hidden (and merged later by tantivy); it is logged.
+    pub(crate) fn compact(&self, days: &[i32]) {
+        for &day in days {
+            if let Err(e) = self.compact_day(day) {
+                tracing::warn!(day = %super::day::folder_name(day), error = %e, "erasure: cannot merge away the deleted documents yet; they stay hidden and go at a later merge");
+            }
+        }
+    }
+
+    fn compact_day(&self, day: i32) -> Result<()> {
+        let Some(d) = read(&self.days).get(&day).cloned() else {
+            return Ok(());
+        };
+        let ids: Vec<tantivy::index::SegmentId> = d
+            .index
+            .searchable_segment_metas()?
+            .into_iter()
+            .filter(|m| m.has_deletes())
+            .map(|m| m.id())
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut ingest = lock(&self.ingest);
+        let mut own = None;
+        let w = match ingest.writers.get_mut(&day) {
+            Some(w) => w,
+            None => own.insert(DayWriter::open(&d, &self.cfg)?),
+        };
+        w.writer.merge(&ids).wait()?;
+        d.reader.reload()?;
+        Ok(())
     }
 
     /// Answers the waiting erasures.
@@ -196,7 +240,7 @@ impl Indexes {
 
     /// Queues the deletion in every day that holds a matching committed event or has events
     /// not committed yet; marks those writers dirty so the next commit makes it durable.
-    fn delete_matching(&self, filter: &EraseFilter) -> Result<()> {
+    fn delete_matching(&self, filter: &EraseFilter) -> Result<Vec<i32>> {
         if self.read_only {
             return Err(IndexError::Tantivy("the index was opened read-only".into()));
         }
@@ -204,6 +248,7 @@ impl Indexes {
         let (start, end) = filter.range();
         let mut ingest = lock(&self.ingest);
         let yesterday = crate::event::day_of(OffsetDateTime::now_utc()) - 1;
+        let mut days = Vec::new();
         for snap in self.snapshots(start, end) {
             let committed = snap.searcher.search(&*q, &tantivy::collector::Count)? > 0;
             let pending = ingest.writers.get(&snap.day).is_some_and(|w| w.dirty);
@@ -228,8 +273,9 @@ impl Indexes {
             };
             w.writer.delete_query(q.box_clone())?;
             w.dirty = true;
+            days.push(snap.day);
         }
-        Ok(())
+        Ok(days)
     }
 }
 
@@ -310,8 +356,19 @@ mod tests {
             }],
             "committed matches only"
         );
-        idx.delete_matching(&filter).unwrap();
+        let days = idx.delete_matching(&filter).unwrap();
         idx.commit(5).unwrap();
+        assert_eq!(ids(&idx, "t"), vec!["a4", "b1"]);
+        idx.compact(&days);
+        let day = read(&idx.days).get(&days[0]).cloned().unwrap();
+        assert!(
+            day.index
+                .searchable_segment_metas()
+                .unwrap()
+                .iter()
+                .all(|m| !m.has_deletes()),
+            "deleted documents are merged away"
+        );
         assert_eq!(ids(&idx, "t"), vec!["a4", "b1"]);
         assert_eq!(ids(&idx, "u"), vec!["a2"], "other tenants keep theirs");
         // Nothing left to find; a second erasure changes nothing.

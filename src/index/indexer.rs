@@ -96,11 +96,12 @@ pub fn run<R: LogReader>(
             let position = feed.position();
             match index
                 .delete_erased(&due)
-                .and_then(|()| index.commit(position))
+                .and_then(|days| index.commit(position).map(|()| days))
             {
-                Ok(()) => {
+                Ok(days) => {
                     feed.mark_done(position);
                     pending = 0;
+                    index.compact(&days);
                     Indexes::finish_erasures(due, Ok(()));
                 }
                 Err(e) => {
