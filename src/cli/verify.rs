@@ -592,10 +592,13 @@ impl Signed {
     }
 }
 
+/// An erased event's hash, WAL position, and the line of the record that lists it.
+type ErasedEvent = ([u8; 32], u64, usize);
+
 /// The erased events of the validly signed erasure records: per tenant, seq → (hash,
 /// position, line of the record).
 struct Erased {
-    tenants: BTreeMap<String, BTreeMap<u64, ([u8; 32], u64, usize)>>,
+    tenants: BTreeMap<String, BTreeMap<u64, ErasedEvent>>,
 }
 
 impl Erased {

@@ -257,7 +257,11 @@ fn run<L: Log>(mut log: L, mut state: ChainState, down: Downstream, mut rx: mpsc
         }
         let lookups_before = state.dedup.lookups;
         match commit_group(&mut log, &mut state, &mut group, metrics) {
-            Ok((answers, fresh, moved)) => {
+            Ok(GroupDone {
+                answers,
+                fresh,
+                moved,
+            }) => {
                 down.health.recover("wal");
                 (down.heads)(&HeadsMoved {
                     heads: &moved,
@@ -348,19 +352,20 @@ fn remove_segments<L: Log>(log: &mut L, heads: &Heads, position: u64) -> Result<
         .map_err(|e| e.to_string())
 }
 
+/// What a durable group produced.
+struct GroupDone {
+    answers: Vec<Committed>,
+    fresh: Vec<Arc<Entry>>,
+    /// `(tenant, seq, hash)` of each tenant's new chain head.
+    moved: Vec<(Arc<str>, u64, [u8; 32])>,
+}
+
 fn commit_group<L: Log>(
     log: &mut L,
     state: &mut ChainState,
     group: &mut [Batch],
     metrics: &Metrics,
-) -> Result<
-    (
-        Vec<Committed>,
-        Vec<Arc<Entry>>,
-        Vec<(Arc<str>, u64, [u8; 32])>,
-    ),
-    LogError,
-> {
+) -> Result<GroupDone, LogError> {
     let now = OffsetDateTime::now_utc();
     let mut answers = Vec::with_capacity(group.len());
     let mut fresh = Vec::new();
@@ -435,7 +440,11 @@ fn commit_group<L: Log>(
         .duplicates
         .inc_by(answers.iter().map(|a| a.duplicates as u64).sum());
     metrics.index_lag_events.inc_by(fresh.len() as i64);
-    Ok((answers, fresh, moved))
+    Ok(GroupDone {
+        answers,
+        fresh,
+        moved,
+    })
 }
 
 /// Lower-case hex of a hash (faster than `hex::encode`, which goes char by char).
