@@ -19,6 +19,7 @@ use super::{blocking, json, tenant, Params, Problem, RawParams};
 use crate::app::Shared;
 use crate::chain::erase::{EraseError, EraseRequest};
 use crate::error::ErrorKind;
+use crate::event::{MAX_TIME, MIN_TIME};
 
 /// Longest `user` (in characters), as ingest allows for names.
 const MAX_USER: usize = 1024;
@@ -109,12 +110,15 @@ fn parse(body: &Bytes) -> Result<EraseRequest, Problem> {
                 req.reason = text;
             }
             "start" | "end" => {
-                let t = OffsetDateTime::parse(&text, &Rfc3339).map_err(|_| {
-                    Problem::param(
-                        &k,
-                        format!("{text:?} is not an RFC 3339 time like 2026-01-31T00:00:00Z"),
-                    )
-                })?;
+                let t = OffsetDateTime::parse(&text, &Rfc3339)
+                    .ok()
+                    .filter(|t| (MIN_TIME..=MAX_TIME).contains(t))
+                    .ok_or_else(|| {
+                        Problem::param(
+                            &k,
+                            format!("{text:?} is not an RFC 3339 time between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z, like 2026-01-31T00:00:00Z"),
+                        )
+                    })?;
                 if k == "start" {
                     req.start = Some(t);
                 } else {
@@ -172,6 +176,10 @@ mod tests {
             (
                 r#"{"user":"a","start":"yesterday"}"#,
                 "`start`: \"yesterday\" is not",
+            ),
+            (
+                r#"{"user":"a","end":"1271-11-09T02:33:17-00:00"}"#,
+                "between 1970",
             ),
             (
                 r#"{"user":"a","start":"2026-01-02T00:00:00Z","end":"2026-01-01T00:00:00Z"}"#,

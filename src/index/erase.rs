@@ -72,8 +72,11 @@ impl EraseFilter {
                 IndexRecordOption::Basic,
             ))
         };
+        // tantivy keeps dates as i64 nanoseconds (years 1677 to 2262): a bound beyond is
+        // clamped to the edge, past every event the collector stores.
         let date = |t: OffsetDateTime| {
-            Term::from_field_date(f.timestamp, DateTime::from_timestamp_micros(micros(t)))
+            let us = micros(t).clamp(i64::MIN / 1000, i64::MAX / 1000);
+            Term::from_field_date(f.timestamp, DateTime::from_timestamp_micros(us))
         };
         let mut clauses = vec![
             (Occur::Must, term(f.tenant, &self.tenant)),
@@ -376,5 +379,20 @@ mod tests {
         idx.erase_now(&filter).unwrap();
         assert_eq!(ids(&idx, "t"), vec!["a4", "b1"]);
         assert_eq!(idx.checkpoint().wal_next, 5);
+        // Bounds far outside what tantivy's dates hold match nothing, and never overflow.
+        let far = EraseFilter {
+            start: Some(time::macros::datetime!(3747-08-17 12:29:30 UTC)),
+            end: Some(MAX_TIME),
+            ..filter.clone()
+        };
+        assert!(idx.erasure_candidates(&far).unwrap().is_empty());
+        idx.erase_now(&far).unwrap();
+        let all = EraseFilter {
+            start: Some(MIN_TIME),
+            end: Some(MAX_TIME),
+            below: 5,
+            ..filter
+        };
+        assert_eq!(idx.erasure_candidates(&all).unwrap().len(), 1, "a4");
     }
 }
