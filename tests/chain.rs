@@ -384,3 +384,35 @@ async fn checkpoints_survive_a_kill() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("seq 1..=40"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_that_retention_emptied_is_not_a_deletion() {
+    use mcp_audit::chain::{key, SignedCheckpoint};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    signed_store(&dir, 1).await;
+    let signing = key::load_or_create(&dir.join("chain")).unwrap();
+    let append = |time: time::OffsetDateTime| {
+        let cp = SignedCheckpoint::sign(&signing, "gone", 7, &[7; 32], 3, time);
+        let mut text = std::fs::read_to_string(checkpoints_file(&dir)).unwrap();
+        text.push_str(&serde_json::to_string(&cp).unwrap());
+        text.push('\n');
+        std::fs::write(checkpoints_file(&dir), text).unwrap();
+    };
+    // Signed 40 days ago: older than every day the index keeps.
+    append(time::OffsetDateTime::now_utc() - time::Duration::days(40));
+    let (code, out) = verify(&dir, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("tenant gone: no events stored") && out.contains("dropped by retention"),
+        "{out}"
+    );
+    // Signed now: its events were deleted.
+    append(time::OffsetDateTime::now_utc());
+    let (code, out) = verify(&dir, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("seq 1..=7 MISSING (7 events): every event was deleted"),
+        "{out}"
+    );
+}

@@ -244,7 +244,7 @@ async fn an_erased_user_is_gone_for_good_and_the_chain_still_verifies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_erasure_can_be_limited_to_a_time_range_and_is_per_tenant_and_user() {
+async fn an_erasure_can_be_limited_to_a_time_range() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let c = Collector::start(&dir, &ENV).await;

@@ -274,11 +274,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let chain_dir = chain::dir(&args.data_dir);
     let key = check_key(&args, &chain_dir)?;
     let signed = Signed::read(&chain_dir, key.as_ref(), &mut problems)?;
+    let horizon = retention_horizon(&args.data_dir.join("index"));
     // Erased events: their hash, from the validly signed erasure records, stands for them.
     let erased = Erased::read(&chain_dir, key.as_ref(), &mut problems)?;
     for (tenant, seqs) in &erased.tenants {
         let chain = chains.entry(tenant.clone()).or_default();
-        for (seq, (hash, pos, line)) in seqs {
+        // Erased events older than everything retention kept went with it: only those next
+        // to the oldest stored event (or reaching seq 1) stand in the chain.
+        let first_stored = chain.keys().min().copied();
+        let floor = match first_stored {
+            Some(f) => {
+                let mut s = f;
+                while s > 1 && seqs.contains_key(&(s - 1)) {
+                    s -= 1;
+                }
+                s
+            }
+            None if seqs.contains_key(&1) => 1,
+            None => u64::MAX,
+        };
+        let reach = match first_stored {
+            Some(_) => u64::MAX,
+            // Nothing stored: every event was erased, seq 1 on without a hole.
+            None => {
+                let mut s = 1;
+                while seqs.contains_key(&(s + 1)) {
+                    s += 1;
+                }
+                s
+            }
+        };
+        for (seq, (hash, pos, line)) in seqs.range(floor..=reach) {
             match chain.get(seq) {
                 Some(link) if link.hash != *hash => problems.push(format!(
                     "tenant {tenant}: seq {seq} has another hash in the erasure record of {} line {line} than its stored copy: the record or the event was changed",
@@ -357,8 +383,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         seqs.sort_unstable();
         let checkpoints = signed.tenants.get(tenant).map_or(&[][..], Vec::as_slice);
         let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
-            // Signed checkpoints of a tenant with nothing stored: all of it was deleted.
+            // Signed checkpoints of a tenant with nothing stored: all of it was deleted, or
+            // retention dropped it (then its newest checkpoint is older than every day kept).
             let (line, cp) = &checkpoints[checkpoints.len() - 1];
+            if horizon.is_some_and(|h| cp.time < h) {
+                println!(
+                    "tenant {tenant}: no events stored; its newest signed checkpoint (seq {}, signed {}) is older than the oldest day the index keeps: dropped by retention",
+                    cp.seq,
+                    when(cp.time)
+                );
+                continue;
+            }
             unexplained = true;
             println!(
                 "tenant {tenant}: no events stored, but the signed checkpoint of line {line} (signed {}) covers seq 1..={}",
@@ -449,7 +484,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
         if !checkpoints.is_empty() {
-            unexplained |= compare_checkpoints(chain, first, last, checkpoints);
+            unexplained |= compare_checkpoints(chain, first, last, checkpoints, horizon);
         }
     }
     if let Some(k) = &key {
@@ -663,6 +698,7 @@ fn compare_checkpoints(
     first: u64,
     last: u64,
     checkpoints: &[(usize, SignedCheckpoint)],
+    horizon: Option<time::OffsetDateTime>,
 ) -> bool {
     let mut matched = 0usize;
     let mut last_match: Option<u64> = None;
@@ -682,7 +718,7 @@ fn compare_checkpoints(
             }
             // Beyond the end: the newest events are gone. Before the start: dropped by
             // retention. Inside: a gap, reported above.
-            None if cp.seq > last => beyond = Some(entry),
+            None if cp.seq > last && horizon.is_none_or(|h| cp.time >= h) => beyond = Some(entry),
             None => {}
         }
     }
@@ -723,6 +759,20 @@ fn compare_checkpoints(
         );
     }
     wrong
+}
+
+/// The start of the oldest day the index keeps (retention dropped everything before), from
+/// its day folders; `None` when it keeps none.
+fn retention_horizon(index_dir: &std::path::Path) -> Option<time::OffsetDateTime> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    std::fs::read_dir(index_dir)
+        .ok()?
+        .filter_map(|e| {
+            let name = e.ok()?.file_name();
+            time::Date::parse(name.to_str()?, &format).ok()
+        })
+        .min()
+        .map(|d| d.midnight().assume_utc())
 }
 
 fn when(t: time::OffsetDateTime) -> String {
