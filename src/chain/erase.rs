@@ -466,6 +466,96 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_erasure_is_applied_again_at_start_once() {
+        use crate::event::{Event, StoredEvent, GENESIS_HASH};
+        use crate::index::IndexConfig;
+        use crate::wal::FileLog;
+        let dir = tempfile::tempdir().unwrap();
+        let chain_dir = dir.path().join("chain");
+        let (mut log, _) = FileLog::open(&dir.path().join("wal"), 1 << 20, &mut |_, _| {}).unwrap();
+        let index = Indexes::open(IndexConfig {
+            dir: dir.path().join("index"),
+            retention_days: 30,
+            writer_memory_bytes: 15_000_000,
+            writer_threads: 1,
+        })
+        .unwrap();
+        let mut prev = GENESIS_HASH;
+        let mut events = Vec::new();
+        for (i, user) in ["alice", "bob", "alice", "bob"].iter().enumerate() {
+            let mut e = Event::new(format!("e{i}"), "tools/call", "t");
+            e.user = user.to_string();
+            let mut ev = StoredEvent {
+                event: e,
+                tenant: "acme".into(),
+                received_at: OffsetDateTime::now_utc(),
+                seq: i as u64 + 1,
+                hash: String::new(),
+                redactions: vec![],
+            };
+            let h = ev.chain_hash(&prev).unwrap();
+            ev.hash = hex::encode(h);
+            prev = h;
+            let pos = log.append(&ev.record().unwrap()).unwrap();
+            index.add(pos, &ev).unwrap();
+            events.push((pos, ev, h));
+        }
+        log.sync().unwrap();
+        index.commit(4).unwrap();
+        // Recorded, then the crash: neither the WAL nor the index changed.
+        let key = SigningKey::from_seed([4; 32]);
+        let record = ErasureRecord {
+            id: "x1".into(),
+            at: OffsetDateTime::now_utc(),
+            tenant: "acme".into(),
+            user: "alice".into(),
+            reason: String::new(),
+            by: "test".into(),
+            start: None,
+            end: None,
+            wal_below: 4,
+            events: [0usize, 2]
+                .iter()
+                .map(|&i| (events[i].1.seq, events[i].0, hex::encode(events[i].2)))
+                .collect(),
+            sig: String::new(),
+        }
+        .sign(&key)
+        .unwrap();
+        Appender::open(&records_path(&chain_dir))
+            .unwrap()
+            .append(&[record])
+            .unwrap();
+        assert_eq!(reapply(&chain_dir, &key, &mut log, &index).unwrap(), 1);
+        let mut markers = Vec::new();
+        log.reader()
+            .read(0, u64::MAX, &mut |pos, r| {
+                if marker::is_marker(r) {
+                    markers.push(pos);
+                }
+                true
+            })
+            .unwrap();
+        assert_eq!(markers, vec![0, 2]);
+        let left = index
+            .erasure_candidates(&EraseFilter {
+                tenant: "acme".into(),
+                user: "alice".into(),
+                start: None,
+                end: None,
+                below: 4,
+            })
+            .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+        assert!(index.contains("acme", "e1").unwrap(), "bob's stay");
+        assert_eq!(
+            reapply(&chain_dir, &key, &mut log, &index).unwrap(),
+            0,
+            "once"
+        );
+    }
+
+    #[test]
     fn a_signed_record_covers_every_value() {
         let key = SigningKey::from_seed([2; 32]);
         let r = record().sign(&key).unwrap();

@@ -474,7 +474,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 seqs.iter().take(20).map(u64::to_string).collect::<Vec<_>>().join(", ")
             );
         }
-        if let Some(seqs) = erased.tenants.get(tenant) {
+        if let Some(seqs) = erased.tenants.get(tenant).filter(|s| !s.is_empty()) {
             let records: std::collections::BTreeSet<usize> =
                 seqs.values().map(|(_, _, line)| *line).collect();
             println!(
