@@ -2,13 +2,14 @@
 //!
 //! Start-up order (each step needs the previous one):
 //! 1. lock the data dir (one collector per data dir), raise the open-file limit, load or create
-//!    the scrub key;
+//!    the scrub key and the signing key of the chain's checkpoints;
 //! 2. open the index and read its checkpoint (the WAL position it covers, chain heads);
 //! 3. open the WAL strictly (a torn tail is cut; damage stops start-up and names
 //!    `mcp-audit recover`), and merge the chain heads of the WAL and the index;
 //! 4. if the WAL ends before the index's position (its newest records were lost), say so
 //!    loudly and continue at that position, so no position is ever given out twice;
-//! 5. build the duplicate filter from the index and the WAL records it does not cover yet;
+//! 5. build the duplicate filter from the index and the WAL records it does not cover yet, and
+//!    finish an erasure that a crash interrupted;
 //! 6. start the committer, the indexer (which replays what it misses from the WAL), and the
 //!    gRPC and HTTP servers.
 //!
@@ -81,6 +82,8 @@ pub struct Shared {
     pub config: Config,
     /// Becomes true when shutdown starts; long-lived responses (tail) end on it.
     pub shutdown: watch::Receiver<bool>,
+    /// Erases a user's events (`POST /api/v1/admin/erase`).
+    pub eraser: Arc<crate::chain::erase::Eraser>,
 }
 
 /// How long servers get to finish in-flight requests after a shutdown signal.
@@ -113,6 +116,10 @@ pub async fn run(
         None => crate::scrub::load_or_create_key(&config.data_dir.join("scrub.key"))?,
     };
     let scrubber = Arc::new(Scrubber::new(&config.scrub, key)?);
+    // Signed history (chain/): refuses to start on a readable or damaged signing key.
+    let chain_dir = crate::chain::dir(&config.data_dir);
+    let signing_key = Arc::new(crate::chain::key::load_or_create(&chain_dir)?);
+    let signer = crate::chain::Signer::open(&chain_dir, signing_key.clone(), config.chain.clone())?;
     let health = Health::new(metrics.clone());
     // Bad certificate files stop start-up here, before the slow steps.
     let tls = match &config.tls {
@@ -138,7 +145,10 @@ pub async fn run(
         None
     };
     let rules_position = rules_state.as_ref().map(|(p, _)| *p);
-    let (log, state) = recover(&config, &index, rules_position, &metrics)?;
+    let (mut log, state) = recover(&config, &index, rules_position, &metrics)?;
+    // An erasure a crash interrupted is finished before anything reads the WAL or the index.
+    crate::chain::erase::reapply(&chain_dir, &signing_key, &mut log, &index)?;
+    let tips = crate::chain::Tips::new(&state.heads, log.next_position(), &config.chain);
 
     let consumers = Arc::new(Consumers::default());
     let wal_end = log.next_position();
@@ -201,6 +211,7 @@ pub async fn run(
     ));
     let retention_generation = Arc::new(AtomicU64::new(0));
     let tail = TailHub::new(metrics.clone());
+    let wal_reader = log.reader();
     let (committer, committer_thread) = wal::start(
         log,
         state,
@@ -212,11 +223,21 @@ pub async fn run(
             },
             index_position: index_position.clone(),
             retention_generation: retention_generation.clone(),
+            heads: {
+                let tips = tips.clone();
+                Arc::new(move |moved: &wal::HeadsMoved<'_>| tips.moved(moved))
+            },
             health: health.clone(),
             metrics: metrics.clone(),
         },
     )
     .context("cannot start the wal committer thread")?;
+    let signer_thread = {
+        let (tips, health) = (tips.clone(), health.clone());
+        std::thread::Builder::new()
+            .name("chain-signer".into())
+            .spawn(move || crate::chain::signer::run(signer, tips, health))?
+    };
     let indexer_thread = {
         let (index, metrics, health, interval) = (
             index.clone(),
@@ -241,6 +262,13 @@ pub async fn run(
     // Searches answer for everything acknowledged before the restart once serving starts.
     catch_up(&index_position, wal_end, &health).await;
 
+    let eraser = Arc::new(crate::chain::erase::Eraser::open(
+        &chain_dir,
+        signing_key,
+        wal_reader,
+        committer.clone(),
+        index.clone(),
+    )?);
     let ingestor = Arc::new(Ingestor {
         scrubber,
         committer,
@@ -281,6 +309,7 @@ pub async fn run(
         tls: tls.clone(),
         config: config.clone(),
         shutdown: stop_rx.clone(),
+        eraser,
     });
 
     let grpc_addr = listeners.grpc.local_addr()?;
@@ -386,6 +415,9 @@ pub async fn run(
     drop(shared);
     tokio::task::spawn_blocking(move || {
         let _ = committer_thread.join();
+        // After the committer's last group: sign the final heads.
+        tips.stop();
+        let _ = signer_thread.join();
         let _ = indexer_thread.join();
         if let Some(t) = rules_thread {
             let _ = t.join();

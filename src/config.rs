@@ -53,6 +53,7 @@ pub struct RawConfig {
     pub webhooks: Vec<RawWebhook>,
     pub tls: RawTls,
     pub auth: RawAuth,
+    pub chain: RawChain,
 }
 
 /// `[auth]`: lockouts, quotas, and `[auth.jwt]`.
@@ -215,6 +216,24 @@ impl Default for RawTls {
     }
 }
 
+/// `[chain]`: signed checkpoints of every tenant's hash chain (see `chain/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawChain {
+    pub checkpoint_every_events: u64,
+    pub checkpoint_every_secs: u64,
+}
+
+impl Default for RawChain {
+    fn default() -> Self {
+        let d = crate::chain::ChainConfig::default();
+        Self {
+            checkpoint_every_events: d.checkpoint_every_events,
+            checkpoint_every_secs: d.checkpoint_every.as_secs(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawAlerts {
@@ -301,6 +320,7 @@ impl Default for RawConfig {
             alerts: RawAlerts::default(),
             webhooks: Vec::new(),
             tls: RawTls::default(),
+            chain: RawChain::default(),
         }
     }
 }
@@ -469,6 +489,7 @@ pub struct Config {
     /// TLS on both listeners; `None`: plain TCP.
     pub tls: Option<crate::tls::TlsConfig>,
     pub auth: crate::auth::AuthConfig,
+    pub chain: crate::chain::ChainConfig,
     /// Fill a fresh instance with generated traffic.
     pub demo: bool,
 }
@@ -593,7 +614,7 @@ struct Layers {
 /// The sections of the config, for splitting `MCP_AUDIT_<SECTION>_<KEY>`.
 const SECTIONS: &[&str] = &[
     "grpc", "http", "ingest", "wal", "index", "scrub", "rules", "alerts", "tls", "auth_jwt",
-    "auth",
+    "auth", "chain",
 ];
 
 impl Layers {
@@ -1008,6 +1029,16 @@ impl RawConfig {
             1..=1024,
         )?;
         in_range("rules.key_cap", self.rules.key_cap, 100..=10_000_000)?;
+        in_range(
+            "chain.checkpoint_every_events",
+            self.chain.checkpoint_every_events,
+            1..=100_000_000,
+        )?;
+        in_range(
+            "chain.checkpoint_every_secs",
+            self.chain.checkpoint_every_secs,
+            1..=86_400,
+        )?;
         let scrub_key = match &self.scrub.key {
             None => None,
             Some(hexkey) => {
@@ -1036,6 +1067,10 @@ impl RawConfig {
             alerts,
             webhooks,
             tls,
+            chain: crate::chain::ChainConfig {
+                checkpoint_every_events: self.chain.checkpoint_every_events,
+                checkpoint_every: Duration::from_secs(self.chain.checkpoint_every_secs),
+            },
             grpc_listen: parse_addr("grpc.listen", &self.grpc.listen)?,
             http_listen: parse_addr("http.listen", &self.http.listen)?,
             data_dir: self.data_dir,
@@ -1261,6 +1296,29 @@ mod tests {
         assert!(
             e.starts_with("`scrub.key` must be 64 hex digits") && e.contains("(file "),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn chain_checkpoint_settings() {
+        let c = load("", &[], Overrides::default()).unwrap();
+        assert_eq!(c.chain, crate::chain::ChainConfig::default());
+        let c = load(
+            "[chain]\ncheckpoint_every_events = 5\n",
+            &[("MCP_AUDIT_CHAIN_CHECKPOINT_EVERY_SECS", "2")],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.chain.checkpoint_every_events, 5);
+        assert_eq!(c.chain.checkpoint_every, Duration::from_secs(2));
+        let e = err(
+            "",
+            &[("MCP_AUDIT_CHAIN_CHECKPOINT_EVERY_SECS", "0")],
+            Overrides::default(),
+        );
+        assert_eq!(
+            e,
+            "`chain.checkpoint_every_secs` must be between 1 and 86400, got 0 (env MCP_AUDIT_CHAIN_CHECKPOINT_EVERY_SECS)"
         );
     }
 

@@ -17,6 +17,8 @@
 //!   tantivy. Only module using tantivy.
 //! - [`rules`]: Sigma-style detection rules and the built-in MCP pack; a WAL consumer that
 //!   turns events into findings.
+//! - [`chain`]: signed checkpoints of every tenant's hash chain, and erasure with signed
+//!   records that keep the chain verifiable.
 //! - [`api`]: HTTP API (search, ingest, health, metrics) and the dashboard.
 //! - [`tls`]: rustls for both listeners: certificate, key and client CA, reloaded on SIGHUP.
 //! - [`app`]: the wiring: opens the stages, starts the tasks, runs until shutdown.
@@ -30,6 +32,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod backlog;
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -6,6 +6,7 @@
 //! synchronous. Connections are served by [`serve`], which bounds what a slow or stalled
 //! client can hold.
 
+mod admin;
 mod alerts;
 pub mod auth;
 mod fields;
@@ -150,6 +151,7 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<Shared>>)> {
             "/api/v1/webhooks/{name}/enable",
             post(alerts::enable_webhook),
         ),
+        ("/api/v1/admin/erase", post(admin::erase)),
         ("/api/v1/openapi.json", get(openapi::document)),
         (
             "/.well-known/oauth-protected-resource",

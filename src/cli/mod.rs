@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_alerts;
+mod chain;
 mod client;
 mod recover;
 mod rules;
@@ -75,6 +76,9 @@ enum Command {
     Verify(verify::Args),
     /// Salvage a damaged WAL (collector stopped): keep every readable record, record the gap.
     Recover(recover::Args),
+    /// Signed history: export the public key that verifies the signed checkpoints.
+    #[command(subcommand)]
+    Chain(chain::Command),
     /// Check rule files, or try them on events offline.
     #[command(subcommand)]
     Rules(rules::Command),
@@ -134,6 +138,7 @@ pub fn main() -> ExitCode {
             Command::Token(cmd) => token::run(cmd),
             Command::Verify(args) => verify::run(args),
             Command::Recover(args) => recover::run(args),
+            Command::Chain(cmd) => chain::run(cmd),
             Command::Rules(cmd) => rules::run(cmd),
             Command::Webhook(cmd) => webhook::run(cmd).await,
             Command::Scrub { file, data_dir } => scrub(file, data_dir),

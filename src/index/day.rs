@@ -152,8 +152,10 @@ impl DayWriter {
         })
     }
 
-    /// Commits with payload `wal_next`.
+    /// Commits with payload `wal_next`, never below what the day already holds (a commit of
+    /// deletions alone may come with an older position).
     pub fn commit(&mut self, wal_next: u64) -> Result<()> {
+        let wal_next = wal_next.max(self.committed);
         let payload = serde_json::to_string(&Payload { wal_next })
             .map_err(|e| IndexError::Tantivy(e.to_string()))?;
         let mut prepared = self.writer.prepare_commit()?;

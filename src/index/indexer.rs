@@ -89,6 +89,28 @@ pub fn run<R: LogReader>(
         if retry_at.is_some() {
             continue;
         }
+        // Erasures whose events are all added: delete and commit now, so the caller hears
+        // back once the deletion is durable.
+        let due = index.take_due_erasures(feed.position());
+        if !due.is_empty() {
+            let position = feed.position();
+            match index
+                .delete_erased(&due)
+                .and_then(|days| index.commit(position).map(|()| days))
+            {
+                Ok(days) => {
+                    feed.mark_done(position);
+                    pending = 0;
+                    index.compact(&days);
+                    Indexes::finish_erasures(due, Ok(()));
+                }
+                Err(e) => {
+                    Indexes::finish_erasures(due, Err(e.to_string()));
+                    retry_at = Some(fail("cannot erase", e.to_string(), &mut backoff));
+                    continue;
+                }
+            }
+        }
         if (Instant::now() >= next_commit || closed) && pending > 0 {
             let started = Instant::now();
             let position = feed.position();

@@ -31,6 +31,7 @@
 //! - `cursor`: the opaque paging cursor.
 //! - `day`: one day's folder, reader, writer and payload; the checkpoint file.
 //! - `indexer`: the thread that consumes the WAL into the index, and recovers from failures.
+//! - `erase`: a user's events found and deleted (erasure), on the indexing thread.
 
 mod aggcache;
 mod cursor;
@@ -38,6 +39,7 @@ mod day;
 mod doc;
 #[cfg(test)]
 mod equivalence;
+mod erase;
 pub mod findings;
 pub mod indexer;
 mod query;
@@ -59,6 +61,7 @@ use crate::event::{day_of, StoredEvent};
 use crate::wal::{ChainHead, Checkpoint, Entry};
 use day::{Day, DayWriter};
 use doc::EventDoc;
+pub use erase::{Candidate, EraseFilter, EraseWait};
 use schema::Fields;
 use search::Snapshot;
 
@@ -182,6 +185,8 @@ pub struct Indexes {
     /// Histogram and terms counts of whole segments, kept between requests.
     agg_cache: aggcache::AggCache<aggcache::Counts>,
     terms_cache: aggcache::AggCache<aggcache::TermCounts>,
+    /// Erasures waiting for the indexing thread (see `erase.rs`).
+    erasures: Mutex<Vec<erase::EraseJob>>,
 }
 
 struct Ingest {
@@ -255,6 +260,7 @@ impl Indexes {
             checkpoint: RwLock::new(checkpoint),
             agg_cache: aggcache::AggCache::default(),
             terms_cache: aggcache::AggCache::default(),
+            erasures: Mutex::new(Vec::new()),
             cfg,
         })
     }

@@ -12,7 +12,7 @@
 //! too many open files) is retried with the next group; anything else, or a rollback that
 //! fails, stops the WAL until restart. Either way `/readyz` says why.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -90,6 +90,18 @@ struct Batch {
     reply: oneshot::Sender<Result<Committed, WalError>>,
 }
 
+/// Durable records to replace in place (erasure markers).
+struct Replace {
+    records: BTreeMap<u64, Vec<u8>>,
+    reply: oneshot::Sender<Result<u64, WalError>>,
+}
+
+/// What the committer thread is asked to do, in order.
+enum Job {
+    Batch(Batch),
+    Replace(Replace),
+}
+
 /// The state the committer starts from, rebuilt at start-up.
 pub struct ChainState {
     pub heads: Heads,
@@ -99,7 +111,7 @@ pub struct ChainState {
 /// The async side of the committer: what ingest talks to.
 #[derive(Clone)]
 pub struct CommitterHandle {
-    tx: mpsc::Sender<Batch>,
+    tx: mpsc::Sender<Job>,
     metrics: Arc<Metrics>,
 }
 
@@ -118,17 +130,28 @@ impl CommitterHandle {
         self.metrics.wal_queue.inc();
         let sent = self
             .tx
-            .send(Batch {
+            .send(Job::Batch(Batch {
                 tenant,
                 events,
                 reply,
-            })
+            }))
             .await;
         if sent.is_err() {
             self.metrics.wal_queue.dec();
             return Err(WalError::ShuttingDown);
         }
         rx.await.unwrap_or(Err(WalError::ShuttingDown))
+    }
+
+    /// Replaces durable records in place, between two groups (see [`Log::replace`]); returns
+    /// how many changed. Blocks: call it from a thread that may block, never from async code.
+    /// A failure stops the WAL until restart: the active segment may have been swapped.
+    pub fn replace_blocking(&self, records: BTreeMap<u64, Vec<u8>>) -> Result<u64, WalError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .blocking_send(Job::Replace(Replace { records, reply }))
+            .map_err(|_| WalError::ShuttingDown)?;
+        rx.blocking_recv().unwrap_or(Err(WalError::ShuttingDown))
     }
 }
 
@@ -141,8 +164,21 @@ pub struct Downstream {
     pub index_position: Arc<AtomicU64>,
     /// Bumped when retention drops data (the duplicate filter is rebuilt).
     pub retention_generation: Arc<AtomicU64>,
+    /// Called with the chain heads each durable group moved (must not block): the signer of
+    /// checkpoints (`chain/`) follows them.
+    pub heads: Arc<dyn Fn(&HeadsMoved<'_>) + Send + Sync>,
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
+}
+
+/// The chain heads one durable group moved.
+pub struct HeadsMoved<'a> {
+    /// `(tenant, seq, hash)` of each tenant's last event in the group.
+    pub heads: &'a [(Arc<str>, u64, [u8; 32])],
+    /// Every event of the group lies below this WAL position.
+    pub wal_next: u64,
+    /// Events the group stored.
+    pub events: usize,
 }
 
 /// Starts the committer thread. It ends when every handle is dropped, after answering every
@@ -152,7 +188,7 @@ pub fn start<L: Log>(
     state: ChainState,
     downstream: Downstream,
 ) -> std::io::Result<(CommitterHandle, std::thread::JoinHandle<()>)> {
-    let (tx, rx) = mpsc::channel::<Batch>(QUEUE_BATCHES);
+    let (tx, rx) = mpsc::channel::<Job>(QUEUE_BATCHES);
     let handle = CommitterHandle {
         tx,
         metrics: downstream.metrics.clone(),
@@ -163,18 +199,37 @@ pub fn start<L: Log>(
     Ok((handle, thread))
 }
 
-fn run<L: Log>(mut log: L, mut state: ChainState, down: Downstream, mut rx: mpsc::Receiver<Batch>) {
+fn run<L: Log>(mut log: L, mut state: ChainState, down: Downstream, mut rx: mpsc::Receiver<Job>) {
     let metrics = &down.metrics;
     let mut broken: Option<String> = None;
     let mut removed_upto = 0u64;
-    while let Some(first) = rx.blocking_recv() {
+    // A replacement taken while gathering a group runs right after that group.
+    let mut deferred: Option<Replace> = None;
+    loop {
+        if let Some(r) = deferred.take() {
+            replace(&mut log, r, &mut broken, &down);
+        }
+        let Some(job) = rx.blocking_recv() else {
+            break;
+        };
+        let first = match job {
+            Job::Batch(b) => b,
+            Job::Replace(r) => {
+                replace(&mut log, r, &mut broken, &down);
+                continue;
+            }
+        };
         let mut group = vec![first];
         let mut n = group[0].events.len();
         while n < GROUP_EVENTS {
             match rx.try_recv() {
-                Ok(b) => {
+                Ok(Job::Batch(b)) => {
                     n += b.events.len();
                     group.push(b);
+                }
+                Ok(Job::Replace(r)) => {
+                    deferred = Some(r);
+                    break;
                 }
                 Err(_) => break,
             }
@@ -202,8 +257,17 @@ fn run<L: Log>(mut log: L, mut state: ChainState, down: Downstream, mut rx: mpsc
         }
         let lookups_before = state.dedup.lookups;
         match commit_group(&mut log, &mut state, &mut group, metrics) {
-            Ok((answers, fresh)) => {
+            Ok(GroupDone {
+                answers,
+                fresh,
+                moved,
+            }) => {
                 down.health.recover("wal");
+                (down.heads)(&HeadsMoved {
+                    heads: &moved,
+                    wal_next: log.next_position(),
+                    events: fresh.len(),
+                });
                 for (b, answer) in group.into_iter().zip(answers) {
                     let _ = b.reply.send(Ok(answer));
                 }
@@ -261,6 +325,22 @@ fn run<L: Log>(mut log: L, mut state: ChainState, down: Downstream, mut rx: mpsc
     down.consumers.close();
 }
 
+/// Replaces records in place for an erasure. Any failure stops the WAL: the active segment
+/// may have been swapped under the open file, and a restart re-applies the erasure.
+fn replace<L: Log>(log: &mut L, r: Replace, broken: &mut Option<String>, down: &Downstream) {
+    let result = match broken {
+        Some(reason) => Err(WalError::Broken(reason.clone())),
+        None => log.replace(&r.records).map_err(|e| {
+            let reason = format!("replacing erased records failed: {e}");
+            tracing::error!(error = %reason, "wal: refusing every batch until the collector is restarted (the erasure is applied again at start)");
+            down.health.fail("wal", reason.clone());
+            *broken = Some(reason.clone());
+            WalError::Broken(reason)
+        }),
+    };
+    let _ = r.reply.send(result);
+}
+
 /// Deletes the segments below `position`, recording the current heads as the log's base (they
 /// are at least as new as `position`, which is all a restart needs).
 fn remove_segments<L: Log>(log: &mut L, heads: &Heads, position: u64) -> Result<(), String> {
@@ -272,12 +352,20 @@ fn remove_segments<L: Log>(log: &mut L, heads: &Heads, position: u64) -> Result<
         .map_err(|e| e.to_string())
 }
 
+/// What a durable group produced.
+struct GroupDone {
+    answers: Vec<Committed>,
+    fresh: Vec<Arc<Entry>>,
+    /// `(tenant, seq, hash)` of each tenant's new chain head.
+    moved: Vec<(Arc<str>, u64, [u8; 32])>,
+}
+
 fn commit_group<L: Log>(
     log: &mut L,
     state: &mut ChainState,
     group: &mut [Batch],
     metrics: &Metrics,
-) -> Result<(Vec<Committed>, Vec<Arc<Entry>>), LogError> {
+) -> Result<GroupDone, LogError> {
     let now = OffsetDateTime::now_utc();
     let mut answers = Vec::with_capacity(group.len());
     let mut fresh = Vec::new();
@@ -339,7 +427,9 @@ fn commit_group<L: Log>(
     let started = Instant::now();
     log.sync()?;
     metrics.wal_fsync.observe(started.elapsed().as_secs_f64());
+    let mut moved = Vec::with_capacity(heads.len());
     for (tenant, head) in heads {
+        moved.push((tenant.clone(), head.0, head.1));
         state.heads.0.insert(tenant, head);
     }
     for (pos, key) in keys {
@@ -350,7 +440,11 @@ fn commit_group<L: Log>(
         .duplicates
         .inc_by(answers.iter().map(|a| a.duplicates as u64).sum());
     metrics.index_lag_events.inc_by(fresh.len() as i64);
-    Ok((answers, fresh))
+    Ok(GroupDone {
+        answers,
+        fresh,
+        moved,
+    })
 }
 
 /// Lower-case hex of a hash (faster than `hex::encode`, which goes char by char).
@@ -411,6 +505,12 @@ mod tests {
         fn reader(&self) -> FileLogReader {
             self.inner.reader()
         }
+        fn replace(
+            &mut self,
+            records: &std::collections::BTreeMap<u64, Vec<u8>>,
+        ) -> Result<u64, LogError> {
+            self.inner.replace(records)
+        }
     }
 
     struct Nothing;
@@ -451,6 +551,7 @@ mod tests {
                 tail: Arc::new(|_: &Chunk| {}),
                 index_position: Arc::new(AtomicU64::new(0)),
                 retention_generation: Arc::new(AtomicU64::new(0)),
+                heads: Arc::new(|_: &HeadsMoved<'_>| {}),
                 health: health.clone(),
                 metrics,
             },

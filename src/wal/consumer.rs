@@ -189,6 +189,10 @@ impl<R: LogReader> Feed<R> {
                 let mut out = Vec::new();
                 let mut bad = None;
                 self.reader.read(self.next, to, &mut |pos, record| {
+                    // An erased event: nothing left to consume.
+                    if super::marker::is_marker(record) {
+                        return true;
+                    }
                     match Entry::decode(pos, record) {
                         Ok(e) => out.push(Arc::new(e)),
                         Err(e) => bad = Some(e),

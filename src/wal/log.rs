@@ -13,6 +13,7 @@
 //! readable records follow it, and nothing is changed. `mcp-audit recover` is the explicit way
 //! out of damage.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -82,6 +83,10 @@ pub trait Log: Send + 'static {
     fn remove_before(&mut self, position: u64, base: &Checkpoint) -> Result<()>;
     /// The last base recorded by [`Log::remove_before`] (empty before any deletion).
     fn base(&self) -> Result<Checkpoint>;
+    /// Replaces durable records in place (erasure): each position of `records` that the log
+    /// still holds gets the new payload; every other record stays as it is. Each segment
+    /// changed is rewritten whole and swapped in atomically. Returns how many records changed.
+    fn replace(&mut self, records: &BTreeMap<u64, Vec<u8>>) -> Result<u64>;
     /// A reader of the durable records, usable from other threads.
     fn reader(&self) -> Self::Reader;
 }
@@ -489,6 +494,92 @@ impl Log for FileLog {
             durable: self.durable.clone(),
         }
     }
+
+    fn replace(&mut self, records: &BTreeMap<u64, Vec<u8>>) -> Result<u64> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        // Nothing buffered: the active segment on disk is the whole of it.
+        self.sync()?;
+        let mut changed = 0;
+        let last = self.segments.len().saturating_sub(1);
+        for (i, &first) in self.segments.clone().iter().enumerate() {
+            let end = self.segments.get(i + 1).copied().unwrap_or(self.next);
+            if records.range(first..end).next().is_none() {
+                continue;
+            }
+            let path = segment_path(&self.dir, first);
+            let (bytes, n) = rewritten(&path, first, records)?;
+            if n == 0 {
+                continue;
+            }
+            // Readers that opened the old file keep reading it whole; new readers get the new.
+            let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+            tmp_name.push(".tmp");
+            let tmp = self.dir.join(tmp_name);
+            let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+            f.write_all(&bytes).map_err(io_err(&tmp))?;
+            f.sync_all().map_err(io_err(&tmp))?;
+            drop(f);
+            fs::rename(&tmp, &path).map_err(io_err(&path))?;
+            sync_dir(&self.dir)?;
+            if i == last {
+                // Appends go on in the new file.
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io_err(&path))?;
+                let len = bytes.len() as u64;
+                file.seek(SeekFrom::Start(len)).map_err(io_err(&path))?;
+                self.file = file;
+                self.active_len = len;
+                self.synced_len = len;
+            }
+            changed += n;
+        }
+        Ok(changed)
+    }
+}
+
+/// The bytes of segment `path` with the records of `records` replaced, and how many were
+/// (records already equal to their replacement do not count). Any damage is an error: a
+/// segment is only ever rewritten whole.
+fn rewritten(path: &Path, first: u64, records: &BTreeMap<u64, Vec<u8>>) -> Result<(Vec<u8>, u64)> {
+    let mut seg = match segment::open(path, first) {
+        Ok(seg) => seg,
+        Err(ScanError::Io(e)) => return Err(io_err(path)(e)),
+        Err(ScanError::Header(reason)) => {
+            return Err(LogError::Corrupt {
+                path: path.to_path_buf(),
+                offset: 0,
+                reason,
+                good_after: 0,
+            })
+        }
+    };
+    let previous_end = seg.previous_end.unwrap_or(first);
+    let mut out = header(first, previous_end).to_vec();
+    let mut n = 0;
+    let prefix = segment::read_prefix(&mut seg, &mut |pos, _, payload| {
+        match records.get(&pos) {
+            Some(new) if new.as_slice() != payload => {
+                segment::encode_record(&mut out, pos, new);
+                n += 1;
+            }
+            _ => segment::encode_record(&mut out, pos, payload),
+        }
+        true
+    })
+    .map_err(io_err(path))?;
+    if let Some(reason) = prefix.bad {
+        return Err(LogError::Corrupt {
+            path: path.to_path_buf(),
+            offset: prefix.end,
+            reason: format!("{reason}; run `mcp-audit recover` before erasing"),
+            good_after: 0,
+        });
+    }
+    Ok((out, n))
 }
 
 /// Reads the durable records of a [`FileLog`] from its files.
@@ -715,6 +806,37 @@ mod tests {
         fs::write(&first, &bytes[..bytes.len() - (RH + 8)]).unwrap();
         let err = open(dir.path(), 64).err().unwrap();
         assert!(err.to_string().contains("records are missing"), "{err}");
+    }
+
+    #[test]
+    fn replace_rewrites_records_in_place_and_appends_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = open(dir.path(), 200).unwrap();
+        for i in 0..30u64 {
+            log.append(format!("record {i:02}").as_bytes()).unwrap();
+        }
+        log.sync().unwrap();
+        let segments = log.segment_starts().to_vec();
+        assert!(segments.len() > 2);
+        let mut new = BTreeMap::new();
+        new.insert(3u64, b"gone".to_vec());
+        new.insert(29u64, b"gone too".to_vec());
+        new.insert(99u64, b"never there".to_vec());
+        assert_eq!(log.replace(&new).unwrap(), 2);
+        assert_eq!(log.replace(&new).unwrap(), 0, "already replaced");
+        assert_eq!(log.append(b"after").unwrap(), 30);
+        log.sync().unwrap();
+        drop(log);
+        let (log, rec) = open(dir.path(), 200).unwrap();
+        assert_eq!(rec.truncated_bytes, 0);
+        assert_eq!(log.segment_starts(), &segments[..]);
+        let got = records(&log, 0);
+        assert_eq!(got.len(), 31);
+        assert_eq!(got[3].1, b"gone");
+        assert_eq!(got[4].1, b"record 04");
+        assert_eq!(got[29].1, b"gone too");
+        assert_eq!(got[30], (30, b"after".to_vec()));
+        assert!(!dir.path().join("00000000000000000000.wal.tmp").exists());
     }
 
     proptest! {

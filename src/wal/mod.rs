@@ -10,6 +10,7 @@
 //! - `dedup`: the bounded duplicate filter;
 //! - `consumer`: durable consumer positions and their [`Feed`]s;
 //! - `checkpoint`: chain heads and checkpoints, and the log's base file;
+//! - `marker`: the record an erased event becomes (see `chain/erase.rs`);
 //! - `salvage`: `mcp-audit recover`, the explicit way out of a damaged log.
 //!
 //! ## Record format
@@ -27,6 +28,7 @@ mod committer;
 mod consumer;
 mod dedup;
 mod log;
+pub mod marker;
 pub mod salvage;
 mod segment;
 
@@ -34,7 +36,9 @@ use std::borrow::Cow;
 use std::path::Path;
 
 pub use checkpoint::{read as read_checkpoint, ChainHead, Checkpoint, Heads};
-pub use committer::{start, ChainState, Committed, CommitterHandle, Downstream, Pending, CHUNK};
+pub use committer::{
+    start, ChainState, Committed, CommitterHandle, Downstream, HeadsMoved, Pending, CHUNK,
+};
 pub use consumer::{Chunk, Consumers, Entry, Feed, Received};
 pub use dedup::{Dedup, IdLookup};
 pub use log::{
@@ -94,7 +98,8 @@ impl<'a> RecordHead<'a> {
         struct Head<'a> {
             #[serde(borrow)]
             tenant: Cow<'a, str>,
-            #[serde(borrow)]
+            /// Absent from an erasure marker.
+            #[serde(borrow, default)]
             event_id: Cow<'a, str>,
             seq: u64,
         }
@@ -135,7 +140,8 @@ pub fn open(dir: &Path, segment_bytes: u64, keys_from: u64) -> Result<Opened, Wa
         match RecordHead::decode(record) {
             Ok(h) => {
                 heads.observe(&h.tenant, h.seq, h.hash);
-                if pos >= keys_from {
+                // An erasure marker has no id to keep out of the WAL twice.
+                if pos >= keys_from && !h.event_id.is_empty() {
                     keys.push((pos, id_key(&h.tenant, &h.event_id)));
                 }
             }
