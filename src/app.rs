@@ -368,7 +368,7 @@ pub async fn run(
         Some(tls) => {
             tls.log_listener(crate::tls::Listener::Grpc, grpc_addr);
             tls.log_listener(crate::tls::Listener::Http, http_addr);
-            crate::tls::reload_on_sighup(tls.clone(), stop_rx.clone());
+            crate::tls::reload_on_sighup(tls.clone(), shared.audit.clone(), stop_rx.clone());
         }
         None => tracing::info!(
             grpc = %grpc_addr,

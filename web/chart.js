@@ -139,7 +139,7 @@ export function barList(terms, { link, cls } = {}) {
         "li",
         {},
         h("span", { class: "bl-label" }, link ? h("a", { href: link(t.value) }, t.value) : t.value),
-        h("span", { class: "bl-bar" }, h("span", { class: `bl-fill ${cls ? cls(t.value) : ""}`, style: `width:${(100 * t.count) / max}%` })),
+        h("span", { class: "bl-bar" }, h("span", { class: `bl-fill ${cls ? cls(t.value) : ""}`, style: { width: `${(100 * t.count) / max}%` } })),
         h("span", { class: "bl-count" }, fmtCount(t.count)),
       ),
     ),

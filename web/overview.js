@@ -74,7 +74,7 @@ export function mount(root, params) {
       const exact = sev.map((n, i) => n - (i > 0 ? sev[i - 1] : 0));
       clear(cards.severity, h("ul", { class: "barlist sev-list" }, SEVERITIES.map((s, i) =>
         h("li", {}, h("span", { class: "bl-label" }, h("a", { href: href("alerts", { severity: s, status: "firing" }) }, severityBadge(s))),
-          h("span", { class: "bl-bar" }, h("span", { class: "bl-fill", style: `width:${sev[4] ? (100 * exact[i]) / Math.max(...exact) : 0}%` })),
+          h("span", { class: "bl-bar" }, h("span", { class: "bl-fill", style: { width: `${sev[4] ? (100 * exact[i]) / Math.max(...exact) : 0}%` } })),
           h("span", { class: "bl-count", "data-severity": s }, fmtCount(exact[i]))))));
       root.dataset.state = "ready";
     } catch (err) {

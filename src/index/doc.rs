@@ -75,7 +75,7 @@ impl EventDoc {
                 FieldValue::U64(n) => out.push((field, DocValue::U64(n))),
                 FieldValue::Time(t) => out.push((
                     field,
-                    DocValue::Date(DateTime::from_timestamp_micros(micros(t))),
+                    DocValue::Date(super::schema::tantivy_date(micros(t))),
                 )),
                 FieldValue::Bool(b) => out.push((field, DocValue::Bool(b))),
                 FieldValue::Json(args) => {

@@ -72,11 +72,8 @@ impl EraseFilter {
                 IndexRecordOption::Basic,
             ))
         };
-        // tantivy keeps dates as i64 nanoseconds (years 1677 to 2262): a bound beyond is
-        // clamped to the edge, past every event the collector stores.
         let date = |t: OffsetDateTime| {
-            let us = micros(t).clamp(i64::MIN / 1000, i64::MAX / 1000);
-            Term::from_field_date(f.timestamp, DateTime::from_timestamp_micros(us))
+            Term::from_field_date(f.timestamp, super::schema::tantivy_date(micros(t)))
         };
         let mut clauses = vec![
             (Occur::Must, term(f.tenant, &self.tenant)),

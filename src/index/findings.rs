@@ -173,7 +173,7 @@ impl Findings {
         }
         doc.add_date(
             self.f.time,
-            DateTime::from_timestamp_micros(micros(finding.time)),
+            super::schema::tantivy_date(micros(finding.time)),
         );
         doc.add_u64(self.f.pos, finding.pos);
         doc.add_bytes(self.f.source, &source);
@@ -229,10 +229,8 @@ impl Findings {
             let bound = |t: Option<OffsetDateTime>, incl: bool| match t {
                 None => std::ops::Bound::Unbounded,
                 Some(t) => {
-                    let term = Term::from_field_date(
-                        self.f.time,
-                        DateTime::from_timestamp_micros(micros(t)),
-                    );
+                    let term =
+                        Term::from_field_date(self.f.time, super::schema::tantivy_date(micros(t)));
                     if incl {
                         std::ops::Bound::Included(term)
                     } else {
@@ -340,7 +338,7 @@ impl Findings {
             std::ops::Bound::Unbounded,
             std::ops::Bound::Excluded(Term::from_field_date(
                 self.f.time,
-                DateTime::from_timestamp_micros(micros(before)),
+                super::schema::tantivy_date(micros(before)),
             )),
         );
         let n = searcher.search(&q, &Count)? as u64;

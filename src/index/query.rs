@@ -310,7 +310,7 @@ fn map_bound(
 
 fn date_term(field: Field, t: OffsetDateTime) -> Term {
     // Not `from_field_date_for_search`: ranges run on the microsecond fast field.
-    Term::from_field_date(field, DateTime::from_timestamp_micros(micros(t)))
+    Term::from_field_date(field, super::schema::tantivy_date(micros(t)))
 }
 
 #[cfg(test)]

@@ -218,6 +218,13 @@ pub(crate) fn from_micros(us: i64) -> OffsetDateTime {
 pub(crate) const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// The UTC day (days since the epoch) of a microsecond timestamp.
+/// A tantivy date from microseconds. tantivy keeps dates as i64 nanoseconds (years 1677 to
+/// 2262); a time beyond (a query bound such as `timestamp:>3000-01-01`) is clamped to the
+/// edge, past every event the collector stores, instead of overflowing.
+pub(crate) fn tantivy_date(us: i64) -> tantivy::DateTime {
+    tantivy::DateTime::from_timestamp_micros(us.clamp(i64::MIN / 1000, i64::MAX / 1000))
+}
+
 pub(crate) fn day_of_micros(us: i64) -> i32 {
     i32::try_from(us.div_euclid(MICROS_PER_DAY)).unwrap_or(if us < 0 { i32::MIN } else { i32::MAX })
 }

@@ -72,8 +72,7 @@ fn day_query(
     )];
     let day_start = i64::from(day).saturating_mul(MICROS_PER_DAY);
     if start_us > day_start || end_us < day_start.saturating_add(MICROS_PER_DAY) {
-        let bound =
-            |us| Term::from_field_date(fields.timestamp, DateTime::from_timestamp_micros(us));
+        let bound = |us| Term::from_field_date(fields.timestamp, super::schema::tantivy_date(us));
         clauses.push((
             Occur::Must,
             Box::new(RangeQuery::new(

@@ -422,7 +422,11 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Reloads `tls` on every SIGHUP until `stop`. A failed reload keeps the old certificate.
-pub fn reload_on_sighup(tls: Arc<Tls>, mut stop: watch::Receiver<bool>) {
+pub fn reload_on_sighup(
+    tls: Arc<Tls>,
+    audit: crate::audit::AuditTrail,
+    mut stop: watch::Receiver<bool>,
+) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -440,18 +444,25 @@ pub fn reload_on_sighup(tls: Arc<Tls>, mut stop: watch::Receiver<bool>) {
                     _ = stop.wait_for(|s| *s) => return,
                 }
                 let t = tls.clone();
-                match tokio::task::spawn_blocking(move || t.reload()).await {
+                let outcome = match tokio::task::spawn_blocking(move || t.reload()).await {
                     Ok(Ok(loaded)) => {
                         let (subject, serial, expires) = describe(&loaded);
                         tracing::info!(%subject, %serial, %expires, client_certs = tls.client_certs(), "tls: reloaded on SIGHUP; new connections use this certificate");
+                        serde_json::json!({ "subject": subject.to_string(), "serial": serial.to_string(), "expires": expires.to_string() })
                     }
                     Ok(Err(e)) => {
-                        tracing::error!(error = %e, "tls: reload on SIGHUP failed; still serving the certificate loaded before")
+                        tracing::error!(error = %e, "tls: reload on SIGHUP failed; still serving the certificate loaded before");
+                        serde_json::json!({ "error": e.to_string() })
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "tls: reload on SIGHUP failed; still serving the certificate loaded before")
+                        tracing::error!(error = %e, "tls: reload on SIGHUP failed; still serving the certificate loaded before");
+                        serde_json::json!({ "error": e.to_string() })
                     }
-                }
+                };
+                audit.record(
+                    crate::audit::Record::new("config", "tls_reload", "sighup", "")
+                        .details(outcome),
+                );
             }
         });
     }

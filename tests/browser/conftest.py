@@ -53,6 +53,13 @@ def wait_until(what, check, timeout=30.0, every=0.2):
         time.sleep(every)
 
 
+def wait_js(page, expression, timeout=10.0):
+    """Polls a JavaScript expression until it is truthy. Playwright's wait_for_function
+    compiles its predicate with eval, which the dashboard's CSP (no 'unsafe-eval') forbids;
+    page.evaluate runs through the debugger protocol and is not affected."""
+    return wait_until(expression, lambda: page.evaluate(expression), timeout, 0.05)
+
+
 @pytest.fixture(scope="session")
 def api():
     return Api(BASE)

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import goto, wait_until
+from conftest import goto, wait_js, wait_until
 
 PAGES = ["#/search", "#/search?start=-7d&q=redaction%3A*", "#/timeline", "#/overview", "#/alerts",
          "#/alerts?status=resolved", "#/rules"]
@@ -24,7 +24,7 @@ def test_event_to_conversation_timeline_and_pivot(page, api):
     goto(page, f"#/search?start=-7d&event={urllib.parse.quote(hit['event_id'])}")
     page.wait_for_selector(f"#detail[data-event='{hit['event_id']}'] .pivots")
     page.click("#detail .pivots a:has-text(\"this conversation's timeline\")")
-    page.wait_for_function("location.hash.startsWith('#/timeline')")
+    wait_js(page, "location.hash.startsWith('#/timeline')")
     page.wait_for_selector("main[data-page='timeline'][data-state='ready'] #timeline")
     ids = page.eval_on_selector_all(".tl-item", "els => els.map(e => e.dataset.id)")
     assert len(ids) == calls
@@ -86,10 +86,10 @@ def test_live_tail_streams_and_pauses_while_scrolled(page, api):
     page.eval_on_selector("#results", "el => el.scrollTop = 300")
     page.wait_for_selector(".tail-status button")
     api.ingest([event(100), event(101)])
-    page.wait_for_function("document.querySelector('.tail-status').innerText.includes('2 new')")
+    wait_js(page, "document.querySelector('.tail-status').innerText.includes('2 new')")
     assert page.locator("tbody tr.fresh").count() == fresh_before
     page.click(".tail-status button")
-    page.wait_for_function(f"document.querySelectorAll('tbody tr.fresh').length === {fresh_before + 2}")
+    wait_js(page, f"document.querySelectorAll('tbody tr.fresh').length === {fresh_before + 2}")
     assert page.eval_on_selector("tbody tr:first-child", "tr => tr.dataset.id") == f"{user}-101"
     # Off: no more rows.
     page.uncheck("#tail-toggle")

@@ -3,7 +3,7 @@ event detail, and keyboard use."""
 
 import urllib.parse
 
-from conftest import goto, wait_until
+from conftest import goto, wait_js, wait_until
 
 
 def bar_total(page):
@@ -19,7 +19,7 @@ def test_query_draws_histogram_and_rows(page, api):
     page.keyboard.press("Escape")  # close the suggestions, keep focus
     page.focus("#q")
     page.keyboard.press("Enter")
-    page.wait_for_function("location.hash.includes('q=outcome%3Aerror')")
+    wait_js(page, "location.hash.includes('q=outcome%3Aerror')")
     page.wait_for_selector("main[data-state='ready']")
     expected = api.get("/api/v1/search", q="outcome:error", limit=1)["total"]
     assert expected > 0, "the demo data has errors"
@@ -46,7 +46,7 @@ def test_histogram_stacks_outcomes_and_zooms(page, api):
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.75, y, steps=5)
     page.mouse.up()
-    page.wait_for_function("location.hash.includes('start=20')")
+    wait_js(page, "location.hash.includes('start=20')")
     page.wait_for_selector("main[data-state='ready']")
     params = urllib.parse.parse_qs(page.evaluate("location.hash").split("?", 1)[1])
     zoomed = api.get("/api/v1/search", start=params["start"][0], end=params["end"][0], limit=1)["total"]
@@ -58,7 +58,7 @@ def test_infinite_scroll_loads_the_next_page(page):
     goto(page, "#/search?start=-7d")
     assert page.locator("tbody tr").count() == 100
     page.eval_on_selector("#results", "el => el.scrollTop = el.scrollHeight")
-    page.wait_for_function("document.querySelectorAll('tbody tr').length >= 200")
+    wait_js(page, "document.querySelectorAll('tbody tr').length >= 200")
     ids = page.eval_on_selector_all("tbody tr", "trs => trs.map(tr => tr.dataset.id)")
     assert len(ids) == len(set(ids)), "a page was loaded twice"
 
