@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tantivy::collector::DocSetCollector;
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value as _};
-use tantivy::{DateTime, TantivyDocument, Term};
+use tantivy::{TantivyDocument, Term};
 use time::OffsetDateTime;
 
 use super::day::DayWriter;

@@ -14,7 +14,7 @@ use tantivy::query::{
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{DateTime, Term};
+use tantivy::Term;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
