@@ -29,8 +29,9 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 grpc_port="$(free_port)"
 http_port="$(free_port)"
 server=""
+secured=""
 cleanup() {
-    if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+    for pid in $server $secured; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -51,9 +52,25 @@ for check in ready searchable firing; do
     "$check" || { echo "the collector never became $check"; cat "$work/collector.log"; exit 1; }
 done
 
+# A second collector that requires credentials, for the token dialog (test_auth.py): one
+# event shipped with an ingest token; the test reads it with a read token.
+secure_http="$(free_port)"
+secure_grpc="$(free_port)"
+"$bin" token create --tenant browser --role ingest --data-dir "$work/secured" >"$work/ingest.token" 2>/dev/null
+"$bin" token create --tenant browser --role read --data-dir "$work/secured" >"$work/read.token" 2>/dev/null
+MCP_AUDIT_LOG=warn "$bin" serve --data-dir "$work/secured" \
+    --grpc-listen "127.0.0.1:$secure_grpc" --http-listen "127.0.0.1:$secure_http" \
+    2>"$work/secured.log" &
+secured=$!
+secure_base="http://127.0.0.1:$secure_http"
+for _ in $(seq 1 240); do curl -fsS "$secure_base/readyz" >/dev/null 2>&1 && break; sleep 0.25; done
+printf '{"event_id":"secured-1","method":"tools/call","server":"github","tool":"list_issues","user":"sam"}\n' \
+    | curl -fsS -H "authorization: Bearer $(cat "$work/ingest.token")" --data-binary @- "$secure_base/api/v1/ingest" >/dev/null
+
 status=0
+MCP_AUDIT_SECURE_URL="$secure_base" MCP_AUDIT_READ_TOKEN="$(cat "$work/read.token")" \
 MCP_AUDIT_URL="$base" "$venv/bin/pytest" -q -p no:cacheprovider tests/browser "$@" || status=$?
-if grep -E "panicked|ERROR" "$work/collector.log"; then
+if grep -E "panicked|ERROR" "$work/collector.log" "$work/secured.log"; then
     echo "the collector logged errors or panics during the browser tests (above)"
     status=1
 fi
