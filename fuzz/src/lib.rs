@@ -5,16 +5,17 @@
 //! Every step calls the library's own functions, with a fixed "now" so that a crash found on
 //! one day reproduces on the next. Besides "no panic", the path checks what must hold for any
 //! accepted event: scrubbing twice changes nothing more, and the record the WAL would hold
-//! decodes back to the same event. It does not start a collector, write a WAL or open an index.
+//! decodes back to the same event, as the start-up scan and search hits read it. It does not start a collector, write a WAL or open an index.
 
 use std::sync::LazyLock;
 
 use mcp_audit::event::{RecordBuilder, StoredEvent};
 use mcp_audit::ingest::{json, validate, Incoming};
 use mcp_audit::scrub::{ScrubConfig, Scrubber};
+use mcp_audit::wal::RecordHead;
 use time::OffsetDateTime;
 
-/// The "now" of every target; the seed events are from the day before it.
+/// The "now" of every target; the seed events are from the hours before it.
 pub const NOW: OffsetDateTime = time::macros::datetime!(2026-11-27 12:00:00 UTC);
 
 /// The tenant the ingest path binds events to.
@@ -56,6 +57,13 @@ pub fn ingest(item: Incoming) {
     assert_eq!(stored.tenant, TENANT);
     assert_eq!(stored.seq, 1);
     assert_eq!(stored.redactions, redactions);
+    // What the WAL's start-up scan reads of every record.
+    let head = RecordHead::decode(&record)
+        .unwrap_or_else(|e| panic!("the start-up scan cannot read an accepted event: {e}"));
+    assert_eq!(
+        (&*head.tenant, &*head.event_id, head.seq),
+        (TENANT, &*event.event_id, 1)
+    );
     // A float in the arguments may come back one ulp off (see `StoredEvent::canonical_bytes`),
     // so the arguments are compared with that tolerance, the rest exactly.
     let mut back = stored.event;
