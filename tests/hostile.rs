@@ -1,7 +1,8 @@
 //! Slow, stalled and hostile clients: bad messages on a `Ship` stream end it with a status that
 //! names the reason (after the batches before it are answered), a live-tail client that never
 //! reads holds a bounded amount of memory, an event too large for one WAL record is refused
-//! alone, and stored text cannot drive an auditor's terminal.
+//! alone, as are arguments nested too deep for a record, and stored text cannot drive an
+//! auditor's terminal.
 
 #![allow(clippy::unwrap_used)]
 
@@ -170,6 +171,39 @@ async fn an_event_too_large_for_a_wal_record_is_refused_alone() {
     let resp = s.send(&[common::full_event("after")]).await;
     assert_eq!(resp.accepted, vec!["after"]);
     s.wait_for("", 2).await;
+    s.stop().await.unwrap();
+}
+
+/// Arguments sent as JSON text nested deeper than a stored record can hold are refused. Before
+/// they were (a finding of the fuzz targets' record check), such an event was stored and every
+/// search that found it failed with a 500: its record could not be read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arguments_nested_too_deep_for_a_record_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let mut deep = convert::encode(&common::full_event("deep"));
+    deep.arguments_json = format!("{}1{}", r#"{"a":"#.repeat(127), "}".repeat(127));
+    let fine = convert::encode(&common::full_event("fine"));
+    let resp = s
+        .client()
+        .await
+        .send(ShipRequest {
+            events: vec![deep, fine],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.accepted, vec!["fine"]);
+    assert_eq!(resp.rejected.len(), 1, "{:?}", resp.rejected);
+    assert!(
+        resp.rejected[0]
+            .reason
+            .contains("`arguments` nests deeper than"),
+        "{:?}",
+        resp.rejected
+    );
+    let found = s.wait_for("", 1).await;
+    assert_eq!(found["hits"][0]["event_id"], "fine");
     s.stop().await.unwrap();
 }
 

@@ -3,7 +3,7 @@
 //! The body is read here, not by an extractor, so each way it can be wrong gets its own
 //! problem: over `http.max_body_bytes` (declared or counted, chunked bodies too) is 413, a
 //! body that stops arriving for `http.idle_timeout_ms` is 408, a line that is not UTF-8 is a
-//! 400 naming the line.
+//! 400 naming the line (see [`wire::decode_body`], which splits the body into events).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::{json, Caller, Problem};
 use crate::app::Shared;
 use crate::error::ErrorKind;
-use crate::ingest::{json as wire, Incoming};
+use crate::ingest::json as wire;
 use crate::wal::WalError;
 
 pub async fn ingest(
@@ -36,40 +36,15 @@ pub async fn ingest(
         s.config.http_idle_timeout,
     )
     .await?;
-    let body = utf8_lines(&body)?;
-    let lines: Vec<&str> = body.lines().collect();
-    if lines.len() > s.config.max_batch_events {
-        return Err(Problem::param(
-            "body",
-            format!(
-                "{} lines, over the limit of {} events per request (`ingest.max_batch_events`)",
-                lines.len(),
-                s.config.max_batch_events
-            ),
-        ));
-    }
-    // Blank lines keep their number so rejection indexes match the sender's line numbers, but
-    // are not events.
-    let mut batch = Vec::with_capacity(lines.len());
-    let mut index_of = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        index_of.push(i as u32);
-        batch.push(Incoming {
-            decoded: wire::decode_line(line),
-            wire_bytes: line.len(),
-            id_hint: wire::event_id_hint(line),
-        });
-    }
-    let events = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+    let wire::NdjsonBody { events, line_of } = wire::decode_body(&body, s.config.max_batch_events)
+        .map_err(|reason| Problem::param("body", reason))?;
+    let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
     s.auth
-        .take_ingest(&caller.principal, events)
+        .take_ingest(&caller.principal, n)
         .map_err(|r| super::auth::problem(r, "too many requests"))?;
     let mut result = s
         .ingestor
-        .ingest(tenant, batch)
+        .ingest(tenant, events)
         .await
         .map_err(|e: WalError| {
             let title = match e.kind() {
@@ -79,7 +54,7 @@ pub async fn ingest(
             Problem::new(e.kind(), title, e.to_string())
         })?;
     for r in &mut result.rejected {
-        r.index = index_of.get(r.index as usize).copied().unwrap_or(r.index);
+        r.index = line_of.get(r.index as usize).copied().unwrap_or(r.index);
     }
     #[derive(Serialize)]
     struct Rejected<'a> {
@@ -157,40 +132,5 @@ async fn read_body(
             }
             out.extend_from_slice(&data);
         }
-    }
-}
-
-/// The body as text, or a problem naming the first line that is not UTF-8.
-fn utf8_lines(body: &[u8]) -> Result<&str, Problem> {
-    std::str::from_utf8(body).map_err(|e| {
-        let at = e.valid_up_to();
-        let line = body[..at].iter().filter(|b| **b == b'\n').count();
-        let line_start = body[..at]
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map_or(0, |i| i + 1);
-        Problem::param(
-            "body",
-            format!(
-                "line {} (index {line}) is not UTF-8 at byte {} of the line; send events as UTF-8 JSON",
-                line + 1,
-                at - line_start + 1
-            ),
-        )
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn invalid_utf8_names_the_line() {
-        let e = utf8_lines(b"{}\n{}\n{\"a\":\"\xff\"}\n").unwrap_err();
-        assert_eq!(
-            e.detail,
-            "`body`: line 3 (index 2) is not UTF-8 at byte 7 of the line; send events as UTF-8 JSON"
-        );
-        assert_eq!(utf8_lines(b"{}\n").unwrap(), "{}\n");
     }
 }

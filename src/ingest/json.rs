@@ -8,6 +8,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::validate::Invalid;
+use super::Incoming;
 use crate::event::{Annotations, Consent, Event, Outcome, Transport};
 
 /// The keys of an event object, in the order of the event schema; a test checks that they are
@@ -225,6 +226,63 @@ pub fn decode_object(mut map: Map<String, Value>) -> Result<Event, Invalid> {
     })
 }
 
+/// An NDJSON body decoded line by line: one [`Incoming`] per non-blank line, and that line's
+/// index in the body, so a rejection names the line the sender wrote.
+pub struct NdjsonBody {
+    pub events: Vec<Incoming>,
+    /// `line_of[i]` is the 0-based line of `events[i]`.
+    pub line_of: Vec<u32>,
+}
+
+/// Decodes an NDJSON body (`POST /api/v1/ingest`): at most `max_events` lines, each event on
+/// its own line. Blank lines keep their number but are not events. A bad line is an event
+/// rejected with its reason; only a body that is not UTF-8 or has too many lines is refused
+/// whole, with a reason about the body.
+pub fn decode_body(body: &[u8], max_events: usize) -> Result<NdjsonBody, String> {
+    let text = utf8_lines(body)?;
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() > max_events {
+        return Err(format!(
+            "{} lines, over the limit of {max_events} events per request (`ingest.max_batch_events`)",
+            lines.len()
+        ));
+    }
+    let mut batch = Vec::with_capacity(lines.len());
+    let mut line_of = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        line_of.push(i as u32);
+        batch.push(Incoming {
+            decoded: decode_line(line),
+            wire_bytes: line.len(),
+            id_hint: event_id_hint(line),
+        });
+    }
+    Ok(NdjsonBody {
+        events: batch,
+        line_of,
+    })
+}
+
+/// The body as text, or a reason naming the first line that is not UTF-8.
+fn utf8_lines(body: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(body).map_err(|e| {
+        let at = e.valid_up_to();
+        let line = body[..at].iter().filter(|b| **b == b'\n').count();
+        let line_start = body[..at]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        format!(
+            "line {} (index {line}) is not UTF-8 at byte {} of the line; send events as UTF-8 JSON",
+            line + 1,
+            at - line_start + 1
+        )
+    })
+}
+
 /// The event id of a line, if it can be read, for reporting a rejection of it.
 pub fn event_id_hint(line: &str) -> String {
     serde_json::from_str::<Value>(line)
@@ -275,6 +333,29 @@ mod tests {
         };
         assert_eq!(keys(Origin::Client), sorted(FIELDS));
         assert_eq!(keys(Origin::Collector), sorted(STORED_FIELDS));
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_line() {
+        let Err(e) = decode_body(b"{}\n{}\n{\"a\":\"\xff\"}\n", 10) else {
+            panic!("a body that is not UTF-8 was decoded")
+        };
+        assert_eq!(
+            e,
+            "line 3 (index 2) is not UTF-8 at byte 7 of the line; send events as UTF-8 JSON"
+        );
+    }
+
+    #[test]
+    fn blank_lines_keep_their_number() {
+        let body = decode_body(b"\n{\"event_id\":\"a\"}\n  \nnope\n", 10).unwrap();
+        assert_eq!(body.line_of, [1, 3]);
+        assert_eq!(body.events[0].id_hint, "a");
+        assert!(body.events[1].decoded.is_err());
+        let Err(e) = decode_body(b"{}\n{}\n{}", 2) else {
+            panic!("a body over the limit was decoded")
+        };
+        assert!(e.starts_with("3 lines, over the limit of 2"), "{e}");
     }
 
     #[test]

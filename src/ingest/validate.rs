@@ -66,6 +66,13 @@ impl Default for Limits {
 const MAX_ID_LEN: usize = 256;
 const MAX_NAME_LEN: usize = 1024;
 const MAX_LABELS: usize = 64;
+/// Deepest nesting of `arguments` accepted (`{"a":{"b":1}}` is 2). A stored record holds the
+/// arguments one level down, and its readers (search hits, WAL replay) parse it with
+/// serde_json's limit of 128 levels. Arguments sent as JSON text (`arguments_json`, or a JSON
+/// string in NDJSON) are parsed on their own, so without this limit an event could be accepted
+/// whose record cannot be read back: every search that found it failed. No tool's arguments
+/// come near it.
+const MAX_ARGUMENTS_DEPTH: usize = 64;
 
 /// Methods whose `tool` field names the thing acted on and must be present.
 fn needs_tool(method: &str) -> bool {
@@ -166,6 +173,12 @@ pub fn check(
             "`arguments` must be a JSON object (MCP tool arguments are named)",
         ));
     }
+    if nested_deeper_than(&ev.arguments, MAX_ARGUMENTS_DEPTH) {
+        return Err(Invalid::new(
+            "invalid_arguments",
+            format!("`arguments` nests deeper than {MAX_ARGUMENTS_DEPTH} levels of objects and arrays; flatten them at the gateway"),
+        ));
+    }
     if ev.labels.len() > MAX_LABELS {
         return Err(Invalid::new(
             "too_large",
@@ -204,6 +217,22 @@ pub fn check(
         ));
     }
     Ok(())
+}
+
+/// Whether objects and arrays nest more than `limit` levels deep in `v`; stops at the first
+/// value too deep, without recursion.
+fn nested_deeper_than(v: &serde_json::Value, limit: usize) -> bool {
+    use serde_json::Value;
+    let mut stack = vec![(v, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        match v {
+            Value::Array(_) | Value::Object(_) if depth == limit => return true,
+            Value::Array(items) => stack.extend(items.iter().map(|c| (c, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|c| (c, depth + 1))),
+            _ => {}
+        }
+    }
+    false
 }
 
 fn human_duration(d: time::Duration) -> String {
@@ -330,6 +359,47 @@ mod tests {
             checked.push(def.name);
         }
         assert_eq!(checked.len(), 12, "{checked:?}");
+    }
+
+    /// `{"a":{"a":…1}}`, `depth` objects deep, parsed on its own as `arguments_json` is.
+    fn nested(depth: usize) -> serde_json::Value {
+        let text = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Found by the `event_json` fuzz target's record check (an input 127 levels deep): arguments
+    /// sent as JSON text that deep were accepted, and their record could not be read back.
+    #[test]
+    fn arguments_too_deep_for_their_record_are_refused() {
+        let now = OffsetDateTime::now_utc();
+        let mut e = ok_event();
+        e.arguments = nested(127);
+        let err = check(&mut e, 100, &Limits::default(), now).unwrap_err();
+        assert_eq!(err.code, "invalid_arguments");
+        assert!(
+            err.reason
+                .starts_with("`arguments` nests deeper than 64 levels"),
+            "{}",
+            err.reason
+        );
+        let mut e = ok_event();
+        e.arguments = serde_json::json!({ "list": [nested(MAX_ARGUMENTS_DEPTH - 1)] });
+        assert!(check(&mut e, 100, &Limits::default(), now).is_err());
+
+        // At the limit: accepted, and the stored record reads back.
+        let mut e = ok_event();
+        e.arguments = nested(MAX_ARGUMENTS_DEPTH);
+        check(&mut e, 100, &Limits::default(), now).unwrap();
+        let stored = crate::event::StoredEvent {
+            event: e,
+            tenant: "t".into(),
+            received_at: now,
+            seq: 1,
+            hash: "00".repeat(32),
+            redactions: Vec::new(),
+        };
+        let back = crate::event::StoredEvent::from_record(&stored.record().unwrap()).unwrap();
+        assert_eq!(back, stored);
     }
 
     #[test]
