@@ -524,7 +524,7 @@ fn event(line: &[u8]) -> Result<crate::proto::ToolCallEvent, String> {
     if event.event_id.is_empty() {
         event.event_id = uuid::Uuid::now_v7().to_string();
     }
-    Ok(convert::encode(&event))
+    Ok(convert::into_proto(event))
 }
 
 struct BatchLimits {

@@ -11,6 +11,8 @@ use super::validate::Invalid;
 use super::Incoming;
 use crate::event::{Annotations, Consent, Event, Outcome, Transport};
 
+mod direct;
+
 /// The keys of an event object, in the order of the event schema; a test checks that they are
 /// the JSON keys of the registry's client fields ([`crate::event::fields`]).
 const FIELDS: &[&str] = &[
@@ -105,6 +107,14 @@ pub fn parse_timestamp(s: &str) -> Result<OffsetDateTime, Invalid> {
 
 /// Decodes one JSON line into an event (format-level checks only; see `validate::check`).
 pub fn decode_line(line: &str) -> Result<Event, Invalid> {
+    // Most lines go straight into the event; the rest, and every invalid line, are decoded
+    // again through a map, which words the error.
+    direct::decode(line).map_or_else(|| decode_line_map(line), Ok)
+}
+
+/// [`decode_line`] through a `serde_json::Value` map: the reference the direct path must
+/// agree with, and the one that explains a refusal.
+fn decode_line_map(line: &str) -> Result<Event, Invalid> {
     let value: Value = serde_json::from_str(line)
         .map_err(|e| Invalid::new("invalid_json", format!("line is not valid JSON: {e}")))?;
     let Value::Object(map) = value else {

@@ -124,8 +124,65 @@ pub fn decode(p: proto::ToolCallEvent) -> Result<Event, Invalid> {
     })
 }
 
-/// Encodes an event for sending (used by `ship`, `demo` and `bench`).
+/// Encodes an event for sending (used by `demo` and `bench`, which keep their events).
 pub fn encode(e: &Event) -> proto::ToolCallEvent {
+    proto::ToolCallEvent {
+        event_id: e.event_id.clone(),
+        source: e.source.clone(),
+        method: e.method.clone(),
+        server: e.server.clone(),
+        tool: e.tool.clone(),
+        user: e.user.clone(),
+        client: e.client.clone(),
+        conversation_id: e.conversation_id.clone(),
+        session_id: e.session_id.clone(),
+        trace_id: e.trace_id.clone(),
+        span_id: e.span_id.clone(),
+        arguments_json: arguments_json(&e.arguments),
+        result: e.result.clone(),
+        error: e.error.clone(),
+        remote_addr: e.remote_addr.clone(),
+        tool_description_hash: e.tool_description_hash.clone(),
+        labels: e.labels.clone().into_iter().collect(),
+        ..scalars(e)
+    }
+}
+
+/// [`encode`] for a caller done with the event (`ship`): its strings move, none is copied.
+pub fn into_proto(e: Event) -> proto::ToolCallEvent {
+    let scalars = scalars(&e);
+    proto::ToolCallEvent {
+        event_id: e.event_id,
+        source: e.source,
+        method: e.method,
+        server: e.server,
+        tool: e.tool,
+        user: e.user,
+        client: e.client,
+        conversation_id: e.conversation_id,
+        session_id: e.session_id,
+        trace_id: e.trace_id,
+        span_id: e.span_id,
+        arguments_json: arguments_json(&e.arguments),
+        result: e.result,
+        error: e.error,
+        remote_addr: e.remote_addr,
+        tool_description_hash: e.tool_description_hash,
+        labels: e.labels.into_iter().collect(),
+        ..scalars
+    }
+}
+
+fn arguments_json(arguments: &serde_json::Value) -> String {
+    if arguments.is_null() {
+        String::new()
+    } else {
+        arguments.to_string()
+    }
+}
+
+/// The fields of the protobuf form that are not strings, lists or maps.
+fn scalars(e: &Event) -> proto::ToolCallEvent {
     use proto::{Consent as C, Outcome as O, Transport as T};
     let outcome = match e.outcome {
         Outcome::Ok => O::Ok,
@@ -150,27 +207,9 @@ pub fn encode(e: &Event) -> proto::ToolCallEvent {
     let a = e.annotations;
     proto::ToolCallEvent {
         schema_version: e.schema_version,
-        event_id: e.event_id.clone(),
         timestamp_unix_micros: (e.timestamp.unix_timestamp_nanos() / 1000) as i64,
-        source: e.source.clone(),
-        method: e.method.clone(),
-        server: e.server.clone(),
-        tool: e.tool.clone(),
-        user: e.user.clone(),
-        client: e.client.clone(),
-        conversation_id: e.conversation_id.clone(),
-        session_id: e.session_id.clone(),
-        trace_id: e.trace_id.clone(),
-        span_id: e.span_id.clone(),
-        arguments_json: if e.arguments.is_null() {
-            String::new()
-        } else {
-            e.arguments.to_string()
-        },
-        result: e.result.clone(),
         result_bytes: e.result_bytes,
         outcome: outcome as i32,
-        error: e.error.clone(),
         duration_ms: e.duration_ms,
         annotations: if a.is_empty() {
             None
@@ -184,9 +223,7 @@ pub fn encode(e: &Event) -> proto::ToolCallEvent {
         },
         consent: consent as i32,
         transport: transport as i32,
-        remote_addr: e.remote_addr.clone(),
-        tool_description_hash: e.tool_description_hash.clone(),
-        labels: e.labels.clone().into_iter().collect(),
+        ..Default::default()
     }
 }
 
@@ -205,6 +242,11 @@ mod tests {
         e.annotations.destructive = Some(false);
         e.labels.insert("a".into(), "b".into());
         assert_eq!(decode(encode(&e)).unwrap(), e);
+        assert_eq!(into_proto(e.clone()), encode(&e));
+        let start = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+        for e in crate::demo::demo_day(3, start, time::Duration::hours(2), 40) {
+            assert_eq!(into_proto(e.clone()), encode(&e));
+        }
     }
 
     #[test]
