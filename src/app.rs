@@ -613,9 +613,8 @@ fn open_auth(
         }
         tracing::warn!("OPEN LOCAL MODE: no token and no identity provider configured; every caller on this machine is an admin of tenant `default`. Listening on loopback only. Create a token (`mcp-audit token create`) to require credentials");
     } else {
-        let tokens = crate::auth::tokens::Tokens::load(&config.data_dir)?;
         tracing::info!(
-            tokens = tokens.records().len(),
+            tokens = auth.token_count(),
             jwt_issuer = config
                 .auth
                 .jwt

@@ -132,11 +132,9 @@ pub fn refusal(s: &Shared, headers: &axum::http::HeaderMap, r: Refusal) -> Respo
 
 /// A refusal as a problem (with `Retry-After` when it has one).
 pub fn problem(r: Refusal, title: &'static str) -> Problem {
-    let retry = r.retry_after();
-    let p = Problem::new(r.kind(), title, r.to_string());
-    match retry {
-        Some(after) => p.with_retry_after(after),
-        None => p,
+    Problem {
+        retry_after: r.retry_after_secs(),
+        ..Problem::new(r.kind(), title, r.to_string())
     }
 }
 

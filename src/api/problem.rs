@@ -76,12 +76,6 @@ impl Problem {
         }
     }
 
-    /// The same problem, telling the client when to retry.
-    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
-        self.retry_after = Some(after.as_secs_f64().ceil().max(1.0) as u64);
-        self
-    }
-
     /// The same problem, naming the parameter at fault.
     pub fn with_param(mut self, param: &str) -> Self {
         self.param = Some(param.to_string());

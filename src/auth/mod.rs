@@ -163,6 +163,12 @@ impl Refusal {
         }
     }
 
+    /// The wait in whole seconds, at least 1, as `Retry-After` and `retry-after` carry it.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after()
+            .map(|d| d.as_secs_f64().ceil().max(1.0) as u64)
+    }
+
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Refusal::LockedOut { retry_after } | Refusal::Quota { retry_after, .. } => {
@@ -261,6 +267,11 @@ impl Auth {
         })
     }
 
+    /// Tokens in the token file (revoked and expired ones included).
+    pub fn token_count(&self) -> usize {
+        self.read_tokens(|t| t.records().len())
+    }
+
     /// Open local mode: no token ever created and no identity provider configured.
     pub fn is_open(&self) -> bool {
         self.inner.jwt.is_none() && !self.read_tokens(|t| t.any())
@@ -347,9 +358,7 @@ impl Auth {
                     .map(|r| Principal::new(&r.tenant, &[r.role], &format!("token:{}", r.id)))
             });
             return checked.map_err(|refused| {
-                let id = credential
-                    .strip_prefix("mcat_")
-                    .and_then(|r| r.split('_').next())
+                let id = tokens::id_of(credential)
                     .filter(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()))
                     .map(|id| format!("token:{id}"))
                     .unwrap_or_default();
@@ -391,37 +400,46 @@ impl Auth {
 
     /// Takes `events` from the caller's ingest quota.
     pub fn take_ingest(&self, who: &Principal, events: u32) -> Result<(), Refusal> {
-        let Some(q) = &self.inner.ingest_quota else {
-            return Ok(());
-        };
-        q.take(&who.credential, events).map_err(|retry_after| {
-            self.inner.metrics.auth_refused("ingest_quota");
-            Refusal::Quota {
-                what: format!(
-                    "{} is over its ingest quota of {} events/s (burst {}, `auth.ingest_events_per_sec`, `auth.ingest_burst`)",
-                    who.credential,
-                    q.limit().per_sec,
-                    q.limit().burst
-                ),
-                retry_after,
-            }
-        })
+        self.take(
+            self.inner.ingest_quota.as_ref(),
+            who,
+            events,
+            "ingest_quota",
+            "ingest quota of {rate} events/s (burst {burst}, `auth.ingest_events_per_sec`, `auth.ingest_burst`)",
+        )
     }
 
     /// Takes one request from the caller's API quota.
     pub fn take_api(&self, who: &Principal) -> Result<(), Refusal> {
-        let Some(q) = &self.inner.api_quota else {
+        self.take(
+            self.inner.api_quota.as_ref(),
+            who,
+            1,
+            "api_quota",
+            "API quota of {rate} requests/s (burst {burst}, `auth.api_requests_per_sec`, `auth.api_burst`)",
+        )
+    }
+
+    /// Takes `n` from `who`'s bucket of `quota` (none configured: unlimited); `what` names
+    /// the quota, with `{rate}` and `{burst}` filled in.
+    fn take(
+        &self,
+        quota: Option<&Buckets>,
+        who: &Principal,
+        n: u32,
+        metric: &str,
+        what: &str,
+    ) -> Result<(), Refusal> {
+        let Some(q) = quota else {
             return Ok(());
         };
-        q.take(&who.credential, 1).map_err(|retry_after| {
-            self.inner.metrics.auth_refused("api_quota");
+        q.take(&who.credential, n).map_err(|retry_after| {
+            self.inner.metrics.auth_refused(metric);
+            let what = what
+                .replace("{rate}", &q.limit().per_sec.to_string())
+                .replace("{burst}", &q.limit().burst.to_string());
             Refusal::Quota {
-                what: format!(
-                    "{} is over its API quota of {} requests/s (burst {}, `auth.api_requests_per_sec`, `auth.api_burst`)",
-                    who.credential,
-                    q.limit().per_sec,
-                    q.limit().burst
-                ),
+                what: format!("{} is over its {what}", who.credential),
                 retry_after,
             }
         })

@@ -105,6 +105,11 @@ pub fn is_token(credential: &str) -> bool {
     credential.starts_with(PREFIX)
 }
 
+/// The id part of a token (`mcat_<id>_<secret>`), or of a bare `mcat_<id>`.
+pub fn id_of(credential: &str) -> Option<&str> {
+    credential.strip_prefix(PREFIX)?.split('_').next()
+}
+
 fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
@@ -210,10 +215,7 @@ pub fn create(data_dir: &Path, new: NewToken<'_>) -> anyhow::Result<(TokenRecord
 
 /// Revokes the token `id` (the id `token list` shows, or a whole token).
 pub fn revoke(data_dir: &Path, id: &str) -> anyhow::Result<TokenRecord> {
-    let id = id
-        .strip_prefix(PREFIX)
-        .map(|rest| rest.split('_').next().unwrap_or(rest))
-        .unwrap_or(id);
+    let id = id_of(id).unwrap_or(id);
     let mut revoked = None;
     update(data_dir, |tokens| {
         let r = tokens.iter_mut().find(|r| r.id == id).ok_or_else(|| {

@@ -122,8 +122,7 @@ async fn ingest(
 /// A refusal as a gRPC status; a quota or lockout carries `retry-after` (seconds) metadata.
 pub fn refusal_status(r: Refusal) -> Status {
     let mut status = Status::new(r.kind().grpc_code(), r.to_string());
-    if let Some(after) = r.retry_after() {
-        let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+    if let Some(secs) = r.retry_after_secs() {
         if let Ok(v) = secs.to_string().parse() {
             status.metadata_mut().insert("retry-after", v);
         }
