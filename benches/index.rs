@@ -104,6 +104,7 @@ fn config(dir: &std::path::Path) -> IndexConfig {
         retention_days: 30,
         writer_memory_bytes: 256 << 20,
         writer_threads: 2,
+        layout: mcp_audit::index::layout::Layout::default(),
     }
 }
 

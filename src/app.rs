@@ -132,6 +132,7 @@ pub async fn run(
         retention_days: config.retention_days,
         writer_memory_bytes: config.writer_memory_bytes,
         writer_threads: config.writer_threads,
+        layout: config.index_layout.clone(),
     })?);
     metrics.index_docs.set(index.num_docs() as i64);
     let findings = Arc::new(

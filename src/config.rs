@@ -408,6 +408,11 @@ pub struct RawIndex {
     pub writer_threads: u64,
     pub search_timeout_ms: u64,
     pub search_concurrency: u64,
+    /// `log`, `fewer` or `none` (see [`crate::index::layout`]).
+    pub merge_policy: String,
+    /// `lz4`, `none`, `zstd` or `zstd<level>`.
+    pub docstore_compression: String,
+    pub docstore_block_kib: u64,
 }
 
 impl Default for RawIndex {
@@ -418,6 +423,9 @@ impl Default for RawIndex {
             writer_threads: 2,
             search_timeout_ms: 5000,
             search_concurrency: 4,
+            merge_policy: "log".into(),
+            docstore_compression: "lz4".into(),
+            docstore_block_kib: 16,
         }
     }
 }
@@ -479,6 +487,7 @@ pub struct Config {
     pub writer_threads: usize,
     pub search_timeout: Duration,
     pub search_concurrency: usize,
+    pub index_layout: crate::index::layout::Layout,
     pub scrub_key: Option<[u8; 32]>,
     pub scrub: ScrubConfig,
     pub rules: crate::rules::pack::Source,
@@ -1028,6 +1037,24 @@ impl RawConfig {
             self.index.search_concurrency,
             1..=1024,
         )?;
+        in_range(
+            "index.docstore_block_kib",
+            self.index.docstore_block_kib,
+            4..=1024,
+        )?;
+        let index_layout = crate::index::layout::Layout {
+            merge: crate::index::layout::parse_merge(&self.index.merge_policy).map_err(|e| {
+                key_error("index.merge_policy", format!("`index.merge_policy`: {e}"))
+            })?,
+            docstore: crate::index::layout::parse_compression(&self.index.docstore_compression)
+                .map_err(|e| {
+                    key_error(
+                        "index.docstore_compression",
+                        format!("`index.docstore_compression`: {e}"),
+                    )
+                })?,
+            docstore_block_bytes: (self.index.docstore_block_kib as usize) << 10,
+        };
         in_range("rules.key_cap", self.rules.key_cap, 100..=10_000_000)?;
         in_range(
             "chain.checkpoint_every_events",
@@ -1090,6 +1117,7 @@ impl RawConfig {
             writer_threads: self.index.writer_threads as usize,
             search_timeout: Duration::from_millis(self.index.search_timeout_ms),
             search_concurrency: self.index.search_concurrency as usize,
+            index_layout,
             scrub_key,
             scrub: ScrubConfig {
                 detectors: self.scrub.detectors,

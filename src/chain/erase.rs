@@ -478,6 +478,7 @@ mod tests {
             retention_days: 30,
             writer_memory_bytes: 15_000_000,
             writer_threads: 1,
+            layout: crate::index::layout::Layout::default(),
         })
         .unwrap();
         let mut prev = GENESIS_HASH;

@@ -159,6 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             retention_days: 36_500,
             writer_memory_bytes: 20 << 20,
             writer_threads: 1,
+            layout: crate::index::layout::Layout::default(),
         })?
     } else {
         anyhow::bail!(

@@ -17,6 +17,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy};
 use time::{Date, Month};
 
 use super::doc::EventDoc;
+use super::layout::Layout;
 use super::{IndexConfig, IndexError, Result};
 use crate::wal::Checkpoint;
 
@@ -65,7 +66,7 @@ struct Payload {
 }
 
 impl Day {
-    pub fn open(dir: &Path, day: i32, schema: &Schema) -> Result<Day> {
+    pub fn open(dir: &Path, day: i32, schema: &Schema, layout: &Layout) -> Result<Day> {
         let path = dir.join(folder_name(day));
         fs::create_dir_all(&path)?;
         let context = |e: tantivy::TantivyError| {
@@ -76,7 +77,11 @@ impl Day {
             ))
         };
         let directory = MmapDirectory::open(&path).map_err(|e| context(e.into()))?;
-        let index = Index::open_or_create(directory, schema.clone()).map_err(context)?;
+        let index = Index::builder()
+            .schema(schema.clone())
+            .settings(layout.settings())
+            .open_or_create(directory)
+            .map_err(context)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -144,6 +149,7 @@ impl DayWriter {
         let writer = day
             .index
             .writer_with_num_threads(threads, per_thread * threads)?;
+        writer.set_merge_policy(cfg.layout.merge_policy());
         Ok(DayWriter {
             writer,
             committed: day.committed_wal_next()?,

@@ -380,6 +380,7 @@ fn config(dir: &std::path::Path) -> IndexConfig {
         retention_days: 30,
         writer_memory_bytes: 15_000_000,
         writer_threads: 1,
+        layout: crate::index::layout::Layout::default(),
     }
 }
 

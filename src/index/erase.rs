@@ -326,6 +326,7 @@ mod tests {
             retention_days: 30,
             writer_memory_bytes: 15_000_000,
             writer_threads: 1,
+            layout: crate::index::layout::Layout::default(),
         })
         .unwrap();
         idx.add(0, &stored("t", "a1", "alice", 1)).unwrap();

@@ -42,6 +42,7 @@ mod equivalence;
 mod erase;
 pub mod findings;
 pub mod indexer;
+pub mod layout;
 mod query;
 mod schema;
 mod search;
@@ -100,6 +101,8 @@ pub struct IndexConfig {
     pub writer_memory_bytes: usize,
     /// Indexing threads per day writer.
     pub writer_threads: usize,
+    /// Merge policy and document store.
+    pub layout: layout::Layout,
 }
 
 #[derive(Debug, Clone)]
@@ -241,7 +244,7 @@ impl Indexes {
                 let d = if read_only {
                     Day::open_existing(&cfg.dir, day)?
                 } else {
-                    Day::open(&cfg.dir, day, &fields.schema)?
+                    Day::open(&cfg.dir, day, &fields.schema, &cfg.layout)?
                 };
                 days.insert(day, Arc::new(d));
             }
@@ -348,7 +351,12 @@ impl Indexes {
             return Ok(d.clone());
         }
         // Only the indexing thread creates days, so nobody races us between the two locks.
-        let d = Arc::new(Day::open(&self.cfg.dir, day, &self.fields.schema)?);
+        let d = Arc::new(Day::open(
+            &self.cfg.dir,
+            day,
+            &self.fields.schema,
+            &self.cfg.layout,
+        )?);
         write(&self.days).insert(day, d.clone());
         Ok(d)
     }

@@ -19,6 +19,7 @@ fn config(dir: &Path) -> IndexConfig {
         retention_days: 30,
         writer_memory_bytes: 15_000_000,
         writer_threads: 1,
+        layout: crate::index::layout::Layout::default(),
     }
 }
 
