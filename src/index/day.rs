@@ -85,6 +85,7 @@ impl Day {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .doc_store_cache_num_blocks(super::layout::DOCSTORE_CACHE_BLOCKS)
             .try_into()
             .map_err(context)?;
         Ok(Day {
@@ -105,6 +106,7 @@ impl Day {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .doc_store_cache_num_blocks(super::layout::DOCSTORE_CACHE_BLOCKS)
             .try_into()
             .map_err(context)?;
         Ok(Day {

@@ -9,6 +9,11 @@ use tantivy::indexer::{LogMergePolicy, MergePolicy, NoMergePolicy};
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::IndexSettings;
 
+/// Decompressed document store blocks a segment reader keeps (tantivy's default is 100). Old
+/// days' readers live as long as the collector, so this bounds what fetching hits leaves in
+/// memory: 16 blocks, 256 KiB per segment with the default 16 KiB blocks.
+pub(crate) const DOCSTORE_CACHE_BLOCKS: usize = 16;
+
 /// Which segments tantivy merges in the background.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Merge {
