@@ -118,6 +118,7 @@ async fn no_raw_secret_survives_anywhere() {
         retention_days: 30,
         writer_memory_bytes: 20 << 20,
         writer_threads: 1,
+        layout: mcp_audit::index::layout::Layout::default(),
     })
     .unwrap();
     let mut stored = Vec::new();
