@@ -24,6 +24,12 @@ if [ ! -x "$venv/bin/pytest" ] || ! cmp -s "$here/requirements.txt" "$stamp"; th
     cp "$here/requirements.txt" "$stamp"
 fi
 
+if ! command -v npm >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+fi
 node_dir="$target/interop-node"
 if [ -s "$here/package.json" ] && ! cmp -s "$here/package.json" "$node_dir/package.json"; then
     mkdir -p "$node_dir"
