@@ -643,3 +643,79 @@ async fn exports_need_an_ingest_credential_once_tokens_exist() {
     assert_eq!(found["hits"][0]["tenant"], "acme");
     s.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_ingest_quota_exports_are_throttled_with_a_retry_delay() {
+    use mcp_audit::ingest::otlp::RetryInfo;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let (code, token, err) = mcp_audit(&[
+        "token",
+        "create",
+        "--tenant",
+        "acme",
+        "--role",
+        "ingest",
+        "--data-dir",
+        d,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let token = token.trim().to_string();
+    let c = common::Collector::start(
+        &data,
+        &[
+            ("MCP_AUDIT_AUTH_INGEST_EVENTS_PER_SEC", "1"),
+            ("MCP_AUDIT_AUTH_INGEST_BURST", "2"),
+        ],
+    )
+    .await;
+    let with_token = |req: ExportTraceServiceRequest| {
+        let mut r = Request::new(req);
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        r
+    };
+    let mut client = TraceServiceClient::connect(format!("http://127.0.0.1:{}", c.grpc))
+        .await
+        .unwrap();
+    let two = export(
+        "quota",
+        vec![tool_span(0x61, 1, "a"), tool_span(0x61, 2, "b")],
+    );
+    client.export(with_token(two)).await.unwrap();
+
+    // OTLP/gRPC: RESOURCE_EXHAUSTED carrying google.rpc.RetryInfo, the spec's retryable form.
+    let one = export("quota", vec![tool_span(0x61, 3, "c")]);
+    let err = client.export(with_token(one.clone())).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+    let details = RpcStatus::decode(err.details()).unwrap();
+    let retry = details
+        .details
+        .iter()
+        .find(|a| a.type_url == "type.googleapis.com/google.rpc.RetryInfo")
+        .map(|a| RetryInfo::decode(a.value.as_slice()).unwrap())
+        .and_then(|r| r.retry_delay)
+        .unwrap();
+    assert!((1..=2).contains(&retry.seconds), "{retry:?}");
+
+    // OTLP/HTTP: 429 with Retry-After and a google.rpc.Status body.
+    let r = reqwest::Client::new()
+        .post(c.url("/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .bearer_auth(&token)
+        .body(one.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&after), "{after}");
+    let st = RpcStatus::decode(r.bytes().await.unwrap()).unwrap();
+    assert!(st.message.contains("auth.ingest_events_per_sec"), "{st:?}");
+    c.stop();
+}
