@@ -719,3 +719,56 @@ async fn over_the_ingest_quota_exports_are_throttled_with_a_retry_delay() {
     assert!(st.message.contains("auth.ingest_events_per_sec"), "{st:?}");
     c.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn findings_reach_an_otlp_logs_endpoint_through_an_otlp_webhook() {
+    // The OTLP backend: a second collector's OTLP/HTTP `/v1/logs`.
+    let backend_dir = tempfile::tempdir().unwrap();
+    let backend = Server::start(backend_dir.path()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("otlp-out.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[alerts]\ngroup_wait_secs = 0\n\n[[webhooks]]\nname = \"otel\"\nurl = \"{}/v1/logs\"\nformat = \"otlp\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nallow_private = true\n",
+            backend.http
+        ),
+    )
+    .unwrap();
+    let c = common::Collector::start(
+        &dir.path().join("data"),
+        &[("MCP_AUDIT_CONFIG", cfg.to_str().unwrap())],
+    )
+    .await;
+    // A path traversal reported as an OTLP span with opted-in arguments: the built-in pack
+    // flags it, and the alert goes out as an OTLP log record.
+    let mut span = tool_span(0x71, 1, "read_file");
+    span.attributes.push(kv(
+        "gen_ai.tool.call.arguments",
+        r#"{"path": "../../../../etc/shadow"}"#,
+    ));
+    let mut client = TraceServiceClient::connect(format!("http://127.0.0.1:{}", c.grpc))
+        .await
+        .unwrap();
+    client
+        .export(export("filesystem", vec![span]))
+        .await
+        .unwrap();
+    // The backend answers 200 to the export; having no MCP attributes, the finding's record
+    // is counted there, not stored as a tool call.
+    let counted = "mcp_audit_otlp_dropped_total{signal=\"logs\",reason=\"not_mcp\"}";
+    for _ in 0..200 {
+        if metric(&metrics(&backend).await, counted) >= 1.0 {
+            let (_, v) = backend.get("/api/v1/search", &[("start", "-7d")]).await;
+            assert_eq!(v["total"], 0, "{v}");
+            c.stop();
+            backend.stop().await.unwrap();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the finding never reached the OTLP endpoint: {}",
+        c.log_text()
+    );
+}
