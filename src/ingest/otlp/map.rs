@@ -6,7 +6,7 @@
 //! a span or log record that carries `mcp.method.name` (an MCP request), or one whose
 //! `gen_ai.operation.name` is `execute_tool` (a tool execution an agent framework traced
 //! without MCP attributes). Everything else (database, HTTP client, model calls...) and MCP
-//! notifications are dropped with a [`Drop`] reason for the caller to count; nothing is
+//! notifications are dropped with a [`DropReason`] for the caller to count; nothing is
 //! stored by accident. A record that is an audit event but cannot become one (no start time)
 //! is returned as an [`Invalid`] so that the export's `partial_success` reports it.
 //!
@@ -75,18 +75,18 @@ const MAX_LABEL_KEY: usize = 128;
 
 /// Why a span or log record was not turned into an event (a metric label: a fixed vocabulary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Drop {
+pub enum DropReason {
     /// Neither an MCP request nor a tool execution.
     NotMcp,
     /// An MCP notification (`notifications/...`): not a request, nothing was called.
     Notification,
 }
 
-impl Drop {
+impl DropReason {
     pub fn as_str(self) -> &'static str {
         match self {
-            Drop::NotMcp => "not_mcp",
-            Drop::Notification => "mcp_notification",
+            DropReason::NotMcp => "not_mcp",
+            DropReason::Notification => "mcp_notification",
         }
     }
 }
@@ -98,7 +98,7 @@ pub struct Mapped {
     /// mapped is an `Err` here, to be rejected by ingest with its reason.
     pub events: Vec<Incoming>,
     /// Dropped spans or records per reason.
-    pub dropped: BTreeMap<Drop, u64>,
+    pub dropped: BTreeMap<DropReason, u64>,
 }
 
 impl Mapped {
@@ -114,7 +114,7 @@ impl Mapped {
         });
     }
 
-    fn drop(&mut self, why: Drop) {
+    fn count_drop(&mut self, why: DropReason) {
         *self.dropped.entry(why).or_default() += 1;
     }
 }
@@ -155,7 +155,7 @@ pub fn traces(req: &ExportTraceServiceRequest) -> Mapped {
             for span in &ss.spans {
                 let record = span_record(span, service, resource, scope);
                 match map(&record) {
-                    Err(why) => out.drop(why),
+                    Err(why) => out.count_drop(why),
                     Ok(r) => out.push(r, span.encoded_len()),
                 }
             }
@@ -175,7 +175,7 @@ pub fn logs(req: &ExportLogsServiceRequest) -> Mapped {
             for log in &sl.log_records {
                 let record = log_record(log, service, resource, scope);
                 match map(&record) {
-                    Err(why) => out.drop(why),
+                    Err(why) => out.count_drop(why),
                     Ok(r) => out.push(r, log.encoded_len()),
                 }
             }
@@ -335,14 +335,14 @@ fn valid_id(id: &[u8], len: usize) -> bool {
 }
 
 /// The event of one record, or why it is not one.
-fn map(r: &Record<'_>) -> Result<Result<Event, Invalid>, Drop> {
+fn map(r: &Record<'_>) -> Result<Result<Event, Invalid>, DropReason> {
     let attrs = r.attributes;
     let get = |key| find(attrs, key).and_then(as_str).filter(|s| !s.is_empty());
     let method = match get(attr::MCP_METHOD) {
-        Some(m) if m.starts_with("notifications/") => return Err(Drop::Notification),
+        Some(m) if m.starts_with("notifications/") => return Err(DropReason::Notification),
         Some(m) => m.to_string(),
         None if get(attr::OPERATION) == Some(EXECUTE_TOOL) => "tools/call".to_string(),
-        None => return Err(Drop::NotMcp),
+        None => return Err(DropReason::NotMcp),
     };
     Ok(event(r, method))
 }
@@ -838,8 +838,8 @@ mod tests {
         );
         let m = traces(&export("s", vec![db, sdk_server_span(), chat, note]));
         assert_eq!(m.events.len(), 1);
-        assert_eq!(m.dropped[&Drop::NotMcp], 2);
-        assert_eq!(m.dropped[&Drop::Notification], 1);
+        assert_eq!(m.dropped[&DropReason::NotMcp], 2);
+        assert_eq!(m.dropped[&DropReason::Notification], 1);
     }
 
     #[test]
@@ -906,7 +906,7 @@ mod tests {
             }],
         };
         let mut m = logs(&req);
-        assert_eq!(m.dropped[&Drop::NotMcp], 1);
+        assert_eq!(m.dropped[&DropReason::NotMcp], 1);
         let ev = match m.events.remove(0).decoded {
             Ok(ev) => ev,
             Err(e) => panic!("{e:?}"),
