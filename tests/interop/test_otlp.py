@@ -1,8 +1,8 @@
 """OTLP in: an MCP server built with the official Python SDK (mcp 2.x) exports its spans with
 the official OpenTelemetry SDK and OTLP exporters to a real collector, over gRPC and over
-HTTP, while the SDK's own client calls its tools (tests/interop/otlp_mcp_server.py)."""
+HTTP, while the SDK's own client calls its tools and exports its spans too
+(tests/interop/otlp_mcp_server.py, tests/interop/otlp_mcp_client.py)."""
 
-import asyncio
 import os
 import re
 import subprocess
@@ -12,10 +12,7 @@ import urllib.request
 import pytest
 from conftest import BIN, Collector, wait_until
 
-from mcp import Client
-from mcp.client.stdio import StdioServerParameters
-
-SERVER = os.path.join(os.path.dirname(__file__), "otlp_mcp_server.py")
+CLIENT = os.path.join(os.path.dirname(__file__), "otlp_mcp_client.py")
 SECRET = "AKIAZ3MHQ7VWXR4TPL2N"
 
 
@@ -43,15 +40,11 @@ def create_token(collector, tenant, role):
     return out.stdout.strip()
 
 
-async def drive(env):
-    params = StdioServerParameters(command=sys.executable, args=[SERVER], env=dict(os.environ, **env))
-    async with Client(params) as client:
-        added = await client.call_tool("add", {"a": 2, "b": 3})
-        assert not added.is_error, added
-        failed = await client.call_tool("fail", {"reason": "no budget"})
-        assert failed.is_error, failed
-        deployed = await client.call_tool("deploy", {"region": "eu-west-1", "aws_key": SECRET})
-        assert not deployed.is_error, deployed
+def drive(env, host):
+    """Runs otlp_mcp_client.py: the SDK's client (service `host`) calls the server's tools."""
+    env = dict(os.environ, OTEL_SERVICE_NAME=host, **env)
+    env.pop("MCP_AUDIT_BIN", None)
+    subprocess.run([sys.executable, CLIENT], env=env, check=True, timeout=120)
 
 
 def metric(collector, name):
@@ -65,7 +58,7 @@ def metric(collector, name):
     return 0.0
 
 
-def check(collector, service):
+def check(collector, service, host):
     calls = collector.wait_for_events(f"server:{service} AND method:tools/call", 3)
     by_tool = {hit["tool"]: hit for hit in calls}
     assert set(by_tool) == {"add", "fail", "deploy"}, calls
@@ -88,21 +81,32 @@ def check(collector, service):
     assert deploy["arguments"]["aws_key"].startswith("[REDACTED:"), deploy
     assert SECRET not in str(collector.search(f"server:{service}"))
 
+    # The host's CLIENT spans: the host is the client, the server is unknown over stdio (no
+    # `server.address`), the tool comes from the span name (`MCP send tools/call add`), and
+    # each shares its trace with the server's span of the same call (`_meta` propagation).
+    host_calls = collector.wait_for_events(f"client:{host} AND method:tools/call", 3)
+    assert {hit["tool"] for hit in host_calls} == {"add", "fail", "deploy"}, host_calls
+    for hit in host_calls:
+        assert hit["source"] == host and hit.get("server", "") == "", hit
+        assert hit["labels"]["otel.span.kind"] == "client", hit
+        assert hit["trace_id"] == by_tool[hit["tool"]]["trace_id"], (hit, by_tool[hit["tool"]])
+        assert hit["span_id"] != by_tool[hit["tool"]]["span_id"], hit
+
     # The database span inside `add` shares its trace but is no audit event: only counted.
     assert collector.search("postgresql")["total"] == 0
-    assert collector.search(f"trace_id:{add['trace_id']}")["total"] == 1
+    assert collector.search(f"trace_id:{add['trace_id']}")["total"] == 2
     dropped = 'mcp_audit_otlp_dropped_total{signal="traces",reason="not_mcp"}'
     assert wait_until("the database span to be counted", lambda: metric(collector, dropped) >= 1)
 
 
 def test_python_sdk_spans_over_otlp_grpc(collector):
     env = {
-        "OTEL_SERVICE_NAME": "calc-grpc",
+        "SERVER_SERVICE_NAME": "calc-grpc",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector.grpc,
     }
-    asyncio.run(drive(env))
-    check(collector, "calc-grpc")
+    drive(env, "host-grpc")
+    check(collector, "calc-grpc", "host-grpc")
 
 
 def test_python_sdk_spans_over_otlp_http_with_a_token(collector):
@@ -112,11 +116,11 @@ def test_python_sdk_spans_over_otlp_http_with_a_token(collector):
     collector.token = create_token(collector, "acme", "read")
     collector.start()
     env = {
-        "OTEL_SERVICE_NAME": "calc-http",
+        "SERVER_SERVICE_NAME": "calc-http",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector.base,
         "OTEL_EXPORTER_OTLP_HEADERS": f"authorization=Bearer%20{ingest}",
     }
-    asyncio.run(drive(env))
-    check(collector, "calc-http")
+    drive(env, "host-http")
+    check(collector, "calc-http", "host-http")
     assert collector.search("server:calc-http")["hits"][0]["tenant"] == "acme"
