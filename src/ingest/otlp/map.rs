@@ -483,15 +483,15 @@ fn arguments(v: &AnyValue) -> serde_json::Value {
 }
 
 /// The target of a span named `{mcp.method.name} {target}` (clients may prefix it, as the
-/// Python SDK's `MCP send tools/call add`), for producers that leave `gen_ai.tool.name` off
-/// their client spans.
+/// Python SDK's `MCP send tools/call add`) or `execute_tool {gen_ai.tool.name}`, for
+/// producers that leave `gen_ai.tool.name` off their spans.
 fn target_from_name(name: &str, method: &str) -> String {
-    let Some(at) = name.find(method) else {
-        return String::new();
+    let after = |op: &str| {
+        let at = name.find(op)?;
+        name[at + op.len()..].strip_prefix(' ').map(str::trim)
     };
-    name[at + method.len()..]
-        .strip_prefix(' ')
-        .map(str::trim)
+    after(method)
+        .or_else(|| after(EXECUTE_TOOL))
         .unwrap_or("")
         .to_string()
 }
@@ -817,6 +817,27 @@ mod tests {
         assert_eq!(ev.server, "");
         assert_eq!(ev.user, "alice");
         assert_eq!(ev.labels["gen_ai.tool.call.id"], "call_1");
+    }
+
+    #[test]
+    fn the_span_name_names_the_tool_when_no_attribute_does() {
+        assert_eq!(
+            target_from_name("MCP send tools/call add", "tools/call"),
+            "add"
+        );
+        assert_eq!(target_from_name("tools/call add", "tools/call"), "add");
+        assert_eq!(
+            target_from_name("execute_tool get_weather", "tools/call"),
+            "get_weather"
+        );
+        assert_eq!(target_from_name("tools/list", "tools/list"), "");
+        assert_eq!(target_from_name("tools/callx y", "tools/call"), "");
+        let sp = span(
+            SpanKind::Internal,
+            "execute_tool get_weather",
+            vec![kv("gen_ai.operation.name", s("execute_tool"))],
+        );
+        assert_eq!(one(&export("agent", vec![sp])).tool, "get_weather");
     }
 
     #[test]
