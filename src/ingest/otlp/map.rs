@@ -941,4 +941,79 @@ mod tests {
         assert_eq!(ev.trace_id, "01".repeat(16));
         assert_eq!(ev.labels["otel.event.name"], "mcp.tool.call");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn value() -> impl Strategy<Value = Option<AnyValue>> {
+            prop_oneof![
+                Just(None),
+                ".{0,40}".prop_map(|v| s(&v)),
+                any::<i64>().prop_map(|i| Some(AnyValue {
+                    value: Some(Value::IntValue(i))
+                })),
+                any::<f64>().prop_map(|d| Some(AnyValue {
+                    value: Some(Value::DoubleValue(d))
+                })),
+                proptest::collection::vec(any::<u8>(), 0..8).prop_map(|b| Some(AnyValue {
+                    value: Some(Value::BytesValue(b))
+                })),
+            ]
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                prop::sample::select(vec![
+                    attr::MCP_METHOD,
+                    attr::OPERATION,
+                    attr::TOOL,
+                    attr::ARGUMENTS,
+                    attr::RESULT,
+                    attr::ERROR_TYPE,
+                    attr::NETWORK_TRANSPORT,
+                    attr::CLIENT_ADDRESS,
+                    attr::CLIENT_PORT,
+                    attr::SERVER_ADDRESS,
+                ])
+                .prop_map(str::to_string),
+                ".{0,140}",
+            ]
+        }
+
+        proptest! {
+            /// Whatever a span holds, mapping it does not panic, and what it makes keeps to
+            /// the label limits that ingest checks.
+            #[test]
+            fn any_span_maps_without_panicking(
+                kind in -2i32..8,
+                start in any::<u64>(),
+                end in any::<u64>(),
+                trace_id in proptest::collection::vec(any::<u8>(), 0..20),
+                span_id in proptest::collection::vec(any::<u8>(), 0..10),
+                name in ".{0,40}",
+                attrs in proptest::collection::vec((key(), value()), 0..90),
+                status in proptest::option::of((0i32..4, ".{0,20}")),
+            ) {
+                let span = Span {
+                    trace_id,
+                    span_id,
+                    name,
+                    kind,
+                    start_time_unix_nano: start,
+                    end_time_unix_nano: end,
+                    attributes: attrs.iter().map(|(k, v)| kv(k, v.clone())).collect(),
+                    status: status.map(|(code, message)| Status { code, message }),
+                    ..Default::default()
+                };
+                for item in traces(&export("svc", vec![span])).events {
+                    if let Ok(ev) = item.decoded {
+                        prop_assert!(ev.labels.len() <= MAX_LABELS);
+                        prop_assert!(ev.labels.keys().all(|k| !k.is_empty() && k.len() <= MAX_LABEL_KEY));
+                        prop_assert!(ev.arguments.is_null() || ev.arguments.is_object());
+                    }
+                }
+            }
+        }
+    }
 }
