@@ -33,7 +33,7 @@ use crate::backlog::{Backlog, BACKLOG_BYTES};
 use crate::config::Config;
 use crate::health::Health;
 use crate::index::{IndexConfig, Indexes};
-use crate::ingest::{grpc::IngestService, Ingestor, Limits};
+use crate::ingest::{grpc::IngestService, otlp, Ingestor, Limits};
 use crate::metrics::Metrics;
 use crate::proto::ingest_server::IngestServer;
 use crate::rules;
@@ -84,6 +84,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Erases a user's events (`POST /api/v1/admin/erase`).
     pub eraser: Arc<crate::chain::erase::Eraser>,
+    /// Receives OTLP exports (OTLP/HTTP here, OTLP/gRPC on the gRPC port).
+    pub otlp: Arc<otlp::Receiver>,
 }
 
 /// How long servers get to finish in-flight requests after a shutdown signal.
@@ -294,6 +296,12 @@ pub async fn run(
         }));
     }
     watch_auth(auth.clone(), stop_rx.clone());
+    let receiver = Arc::new(otlp::Receiver {
+        ingestor: ingestor.clone(),
+        auth: auth.clone(),
+        metrics: metrics.clone(),
+        max_batch_events: config.max_batch_events,
+    });
     let shared = Arc::new(Shared {
         index,
         findings,
@@ -311,6 +319,7 @@ pub async fn run(
         config: config.clone(),
         shutdown: stop_rx.clone(),
         eraser,
+        otlp: receiver.clone(),
     });
 
     let grpc_addr = listeners.grpc.local_addr()?;
@@ -329,9 +338,12 @@ pub async fn run(
         };
         let server =
             IngestServer::new(service).max_decoding_message_size(config.grpc_max_message_bytes);
+        let max = config.grpc_max_message_bytes;
         let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
-            .add_service(server);
+            .add_service(server)
+            .add_service(otlp::grpc::TraceService::new(receiver.clone(), max))
+            .add_service(otlp::grpc::LogsService::new(receiver, max));
         match &tls {
             Some(tls) => {
                 let incoming = crate::tls::incoming::grpc(listeners.grpc, tls.clone());

@@ -80,6 +80,10 @@ pub struct Metrics {
     pub tls_handshake_failures: Labeled,
     /// Requests refused by authentication or quotas, by reason.
     pub auth_refusals: Labeled,
+    /// OTLP spans and log records turned into events, by signal.
+    pub otlp_accepted: Labeled,
+    /// OTLP spans and log records that are not audit events, by signal and reason.
+    pub otlp_dropped: Labeled,
 }
 
 impl Metrics {
@@ -109,6 +113,21 @@ impl Metrics {
         self.failures
             .get_or_create(&vec![("component".into(), component.into())])
             .inc();
+    }
+
+    pub fn otlp_accepted(&self, signal: &str, n: u64) {
+        self.otlp_accepted
+            .get_or_create(&vec![("signal".into(), signal.into())])
+            .inc_by(n);
+    }
+
+    pub fn otlp_dropped(&self, signal: &str, reason: &str, n: u64) {
+        self.otlp_dropped
+            .get_or_create(&vec![
+                ("signal".into(), signal.into()),
+                ("reason".into(), reason.into()),
+            ])
+            .inc_by(n);
     }
 
     pub fn auth_refused(&self, reason: &str) {
@@ -282,6 +301,16 @@ impl Metrics {
             "auth_refusals",
             "Requests refused by authentication, lockouts or quotas, by reason",
             self.auth_refusals.clone(),
+        );
+        r.register(
+            "otlp_accepted",
+            "OTLP spans and log records stored as events, by signal",
+            self.otlp_accepted.clone(),
+        );
+        r.register(
+            "otlp_dropped",
+            "OTLP spans and log records dropped as not audit events (neither MCP requests nor tool executions), by signal and reason",
+            self.otlp_dropped.clone(),
         );
         r.register(
             "webhook_disabled",

@@ -14,6 +14,7 @@
 
 pub mod deliver;
 pub mod manager;
+pub mod otlp;
 pub mod store;
 pub mod webhook;
 
@@ -87,16 +88,19 @@ pub enum Format {
     Generic,
     Alertmanager,
     Slack,
+    /// An OTLP/JSON logs export (`url` is an OTLP/HTTP `/v1/logs`), see [`otlp`].
+    Otlp,
 }
 
 impl Format {
-    pub const NAMES: &'static [&'static str] = &["generic", "alertmanager", "slack"];
+    pub const NAMES: &'static [&'static str] = &["generic", "alertmanager", "slack", "otlp"];
 
     pub fn parse(s: &str) -> Option<Format> {
         Some(match s {
             "generic" => Format::Generic,
             "alertmanager" => Format::Alertmanager,
             "slack" => Format::Slack,
+            "otlp" => Format::Otlp,
             _ => return None,
         })
     }

@@ -1,4 +1,4 @@
-//! The wire side of webhooks: the three body formats, Standard Webhooks signing and
+//! The wire side of webhooks: the body formats (the `otlp` one in `otlp.rs`), Standard Webhooks signing and
 //! verification, and an HTTP client that refuses loopback and private targets (checked on
 //! the addresses a name resolves to, where the connection goes, not only on the name).
 
@@ -38,6 +38,7 @@ pub fn render(
         Format::Generic => generic(a, kind, external_url, now),
         Format::Alertmanager => alertmanager(w, a, kind, external_url),
         Format::Slack => slack(a, kind, external_url),
+        Format::Otlp => super::otlp::render(a, kind, &link(external_url, a), now),
     };
     v.to_string()
 }

@@ -35,7 +35,7 @@ pub enum Access {
 }
 
 /// The access a route needs: health, the API description and the resource metadata are
-/// public; shipping needs `ingest`; reading needs `read`; every change, and the collector-wide
+/// public; shipping (native or OTLP) needs `ingest`; reading needs `read`; every change, and the collector-wide
 /// webhook settings, need `admin`.
 pub fn access(method: &Method, route: &str) -> Access {
     match route {
@@ -43,7 +43,7 @@ pub fn access(method: &Method, route: &str) -> Access {
         | "/readyz"
         | "/api/v1/openapi.json"
         | "/.well-known/oauth-protected-resource" => Access::Public,
-        "/api/v1/ingest" => Access::Needs(Role::Ingest),
+        "/api/v1/ingest" | "/v1/traces" | "/v1/logs" => Access::Needs(Role::Ingest),
         "/api/v1/webhooks" => Access::Needs(Role::Admin),
         _ if method == Method::GET || method == Method::HEAD => Access::Needs(Role::Read),
         _ => Access::Needs(Role::Admin),
@@ -225,6 +225,13 @@ mod tests {
             }
         }
         assert_eq!(access(&Method::GET, "/metrics"), Access::Needs(Role::Read));
+        for (path, _) in super::super::otlp_routes() {
+            assert_eq!(
+                access(&Method::POST, path),
+                Access::Needs(Role::Ingest),
+                "{path}"
+            );
+        }
         assert_eq!(
             access(&Method::POST, "/api/v1/ingest"),
             Access::Needs(Role::Ingest)

@@ -82,7 +82,7 @@ pub async fn ingest(
 }
 
 /// Reads the whole body, at most `limit` bytes, each chunk within `idle` of the previous one.
-async fn read_body(
+pub(super) async fn read_body(
     mut body: Body,
     headers: &HeaderMap,
     limit: usize,

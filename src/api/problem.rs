@@ -164,7 +164,14 @@ pub async fn normalize(State(max_body_bytes): State<usize>, req: Request, next: 
         }
     };
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_problem(response.headers()) {
+    // OTLP fixes its own error bodies (`google.rpc.Status`).
+    if !(status.is_client_error() || status.is_server_error())
+        || is_problem(response.headers())
+        || response
+            .extensions()
+            .get::<super::otlp::OtlpAnswer>()
+            .is_some()
+    {
         return response;
     }
     let (parts, body) = response.into_parts();

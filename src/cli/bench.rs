@@ -5,7 +5,8 @@
 //! per batch (send → durable ack), waits until every event is searchable, then times
 //! `user:X AND tool:Y` searches over the last 24 h, and samples the collector's RSS from
 //! `/metrics` throughout. With `--write FILE` it writes the events as JSON Lines instead, to
-//! measure `ship` on a file.
+//! measure `ship` on a file; with `--otlp` it compares OTLP ingest with native ingest
+//! (`bench_otlp.rs`).
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -38,16 +39,16 @@ pub struct Args {
     pub(super) tls: TlsArgs,
     /// Events to send.
     #[arg(long, default_value_t = 200_000)]
-    events: u64,
+    pub(super) events: u64,
     /// gRPC connections, each with one Ship stream.
     #[arg(long, default_value_t = 4)]
-    connections: usize,
+    pub(super) connections: usize,
     /// Events per batch.
     #[arg(long, default_value_t = 500)]
     pub(super) batch: usize,
     /// Batches in flight per stream.
     #[arg(long, default_value_t = 4)]
-    pipeline: usize,
+    pub(super) pipeline: usize,
     /// Target total rate in events/s (default: as fast as acks come back).
     #[arg(long)]
     pub(super) rate: Option<u64>,
@@ -61,7 +62,7 @@ pub struct Args {
     findings: usize,
     /// Approximate JSON size of each event.
     #[arg(long, default_value_t = 1000)]
-    event_bytes: usize,
+    pub(super) event_bytes: usize,
     #[arg(long, default_value_t = 1)]
     pub(super) seed: u64,
     /// Write the events as JSON Lines to FILE (no collector needed), each a distinct event
@@ -72,6 +73,13 @@ pub struct Args {
     /// default 1000), and time each from its ack to its webhook at `--receiver-listen`.
     #[arg(long, value_name = "N")]
     alerts: Option<usize>,
+    /// Measure OTLP ingest instead: the same events as OTLP spans on `TraceService/Export`,
+    /// alternating with native `Ship` in `--rounds` rounds; prints both rates and their ratio.
+    #[arg(long)]
+    otlp: bool,
+    /// Rounds of `--otlp` (each sends `--events` / (2 × rounds) events per side).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Where the webhook receiver of `--alerts` listens.
     #[arg(long, default_value = "127.0.0.1:9911")]
     receiver_listen: std::net::SocketAddr,
@@ -108,9 +116,9 @@ pub(super) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-struct ConnResult {
+pub(super) struct ConnResult {
     latencies: Vec<Duration>,
-    accepted: u64,
+    pub(super) accepted: u64,
     rejected: u64,
 }
 
@@ -180,6 +188,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(n) = args.alerts {
         return super::bench_alerts::run(&args, n, args.receiver_listen).await;
+    }
+    if args.otlp {
+        return super::bench_otlp::run(&args, args.rounds).await;
     }
     let base = args.http_endpoint.trim_end_matches('/').to_string();
     let http = args.tls.load()?.http_client()?;
@@ -445,7 +456,7 @@ fn write_events(path: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn connection(
+pub(super) async fn connection(
     c: usize,
     n: u64,
     args: &Args,

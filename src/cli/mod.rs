@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_alerts;
+mod bench_otlp;
 mod chain;
 mod client;
 mod recover;

@@ -45,9 +45,15 @@ impl<U: Message + Default> Decoder for StrictDecoder<U> {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         self.0.decode(buf).map_err(|s| {
-            let name = std::any::type_name::<U>().rsplit("::").next().unwrap_or("message");
+            let path = std::any::type_name::<U>();
+            let name = path.rsplit("::").next().unwrap_or("message");
+            let definitions = if path.contains("opentelemetry") {
+                "the exporter's OTLP"
+            } else {
+                "the client's mcpaudit.v1"
+            };
             Status::invalid_argument(format!(
-                "the message is not a valid protobuf `{name}` ({}); check the client's mcpaudit.v1 definitions",
+                "the message is not a valid protobuf `{name}` ({}); check {definitions} definitions",
                 s.message()
             ))
         })

@@ -130,21 +130,24 @@ pub fn refusal_status(r: Refusal) -> Status {
     status
 }
 
+/// The caller of an ingest request (native or OTLP), who must hold the `ingest` role.
+pub async fn ingest_caller<T>(auth: &Auth, req: &Request<T>) -> Result<Principal, Status> {
+    let header = req
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    let addr = req.remote_addr().map(|a| a.ip());
+    let who = auth
+        .authenticate(header, addr)
+        .await
+        .map_err(refusal_status)?;
+    who.require(Role::Ingest).map_err(refusal_status)?;
+    Ok(who)
+}
+
 impl IngestService {
-    /// The caller, who must hold the `ingest` role.
     async fn caller<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
-        let header = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        let addr = req.remote_addr().map(|a| a.ip());
-        let who = self
-            .auth
-            .authenticate(header, addr)
-            .await
-            .map_err(refusal_status)?;
-        who.require(Role::Ingest).map_err(refusal_status)?;
-        Ok(who)
+        ingest_caller(&self.auth, req).await
     }
 }
 

@@ -1,13 +1,15 @@
 //! Ingest: the front doors for events. Decodes each wire format (protobuf over gRPC, JSON
-//! lines over HTTP), validates every event on its own, binds it to the caller's tenant,
-//! scrubs it, and hands the valid ones to the WAL. A bad event is rejected with its index
-//! and a reason; the good events of the same batch are still stored.
+//! lines over HTTP, OpenTelemetry spans and logs over OTLP in [`otlp`]), validates every
+//! event on its own, binds it to the caller's tenant, scrubs it, and hands the valid ones to
+//! the WAL. A bad event is rejected with its index and a reason; the good events of the same
+//! batch are still stored.
 //!
 //! This module and `api/` are the only ones that know wire formats.
 
 pub mod codec;
 pub mod grpc;
 pub mod json;
+pub mod otlp;
 pub mod proto;
 pub mod validate;
 
