@@ -327,6 +327,14 @@ impl Shipper {
             self.retry_at = Instant::now();
             let _ = tokio::time::timeout_at(deadline, self.flush()).await;
         }
+        // What earlier sessions (or this one, while the collector was away) left in the spool.
+        let mut files = 0;
+        while Instant::now() < deadline && self.client.is_some() && self.spool_maybe_full && files < 1000 {
+            files += 1;
+            if tokio::time::timeout_at(deadline, self.drain_spool_file()).await.is_err() {
+                break;
+            }
+        }
         if self.summary.dropped > 0 {
             eprintln!(
                 "mcp-audit wrap: {} events were dropped because the spool was full or unwritable",
