@@ -1,7 +1,7 @@
 //! `mcp-audit wrap [OPTIONS] -- COMMAND [ARGS...]`, `mcp-audit wrap --listen ADDR --upstream URL`
 //! and `mcp-audit wrap approve --pin FILE [TOOL]`: flags into [`crate::wrap::Options`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -161,7 +161,7 @@ fn server_name_of(command: &[String]) -> String {
         .unwrap_or(first)
 }
 
-fn approve(pin: &PathBuf, tool: Option<&str>) -> anyhow::Result<ExitCode> {
+fn approve(pin: &Path, tool: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut file = PinFile::load(pin)?;
     let approved = file.approve(tool);
     if approved.is_empty() {

@@ -245,6 +245,11 @@ async fn proxy(
     let status = answer.status();
     let headers = answer.headers().clone();
     let kind = header(&headers, "content-type");
+    let mut env = env;
+    if env.session_id.is_empty() {
+        // The answer to `initialize` is where a 2025-11-25 session gets its id.
+        env.session_id = header(&headers, "mcp-session-id");
+    }
     let mut tap = Tap {
         shared: s.clone(),
         scope,

@@ -56,6 +56,12 @@ pub struct Context {
     pub transport: Transport,
 }
 
+impl Context {
+    fn transport_is_stdio(&self) -> bool {
+        self.transport == Transport::Stdio
+    }
+}
+
 /// Per-request facts from the transport (HTTP headers and caller), empty for stdio.
 #[derive(Debug, Clone, Default)]
 pub struct Envelope {
@@ -246,6 +252,8 @@ pub struct Observer {
     catalog: Catalog,
     /// Client name and protocol version from `initialize`, per scope.
     sessions: HashMap<u64, (String, String)>,
+    /// The same, per HTTP `Mcp-Session-Id` (2025-11-25 sessions over streamable HTTP).
+    by_session_id: HashMap<String, (String, String)>,
     pending: HashMap<Key, Pending>,
     /// Insertion order of `pending`, to give up the oldest when it is full.
     order: VecDeque<Key>,
@@ -276,6 +284,7 @@ impl Observer {
             ctx,
             catalog,
             sessions: HashMap::new(),
+            by_session_id: HashMap::new(),
             pending: HashMap::new(),
             order: VecDeque::new(),
         }
@@ -307,7 +316,7 @@ impl Observer {
                 self.session_identity(scope, &mut ev);
                 vec![ev]
             }
-            (None, Some(id)) => self.response(scope, dir, id, msg).into_iter().collect(),
+            (None, Some(id)) => self.response(scope, dir, id, msg, env).into_iter().collect(),
             _ => Vec::new(),
         }
     }
@@ -334,6 +343,7 @@ impl Observer {
         let mut out: Vec<Event> = self
             .pending
             .drain()
+            .filter(|(_, p)| p.event.method != "initialize")
             .map(|(_, p)| {
                 let mut ev = p.event;
                 ev.outcome = Outcome::Error;
@@ -366,7 +376,11 @@ impl Observer {
     }
 
     fn session_identity(&self, scope: u64, ev: &mut Event) {
-        if let Some((client, version)) = self.sessions.get(&scope) {
+        let session = self
+            .sessions
+            .get(&scope)
+            .or_else(|| self.by_session_id.get(&ev.session_id));
+        if let Some((client, version)) = session {
             if ev.client.is_empty() {
                 ev.client = client.clone();
             }
@@ -458,13 +472,21 @@ impl Observer {
                 .unwrap_or_default();
             self.sessions
                 .insert(scope, (clip(client, MAX_NAME_BYTES), clip(version, 64)));
+            // Over HTTP the session id comes with the answer; it is waited for like a call.
+            if !self.ctx.transport_is_stdio() {
+                let event = self.base("initialize", "", env);
+                self.remember((scope, dir, id), event);
+            }
             return;
         }
         if dir != Dir::HostToServer || !recorded(method) {
             return;
         }
         let event = self.start(scope, method, msg, env);
-        let key = (scope, dir, id);
+        self.remember((scope, dir, id), event);
+    }
+
+    fn remember(&mut self, key: Key, event: Event) {
         if self.pending.len() >= MAX_PENDING {
             if let Some(old) = self.order.pop_front() {
                 self.pending.remove(&old);
@@ -480,7 +502,14 @@ impl Observer {
         );
     }
 
-    fn response(&mut self, scope: u64, dir: Dir, id: Id, msg: &Value) -> Option<Event> {
+    fn response(
+        &mut self,
+        scope: u64,
+        dir: Dir,
+        id: Id,
+        msg: &Value,
+        env: &Envelope,
+    ) -> Option<Event> {
         // A response travels the other way from its request.
         let req_dir = match dir {
             Dir::ServerToHost => Dir::HostToServer,
@@ -492,6 +521,15 @@ impl Observer {
             self.order.remove(i);
         }
         let mut ev = p.event;
+        if ev.method == "initialize" {
+            // Later requests of this HTTP session name it by `Mcp-Session-Id` only.
+            if !env.session_id.is_empty() {
+                if let Some(s) = self.sessions.get(&scope).cloned() {
+                    self.by_session_id.insert(env.session_id.clone(), s);
+                }
+            }
+            return None;
+        }
         ev.duration_ms = p.started.elapsed().as_millis() as u64;
         if let Some(err) = msg.get("error") {
             ev.outcome = Outcome::Error;

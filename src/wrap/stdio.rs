@@ -19,7 +19,7 @@
 //! is killed. We exit with the child's exit code (128 + signal when a signal ended it).
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -300,9 +300,4 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
         }
     }
     1
-}
-
-/// `ExitCode` for the CLI.
-pub fn to_exit_code(code: u8) -> ExitCode {
-    ExitCode::from(code)
 }

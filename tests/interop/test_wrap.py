@@ -13,6 +13,7 @@ import time
 
 import pytest
 from mcp import Client, MCPError, StdioServerParameters
+from mcp.types import Implementation
 
 from conftest import BIN, NODE_MODULES, free_port, wait_until
 
@@ -195,6 +196,7 @@ def test_http_mode_relays_json_and_sse_answers(collector, tmp_path):
         assert ev["remote_addr"].startswith("127.0.0.1:")
         assert ev["arguments"] == {"message": "over http"} and "Echo: over http" in ev["result"]
         assert ev["session_id"], "Mcp-Session-Id of the 2025-11-25 session"
+        assert ev["client"] == "mcp", "the client named in `initialize`, an earlier HTTP request"
         assert len(ev["tool_description_hash"]) == 64
     finally:
         proxy.terminate()
@@ -316,3 +318,61 @@ def test_exit_code_signals_and_stdin_close(collector, tmp_path):
     data = b'{"jsonrpc":"2.0","id":1,"method":"ping"}\nnot json \xff\n{"partial":'
     p = subprocess.run(base + child, input=data, capture_output=True, timeout=30)
     assert p.stdout == data and p.returncode == 0
+
+
+NOTES = os.path.join(os.path.dirname(__file__), "servers", "notes_server.py")
+
+
+async def notes_session(server, user):
+    """A 2026-07-28 session (no handshake; identity in each request's `_meta`)."""
+    async with Client(server, cache=None, mode="2026-07-28",
+                      client_info=Implementation(name="interop-host", version="1.0")) as c:
+        await c.list_tools()
+        put = await c.call_tool("put_note", {"key": "k", "text": "v"},
+                                meta={"user": user, "conversationId": f"conv-{user}"})
+        get = await c.call_tool("get_note", {"key": "k"}, meta={"user": user, "conversationId": f"conv-{user}"})
+        return dump(put), dump(get)
+
+
+def test_2026_07_28_identity_comes_from_each_requests_meta(collector, tmp_path):
+    notes = [sys.executable, NOTES, "stdio"]
+    direct = asyncio.run(notes_session(params(notes), "carol"))
+    wrapped = asyncio.run(notes_session(params(wrap_argv(collector, tmp_path / "spool", "notes") + notes), "carol"))
+    assert wrapped == direct
+    ev = collector.wait_for_events("server:notes AND tool:put_note", 1)[0]
+    assert (ev["client"], ev["user"], ev["conversation_id"]) == ("interop-host", "carol", "conv-carol")
+    assert ev["labels"]["mcp.protocol_version"] == "2026-07-28"
+    assert ev["arguments"] == {"key": "k", "text": "v"}
+
+    # The same over streamable HTTP, where the client also sends Mcp-Method and Mcp-Name.
+    upstream_port, listen_port = free_port(), free_port()
+    upstream = subprocess.Popen([sys.executable, NOTES, "http", str(upstream_port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proxy = subprocess.Popen(
+        [BIN, "wrap", "--endpoint", collector.grpc, "--spool", str(tmp_path / "spool"),
+         "--server-name", "notes-http", "--listen", f"127.0.0.1:{listen_port}",
+         "--upstream", f"http://127.0.0.1:{upstream_port}/mcp"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until("the upstream server", lambda: port_open(upstream_port))
+        wait_until("the proxy", lambda: port_open(listen_port))
+        direct = asyncio.run(notes_session(f"http://127.0.0.1:{upstream_port}/mcp", "dave"))
+        wrapped = asyncio.run(notes_session(f"http://127.0.0.1:{listen_port}/mcp", "dave"))
+        assert wrapped == direct
+        ev = collector.wait_for_events("server:notes-http AND tool:get_note", 1)[0]
+        assert (ev["client"], ev["user"], ev["conversation_id"]) == ("interop-host", "dave", "conv-dave")
+        assert ev["transport"] == "streamable_http" and ev["remote_addr"].startswith("127.0.0.1:")
+        assert ev["labels"]["mcp.method_header"] == "tools/call"
+        assert ev["labels"]["mcp.name_header"] == "get_note"
+        assert not ev.get("session_id"), "2026-07-28 has no protocol sessions"
+    finally:
+        proxy.terminate()
+        upstream.terminate()
+        assert proxy.wait(timeout=30) == 0
+        upstream.wait(timeout=30)
+
+
+def port_open(port):
+    import socket
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
