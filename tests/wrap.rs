@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -65,6 +65,14 @@ async fn spool_overflow_is_counted_warned_and_reported_once_the_collector_is_bac
         .spawn()
         .unwrap();
     let mut to_wrap = wrap.stdin.take().unwrap();
+    // wrap's stderr, line by line as it comes.
+    let (said_tx, said) = std::sync::mpsc::channel::<String>();
+    let stderr = wrap.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = said_tx.send(line);
+        }
+    });
     let mut from_wrap = BufReader::new(wrap.stdout.take().unwrap());
     let mut answer = String::new();
     let mut roundtrip = |line: &str, to_wrap: &mut std::process::ChildStdin| {
@@ -80,13 +88,20 @@ async fn spool_overflow_is_counted_warned_and_reported_once_the_collector_is_bac
         assert!(a.contains(&format!("lost {i}")), "{a}");
     }
 
-    // Now the collector comes up on that port.
+    // Once the proxy has had to drop events, the collector comes up on that port.
+    let warning = said
+        .recv_timeout(Duration::from_secs(30))
+        .expect("no warning on stderr");
+    assert!(
+        warning.contains("warning:") && warning.contains("dropped"),
+        "{warning}"
+    );
     let data = dir.path().join("data");
     let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http_addr = format!("http://{}", http.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(run(
+    let mut task = tokio::spawn(run(
         test_config(&data),
         Listeners {
             grpc: listener,
@@ -121,6 +136,11 @@ async fn spool_overflow_is_counted_warned_and_reported_once_the_collector_is_bac
     for i in 6..=400u64 {
         let a = roundtrip(&call(i, &format!("kept {i}")), &mut to_wrap);
         assert!(a.contains(&format!("kept {i}")), "{a}");
+        assert!(
+            !task.is_finished(),
+            "the collector stopped: {:?}",
+            (&mut task).await
+        );
         let (n, v) = total("method:\"wrap/spool_overflow\"").await;
         if n > 0 {
             reported = Some(v);
@@ -128,7 +148,15 @@ async fn spool_overflow_is_counted_warned_and_reported_once_the_collector_is_bac
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let v = reported.expect("the overflow was never reported to the collector");
+    let Some(v) = reported else {
+        let (_, all) = total("").await;
+        let _ = wrap.kill();
+        let stderr: Vec<String> = said.try_iter().collect();
+        panic!(
+            "the overflow was never reported to the collector; wrap said: {stderr:?}; stored: {}",
+            all["total"]
+        );
+    };
     let dropped: u64 = v["hits"][0]["labels"]["dropped_events"]
         .as_str()
         .unwrap()
@@ -139,26 +167,24 @@ async fn spool_overflow_is_counted_warned_and_reported_once_the_collector_is_bac
     assert!(dropped >= 6, "{v}");
 
     drop(to_wrap);
-    let mut stderr = wrap.stderr.take().unwrap();
     let status = tokio::task::spawn_blocking(move || wrap.wait())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(0), "the child's exit code");
-    let stderr = read_all(&mut stderr);
+    // Calls made once the collector was back are stored (flushed at exit at the latest).
+    let mut kept = 0;
+    for _ in 0..200 {
+        kept = total("server:inline AND arguments.text:kept").await.0;
+        if kept > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(
-        stderr.contains("warning:") && stderr.contains("dropped"),
-        "the overflow is announced on stderr: {stderr}"
+        kept > 0,
+        "no call made after the collector came back was stored"
     );
-    // The calls made once the collector was back are all there (flushed at exit at the latest).
-    let (kept, _) = total("server:inline AND tool:echo").await;
-    assert!(kept > 0);
     let _ = stop.send(());
     task.await.unwrap().unwrap();
-}
-
-fn read_all(mut r: impl Read) -> String {
-    let mut s = String::new();
-    let _ = r.read_to_string(&mut s);
-    s
 }

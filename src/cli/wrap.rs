@@ -143,7 +143,10 @@ fn server_name_of(command: &[String]) -> String {
     ];
     let base = |s: &str| {
         let s = s.rsplit('/').next().unwrap_or(s);
-        s.split('@').find(|p| !p.is_empty()).unwrap_or(s).to_string()
+        s.split('@')
+            .find(|p| !p.is_empty())
+            .unwrap_or(s)
+            .to_string()
     };
     let first = command.first().map(|c| base(c)).unwrap_or_default();
     if !LAUNCHERS.contains(&first.as_str()) {
@@ -166,7 +169,10 @@ fn approve(pin: &Path, tool: Option<&str>) -> anyhow::Result<ExitCode> {
     let approved = file.approve(tool);
     if approved.is_empty() {
         match tool {
-            Some(t) => eprintln!("nothing to approve: tool {t:?} has no changed definition waiting in {}", pin.display()),
+            Some(t) => eprintln!(
+                "nothing to approve: tool {t:?} has no changed definition waiting in {}",
+                pin.display()
+            ),
             None => eprintln!("nothing to approve in {}", pin.display()),
         }
         return Ok(ExitCode::FAILURE);
@@ -185,8 +191,14 @@ mod tests {
     #[test]
     fn the_server_name_is_the_package_not_the_launcher() {
         let v = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
-        assert_eq!(server_name_of(&v("npx -y @modelcontextprotocol/server-filesystem /tmp")), "server-filesystem");
-        assert_eq!(server_name_of(&v("/usr/local/bin/github-mcp stdio")), "github-mcp");
+        assert_eq!(
+            server_name_of(&v("npx -y @modelcontextprotocol/server-filesystem /tmp")),
+            "server-filesystem"
+        );
+        assert_eq!(
+            server_name_of(&v("/usr/local/bin/github-mcp stdio")),
+            "github-mcp"
+        );
         assert_eq!(server_name_of(&v("python3 server.py")), "server.py");
     }
 }

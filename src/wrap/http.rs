@@ -58,8 +58,7 @@ struct Shared {
 
 impl Shared {
     fn hand_over(&self, msg: Observed) {
-        if self.observed.try_send(msg).is_err() && self.lost.fetch_add(1, Ordering::Relaxed) == 0
-        {
+        if self.observed.try_send(msg).is_err() && self.lost.fetch_add(1, Ordering::Relaxed) == 0 {
             eprintln!("mcp-audit wrap: warning: the recorder fell behind; some messages were relayed without being recorded");
         }
     }
@@ -180,15 +179,16 @@ async fn proxy(
         mcp_method: header(&parts.headers, "mcp-method"),
         mcp_name: header(&parts.headers, "mcp-name"),
     };
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(e) => {
-            return plain(
+    let body =
+        match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(b) => b,
+            Err(e) => return plain(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("mcp-audit wrap: cannot read the request body (at most {MAX_BODY} bytes): {e}"),
-            )
-        }
-    };
+                format!(
+                    "mcp-audit wrap: cannot read the request body (at most {MAX_BODY} bytes): {e}"
+                ),
+            ),
+        };
     if !body.is_empty() {
         if let Some(guard) = &s.guard {
             if let Ok(msg) = serde_json::from_slice::<Value>(&body) {
@@ -344,7 +344,10 @@ impl Drop for Tap {
 
 /// Where the first SSE event in `buf` ends: (end of its text, end of its blank line).
 fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2));
+    let lf = buf
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| (i, i + 2));
     let crlf = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -144,11 +144,8 @@ impl Shipper {
         if Instant::now() < self.retry_at {
             return None;
         }
-        match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            connect(&self.cfg.endpoint, &self.cfg.tls),
-        )
-        .await
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect(&self.cfg.endpoint, &self.cfg.tls))
+            .await
         {
             Ok(Ok(c)) => {
                 self.backoff = Duration::from_millis(500);
@@ -241,22 +238,26 @@ impl Shipper {
     }
 
     fn spool(&mut self, events: &[Event]) {
-        match write_spool(
-            &self.cfg.spool_dir,
-            events,
-            self.cfg.spool_max_bytes,
-        ) {
+        match write_spool(&self.cfg.spool_dir, events, self.cfg.spool_max_bytes) {
             Ok(true) => {
                 self.summary.spooled += events.len() as u64;
                 self.spool_maybe_full = true;
             }
             Ok(false) => self.dropped(
                 events.len() as u64,
-                &format!("the spool at {} is full (cap {} bytes, `--spool-max-bytes`)", self.cfg.spool_dir.display(), self.cfg.spool_max_bytes),
+                &format!(
+                    "the spool at {} is full (cap {} bytes, `--spool-max-bytes`)",
+                    self.cfg.spool_dir.display(),
+                    self.cfg.spool_max_bytes
+                ),
             ),
             Err(e) => self.dropped(
                 events.len() as u64,
-                &format!("cannot write the spool at {}: {}", self.cfg.spool_dir.display(), crate::error::describe_io(&e)),
+                &format!(
+                    "cannot write the spool at {}: {}",
+                    self.cfg.spool_dir.display(),
+                    crate::error::describe_io(&e)
+                ),
             ),
         }
     }
@@ -329,9 +330,16 @@ impl Shipper {
         }
         // What earlier sessions (or this one, while the collector was away) left in the spool.
         let mut files = 0;
-        while Instant::now() < deadline && self.client.is_some() && self.spool_maybe_full && files < 1000 {
+        while Instant::now() < deadline
+            && self.client.is_some()
+            && self.spool_maybe_full
+            && files < 1000
+        {
             files += 1;
-            if tokio::time::timeout_at(deadline, self.drain_spool_file()).await.is_err() {
+            if tokio::time::timeout_at(deadline, self.drain_spool_file())
+                .await
+                .is_err()
+            {
                 break;
             }
         }

@@ -72,9 +72,12 @@ pub async fn run(relay: Relay) -> anyhow::Result<u8> {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("cannot start `{program}`: {}", crate::error::describe_io(&e)))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        anyhow::anyhow!(
+            "cannot start `{program}`: {}",
+            crate::error::describe_io(&e)
+        )
+    })?;
     let pid = child.id();
     let (Some(child_in), Some(child_out)) = (child.stdin.take(), child.stdout.take()) else {
         anyhow::bail!("cannot open pipes to `{program}`");
@@ -109,15 +112,37 @@ pub async fn run(relay: Relay) -> anyhow::Result<u8> {
                                 let mut out = host_out.lock().unwrap_or_else(|p| p.into_inner());
                                 let _ = out.write_all(&answer).and_then(|()| out.flush());
                                 drop(out);
-                                hand_over(&observed, &lost, Observed::Denied { scope: 0, request: msg, reason, env: Default::default() });
+                                hand_over(
+                                    &observed,
+                                    &lost,
+                                    Observed::Denied {
+                                        scope: 0,
+                                        request: msg,
+                                        reason,
+                                        env: Default::default(),
+                                    },
+                                );
                                 continue;
                             }
                         }
                     }
-                    if child_in.write_all(&line).and_then(|()| child_in.flush()).is_err() {
+                    if child_in
+                        .write_all(&line)
+                        .and_then(|()| child_in.flush())
+                        .is_err()
+                    {
                         break;
                     }
-                    hand_over(&observed, &lost, Observed::Message { scope: 0, dir: Dir::HostToServer, bytes: std::mem::take(&mut line), env: Default::default() });
+                    hand_over(
+                        &observed,
+                        &lost,
+                        Observed::Message {
+                            scope: 0,
+                            dir: Dir::HostToServer,
+                            bytes: std::mem::take(&mut line),
+                            env: Default::default(),
+                        },
+                    );
                 }
                 // Closing the child's stdin is how the host's goodbye reaches it.
                 drop(child_in);
@@ -154,7 +179,16 @@ pub async fn run(relay: Relay) -> anyhow::Result<u8> {
                     if !ok {
                         break;
                     }
-                    hand_over(&observed, &lost, Observed::Message { scope: 0, dir: Dir::ServerToHost, bytes: std::mem::take(&mut line), env: Default::default() });
+                    hand_over(
+                        &observed,
+                        &lost,
+                        Observed::Message {
+                            scope: 0,
+                            dir: Dir::ServerToHost,
+                            bytes: std::mem::take(&mut line),
+                            env: Default::default(),
+                        },
+                    );
                 }
                 let _ = out_done_tx.send(());
             })?;
