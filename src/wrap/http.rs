@@ -179,16 +179,17 @@ async fn proxy(
         mcp_method: header(&parts.headers, "mcp-method"),
         mcp_name: header(&parts.headers, "mcp-name"),
     };
-    let body =
-        match axum::body::to_bytes(body, MAX_BODY).await {
-            Ok(b) => b,
-            Err(e) => return plain(
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            return plain(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "mcp-audit wrap: cannot read the request body (at most {MAX_BODY} bytes): {e}"
                 ),
-            ),
-        };
+            )
+        }
+    };
     if !body.is_empty() {
         if let Some(guard) = &s.guard {
             if let Ok(msg) = serde_json::from_slice::<Value>(&body) {
@@ -218,6 +219,7 @@ async fn proxy(
             dir: Dir::HostToServer,
             bytes: body.to_vec(),
             env: env.clone(),
+            at: std::time::Instant::now(),
         });
     }
     let mut url = s.upstream.clone();
@@ -328,6 +330,7 @@ impl Tap {
             dir: Dir::ServerToHost,
             bytes,
             env: self.env.clone(),
+            at: std::time::Instant::now(),
         });
     }
 }

@@ -50,6 +50,8 @@ pub enum Observed {
         dir: Dir,
         bytes: Vec<u8>,
         env: Envelope,
+        /// When the relay passed it on.
+        at: std::time::Instant,
     },
     /// A request the guard refused (answered by the proxy, never relayed).
     Denied {
@@ -159,7 +161,8 @@ async fn record(
                 dir,
                 bytes,
                 env,
-            } => observer.observe(scope, dir, &bytes, &env),
+                at,
+            } => observer.observe(scope, dir, &bytes, &env, at),
             Observed::Denied {
                 scope,
                 request,

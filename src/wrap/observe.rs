@@ -257,6 +257,9 @@ pub struct Observer {
     pending: HashMap<Key, Pending>,
     /// Insertion order of `pending`, to give up the oldest when it is full.
     order: VecDeque<Key>,
+    /// When the relay passed the message being observed (durations are relay to relay, not
+    /// delayed by the recorder's queue).
+    clock: Instant,
 }
 
 /// Methods whose exchange becomes an event.
@@ -287,6 +290,7 @@ impl Observer {
             by_session_id: HashMap::new(),
             pending: HashMap::new(),
             order: VecDeque::new(),
+            clock: Instant::now(),
         }
     }
 
@@ -296,15 +300,30 @@ impl Observer {
 
     /// One relayed message (a line of stdio, a JSON body or an SSE `data` payload). Returns the
     /// events it completes.
-    pub fn observe(&mut self, scope: u64, dir: Dir, bytes: &[u8], env: &Envelope) -> Vec<Event> {
+    pub fn observe(
+        &mut self,
+        scope: u64,
+        dir: Dir,
+        bytes: &[u8],
+        env: &Envelope,
+        at: Instant,
+    ) -> Vec<Event> {
         let Ok(msg) = serde_json::from_slice::<Value>(bytes) else {
             return Vec::new();
         };
-        self.message(scope, dir, &msg, env)
+        self.message(scope, dir, &msg, env, at)
     }
 
     /// As [`Observer::observe`], for a message already parsed.
-    pub fn message(&mut self, scope: u64, dir: Dir, msg: &Value, env: &Envelope) -> Vec<Event> {
+    pub fn message(
+        &mut self,
+        scope: u64,
+        dir: Dir,
+        msg: &Value,
+        env: &Envelope,
+        at: Instant,
+    ) -> Vec<Event> {
+        self.clock = at;
         let method = msg.get("method").and_then(Value::as_str);
         match (method, id_of(msg)) {
             (Some(method), Some(id)) => {
@@ -504,7 +523,7 @@ impl Observer {
             key,
             Pending {
                 event,
-                started: Instant::now(),
+                started: self.clock,
             },
         );
     }
@@ -537,7 +556,7 @@ impl Observer {
             }
             return None;
         }
-        ev.duration_ms = p.started.elapsed().as_millis() as u64;
+        ev.duration_ms = self.clock.saturating_duration_since(p.started).as_millis() as u64;
         if let Some(err) = msg.get("error") {
             ev.outcome = Outcome::Error;
             let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);
@@ -618,7 +637,13 @@ mod tests {
     }
 
     fn send(o: &mut Observer, dir: Dir, v: Value) -> Vec<Event> {
-        o.observe(0, dir, v.to_string().as_bytes(), &Envelope::default())
+        o.observe(
+            0,
+            dir,
+            v.to_string().as_bytes(),
+            &Envelope::default(),
+            Instant::now(),
+        )
     }
 
     #[test]
@@ -729,7 +754,13 @@ mod tests {
         );
         assert_eq!(n[0].method, "notifications/tools/list_changed");
         assert!(o
-            .observe(0, Dir::ServerToHost, b"not json", &Envelope::default())
+            .observe(
+                0,
+                Dir::ServerToHost,
+                b"not json",
+                &Envelope::default(),
+                Instant::now()
+            )
             .is_empty());
         let left = o.finish();
         assert_eq!(left.len(), 1);

@@ -6,10 +6,12 @@
 //!                 └─ copy ─▶ recorder ◀─ copy ─┘
 //! ```
 //!
-//! Each pump is a plain thread with blocking I/O: it writes a line on and flushes it before it
-//! hands the same bytes to the recorder with a non-blocking `try_send`, so recording never
-//! delays or reorders the relay (if the recorder ever fell 8192 messages behind, a copy is
-//! dropped and counted, never the message). Bytes are passed through exactly as read,
+//! Each pump is a plain thread with blocking I/O: it hands a copy of a line to the recorder with
+//! a non-blocking `try_send`, then writes the line on and flushes it. The copy goes first so
+//! the recorder sees a message before anything the other side does in reply to it (a
+//! `tools/list` answer before the call it allows, a request before its answer); `try_send`
+//! never waits, so recording never delays or reorders the relay (if the recorder ever fell
+//! 8192 messages behind, a copy is dropped and counted, never the message). Bytes are passed through exactly as read,
 //! including a last line without a newline. With enforcement on, a host line is parsed before
 //! it is written, and a refused `tools/call` is answered on stdout instead of being relayed.
 //!
@@ -22,7 +24,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -109,9 +111,6 @@ pub async fn run(relay: Relay) -> anyhow::Result<u8> {
                         if let Ok(msg) = serde_json::from_slice::<serde_json::Value>(&line) {
                             if let Some(reason) = g.check(&msg, &catalog) {
                                 let answer = denial(&msg, &reason);
-                                let mut out = host_out.lock().unwrap_or_else(|p| p.into_inner());
-                                let _ = out.write_all(&answer).and_then(|()| out.flush());
-                                drop(out);
                                 hand_over(
                                     &observed,
                                     &lost,
@@ -122,16 +121,12 @@ pub async fn run(relay: Relay) -> anyhow::Result<u8> {
                                         env: Default::default(),
                                     },
                                 );
+                                let mut out = host_out.lock().unwrap_or_else(|p| p.into_inner());
+                                let _ = out.write_all(&answer).and_then(|()| out.flush());
+                                drop(out);
                                 continue;
                             }
                         }
-                    }
-                    if child_in
-                        .write_all(&line)
-                        .and_then(|()| child_in.flush())
-                        .is_err()
-                    {
-                        break;
                     }
                     hand_over(
                         &observed,
@@ -139,10 +134,18 @@ pub async fn run(relay: Relay) -> anyhow::Result<u8> {
                         Observed::Message {
                             scope: 0,
                             dir: Dir::HostToServer,
-                            bytes: std::mem::take(&mut line),
+                            bytes: line.clone(),
                             env: Default::default(),
+                            at: Instant::now(),
                         },
                     );
+                    if child_in
+                        .write_all(&line)
+                        .and_then(|()| child_in.flush())
+                        .is_err()
+                    {
+                        break;
+                    }
                 }
                 // Closing the child's stdin is how the host's goodbye reaches it.
                 drop(child_in);
@@ -173,22 +176,23 @@ pub async fn run(relay: Relay) -> anyhow::Result<u8> {
                             }
                         }
                     }
-                    let mut out = host_out.lock().unwrap_or_else(|p| p.into_inner());
-                    let ok = out.write_all(&line).and_then(|()| out.flush()).is_ok();
-                    drop(out);
-                    if !ok {
-                        break;
-                    }
                     hand_over(
                         &observed,
                         &lost,
                         Observed::Message {
                             scope: 0,
                             dir: Dir::ServerToHost,
-                            bytes: std::mem::take(&mut line),
+                            bytes: line.clone(),
                             env: Default::default(),
+                            at: Instant::now(),
                         },
                     );
+                    let mut out = host_out.lock().unwrap_or_else(|p| p.into_inner());
+                    let ok = out.write_all(&line).and_then(|()| out.flush()).is_ok();
+                    drop(out);
+                    if !ok {
+                        break;
+                    }
                 }
                 let _ = out_done_tx.send(());
             })?;
