@@ -609,7 +609,7 @@ fn result_text(method: &str, result: &Value) -> String {
     result.to_string()
 }
 
-/// `labels` helper for events the proxy makes about itself (spool overflow).
+/// An event the proxy makes about itself (spool overflow), carrying its facts as labels.
 pub fn self_event(method: &str, server: &str, labels: BTreeMap<String, String>) -> Event {
     let mut ev = Event::new(uuid::Uuid::now_v7().to_string(), method, "");
     ev.source = "mcp-audit-wrap".into();
