@@ -25,7 +25,7 @@ use crate::scrub::{CustomDetector, ScrubConfig};
 /// Environment variables with this prefix configure `serve`.
 pub const ENV_PREFIX: &str = "MCP_AUDIT_";
 /// Variables with the prefix that are not config keys: the config file's path (read by the
-/// command line), the log filter and the client commands' settings (`ship`, `search`...).
+/// command line), the log filter and the client commands' settings (`ship`, `search`, `wrap`...).
 const NOT_KEYS: &[&str] = &[
     "CONFIG",
     "LOG",
@@ -35,6 +35,8 @@ const NOT_KEYS: &[&str] = &[
     "CA_CERT",
     "CLIENT_CERT",
     "CLIENT_KEY",
+    "USER",
+    "SPOOL",
 ];
 
 #[derive(Debug, Clone, Deserialize)]

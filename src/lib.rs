@@ -24,7 +24,9 @@
 //! - [`app`]: the wiring: opens the stages, starts the tasks, runs until shutdown.
 //! - [`health`]: which stages are failing and why (`/readyz`, `/metrics`).
 //! - [`config`]: TOML + environment + flags, checked once into [`config::Config`].
-//! - [`cli`]: the client commands (`ship`, `search`, `bench`, `demo`, `scrub`).
+//! - [`cli`]: the client commands (`ship`, `search`, `bench`, `demo`, `scrub`, `wrap`).
+//! - [`wrap`]: the audit proxy in front of MCP servers (stdio and streamable HTTP): relays
+//!   unchanged, records each call, scrubs it and ships it (spooling while the collector is away).
 
 pub mod alerts;
 pub mod api;
@@ -47,6 +49,7 @@ pub mod rules;
 pub mod scrub;
 pub mod tls;
 pub mod wal;
+pub mod wrap;
 
 /// Generated gRPC code (prost/tonic output in OUT_DIR).
 pub mod proto {

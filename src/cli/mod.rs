@@ -5,7 +5,7 @@ mod bench;
 mod bench_alerts;
 mod bench_otlp;
 mod chain;
-mod client;
+pub(crate) mod client;
 mod recover;
 mod rules;
 mod search;
@@ -13,6 +13,7 @@ mod ship;
 mod token;
 mod verify;
 mod webhook;
+mod wrap;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -86,6 +87,9 @@ enum Command {
     /// Check a delivered webhook's signature, or send a test notification.
     #[command(subcommand)]
     Webhook(webhook::Command),
+    /// Audit proxy in front of an MCP server (stdio child or streamable-HTTP upstream): relays
+    /// every message unchanged and ships each call, scrubbed, to the collector.
+    Wrap(wrap::Args),
     /// Remove secrets from JSON Lines offline (stdout), with a summary per kind (stderr).
     Scrub {
         /// Input file; `-` or nothing for stdin.
@@ -143,6 +147,7 @@ pub fn main() -> ExitCode {
             Command::Rules(cmd) => rules::run(cmd),
             Command::Webhook(cmd) => webhook::run(cmd).await,
             Command::Scrub { file, data_dir } => scrub(file, data_dir),
+            Command::Wrap(args) => wrap::run(args).await,
         }
     });
     match result {

@@ -39,9 +39,13 @@ class Collector:
 
     def __init__(self, data_dir, env=None):
         self.data_dir = str(data_dir)
+        # The log sits beside the data dir, reached through it: both must exist.
+        os.makedirs(self.data_dir, exist_ok=True)
         self.grpc_port = free_port()
         self.http_port = free_port()
-        self.env = dict(os.environ, MCP_AUDIT_LOG="warn", **(env or {}))
+        # MCP_AUDIT_* variables are config keys to the collector; the harness's own are not.
+        inherited = {k: v for k, v in os.environ.items() if k != "MCP_AUDIT_BIN"}
+        self.env = dict(inherited, MCP_AUDIT_LOG="warn", **(env or {}))
         self.proc = None
         self.log = os.path.join(self.data_dir, "..", f"collector-{self.http_port}.log")
         self.token = None
