@@ -24,13 +24,9 @@ use prost::Message;
 use super::Caller;
 use crate::app::Shared;
 use crate::error::ErrorKind;
-use crate::ingest::otlp::pb::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use crate::ingest::otlp::pb::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use crate::ingest::otlp::{json, ExportError, Exported, RpcStatus, UNAVAILABLE_RETRY_SECS};
+use crate::ingest::otlp::pb::collector::logs::v1::ExportLogsServiceRequest;
+use crate::ingest::otlp::pb::collector::trace::v1::ExportTraceServiceRequest;
+use crate::ingest::otlp::{json, Export, ExportError, RpcStatus, UNAVAILABLE_RETRY_SECS};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -123,40 +119,7 @@ pub async fn traces(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (encoding, body) = match read(&s, &headers, body).await {
-        Ok(read) => read,
-        Err((failure, encoding)) => return failure.response(encoding),
-    };
-    let req = match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(body)
-            .map_err(|e| format!("the body is not a protobuf ExportTraceServiceRequest: {e}")),
-        Encoding::Json => json::traces(&body),
-    };
-    let req = match req {
-        Ok(req) => req,
-        Err(message) => {
-            return Failure::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidArgument, message)
-                .response(encoding)
-        }
-    };
-    match s.otlp.traces(&caller.principal, &req).await {
-        Err(e) => Failure::from(e).response(encoding),
-        Ok(done) => {
-            let body = match encoding {
-                Encoding::Protobuf => ExportTraceServiceResponse {
-                    partial_success: partial(&done).map(|(rejected, message)| {
-                        ExportTracePartialSuccess {
-                            rejected_spans: rejected,
-                            error_message: message,
-                        }
-                    }),
-                }
-                .encode_to_vec(),
-                Encoding::Json => json::traces_response(done.rejected, &done.message),
-            };
-            answer(StatusCode::OK, encoding, body)
-        }
-    }
+    export::<ExportTraceServiceRequest>(&s, &caller, &headers, body).await
 }
 
 pub async fn logs(
@@ -165,14 +128,25 @@ pub async fn logs(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (encoding, body) = match read(&s, &headers, body).await {
+    export::<ExportLogsServiceRequest>(&s, &caller, &headers, body).await
+}
+
+/// One export of either signal: read, decode, store, answer in the request's encoding.
+async fn export<E: Export>(
+    s: &Shared,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let (encoding, body) = match read(s, headers, body).await {
         Ok(read) => read,
         Err((failure, encoding)) => return failure.response(encoding),
     };
     let req = match encoding {
-        Encoding::Protobuf => ExportLogsServiceRequest::decode(body)
-            .map_err(|e| format!("the body is not a protobuf ExportLogsServiceRequest: {e}")),
-        Encoding::Json => json::logs(&body),
+        Encoding::Protobuf => {
+            E::decode(body).map_err(|e| format!("the body is not a protobuf {}: {e}", E::MESSAGE))
+        }
+        Encoding::Json => E::from_json(&body),
     };
     let req = match req {
         Ok(req) => req,
@@ -181,34 +155,16 @@ pub async fn logs(
                 .response(encoding)
         }
     };
-    match s.otlp.logs(&caller.principal, &req).await {
+    match s.otlp.export(&caller.principal, &req).await {
         Err(e) => Failure::from(e).response(encoding),
         Ok(done) => {
             let body = match encoding {
-                Encoding::Protobuf => ExportLogsServiceResponse {
-                    partial_success: partial(&done).map(|(rejected, message)| {
-                        ExportLogsPartialSuccess {
-                            rejected_log_records: rejected,
-                            error_message: message,
-                        }
-                    }),
-                }
-                .encode_to_vec(),
-                Encoding::Json => json::logs_response(done.rejected, &done.message),
+                Encoding::Protobuf => E::response(&done).encode_to_vec(),
+                Encoding::Json => E::json_response(&done),
             };
             answer(StatusCode::OK, encoding, body)
         }
     }
-}
-
-/// `partial_success` is left unset on full success, as the spec requires.
-fn partial(e: &Exported) -> Option<(i64, String)> {
-    (e.rejected > 0 || !e.message.is_empty()).then(|| {
-        (
-            i64::try_from(e.rejected).unwrap_or(i64::MAX),
-            e.message.clone(),
-        )
-    })
 }
 
 /// The request's encoding and its decompressed body; an error comes with the encoding to

@@ -12,6 +12,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -21,18 +22,11 @@ use tonic::codegen::{http, Body, BoxFuture, Service, StdError};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
-use super::pb::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use super::pb::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use super::{ExportError, Exported, ProtoAny, ProtoDuration, Receiver, RetryInfo, RpcStatus};
+use super::pb::collector::logs::v1::ExportLogsServiceRequest;
+use super::pb::collector::trace::v1::ExportTraceServiceRequest;
+use super::{Export, ExportError, ProtoAny, ProtoDuration, Receiver, RetryInfo, RpcStatus};
 use crate::ingest::codec::StrictCodec;
 use crate::ingest::grpc::ingest_caller;
-
-const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-const LOGS_EXPORT: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 /// An export refused as a whole, as the OTLP/gRPC spec wants it said.
 pub fn export_status(e: ExportError) -> Status {
@@ -62,20 +56,6 @@ pub fn export_status(e: ExportError) -> Status {
     status
 }
 
-fn partial_traces(e: &Exported) -> Option<ExportTracePartialSuccess> {
-    (e.rejected > 0 || !e.message.is_empty()).then(|| ExportTracePartialSuccess {
-        rejected_spans: i64::try_from(e.rejected).unwrap_or(i64::MAX),
-        error_message: e.message.clone(),
-    })
-}
-
-fn partial_logs(e: &Exported) -> Option<ExportLogsPartialSuccess> {
-    (e.rejected > 0 || !e.message.is_empty()).then(|| ExportLogsPartialSuccess {
-        rejected_log_records: i64::try_from(e.rejected).unwrap_or(i64::MAX),
-        error_message: e.message.clone(),
-    })
-}
-
 /// A unary handler as tonic's [`UnaryService`].
 struct Unary<F>(F);
 
@@ -97,20 +77,43 @@ fn unimplemented() -> http::Response<tonic::body::Body> {
     Status::unimplemented("no such method; OTLP exports are `Export`").into_http()
 }
 
-/// Settings both services share.
-#[derive(Clone)]
-struct Shared {
+/// `TraceService`.
+pub type TraceService = ExportService<ExportTraceServiceRequest>;
+
+/// `LogsService`.
+pub type LogsService = ExportService<ExportLogsServiceRequest>;
+
+/// An OTLP export service (`TraceService` or `LogsService`, after the request type `E`): one
+/// `Export` method.
+pub struct ExportService<E> {
     receiver: Arc<Receiver>,
     /// `grpc.max_message_bytes`.
     max_message_bytes: usize,
+    /// `fn() -> E`: the service holds no `E`, so it is `Send + Sync` whatever `E` is.
+    signal: PhantomData<fn() -> E>,
 }
 
-impl Shared {
-    fn grpc<Req, Resp>(&self) -> Grpc<StrictCodec<Resp, Req>>
-    where
-        Req: Message + Default + Send + 'static,
-        Resp: Message + Send + 'static,
-    {
+// Not derived: a derive would ask `E: Clone`, which the service does not need.
+impl<E> Clone for ExportService<E> {
+    fn clone(&self) -> Self {
+        Self {
+            receiver: self.receiver.clone(),
+            max_message_bytes: self.max_message_bytes,
+            signal: PhantomData,
+        }
+    }
+}
+
+impl<E: Export> ExportService<E> {
+    pub fn new(receiver: Arc<Receiver>, max_message_bytes: usize) -> Self {
+        Self {
+            receiver,
+            max_message_bytes,
+            signal: PhantomData,
+        }
+    }
+
+    fn grpc(&self) -> Grpc<StrictCodec<E::Response, E>> {
         let mut accept = tonic::codec::EnabledCompressionEncodings::default();
         accept.enable(CompressionEncoding::Gzip);
         Grpc::new(StrictCodec::default())
@@ -119,42 +122,13 @@ impl Shared {
     }
 }
 
-/// `TraceService`.
-#[derive(Clone)]
-pub struct TraceService(Shared);
-
-/// `LogsService`.
-#[derive(Clone)]
-pub struct LogsService(Shared);
-
-impl TraceService {
-    pub fn new(receiver: Arc<Receiver>, max_message_bytes: usize) -> Self {
-        Self(Shared {
-            receiver,
-            max_message_bytes,
-        })
-    }
+impl<E: Export> NamedService for ExportService<E> {
+    const NAME: &'static str = E::SERVICE;
 }
 
-impl LogsService {
-    pub fn new(receiver: Arc<Receiver>, max_message_bytes: usize) -> Self {
-        Self(Shared {
-            receiver,
-            max_message_bytes,
-        })
-    }
-}
-
-impl NamedService for TraceService {
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-}
-
-impl NamedService for LogsService {
-    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
-}
-
-impl<B> Service<http::Request<B>> for TraceService
+impl<E, B> Service<http::Request<B>> for ExportService<E>
 where
+    E: Export,
     B: Body + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
@@ -167,65 +141,24 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() != TRACE_EXPORT {
+        if req.uri().path() != E::EXPORT_PATH {
             return Box::pin(async { Ok(unimplemented()) });
         }
-        let shared = self.0.clone();
+        let service = self.clone();
         Box::pin(async move {
-            let receiver = shared.receiver.clone();
-            let handler = Unary(move |r: Request<ExportTraceServiceRequest>| {
+            let receiver = service.receiver.clone();
+            let handler = Unary(move |r: Request<E>| {
                 let receiver = receiver.clone();
                 async move {
                     let who = ingest_caller(&receiver.auth, &r).await?;
                     let exported = receiver
-                        .traces(&who, r.get_ref())
+                        .export(&who, r.get_ref())
                         .await
                         .map_err(export_status)?;
-                    Ok(Response::new(ExportTraceServiceResponse {
-                        partial_success: partial_traces(&exported),
-                    }))
+                    Ok(Response::new(E::response(&exported)))
                 }
             });
-            let mut grpc = shared.grpc::<ExportTraceServiceRequest, ExportTraceServiceResponse>();
-            Ok(grpc.unary(handler, req).await)
-        })
-    }
-}
-
-impl<B> Service<http::Request<B>> for LogsService
-where
-    B: Body + Send + 'static,
-    B::Error: Into<StdError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Infallible>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() != LOGS_EXPORT {
-            return Box::pin(async { Ok(unimplemented()) });
-        }
-        let shared = self.0.clone();
-        Box::pin(async move {
-            let receiver = shared.receiver.clone();
-            let handler = Unary(move |r: Request<ExportLogsServiceRequest>| {
-                let receiver = receiver.clone();
-                async move {
-                    let who = ingest_caller(&receiver.auth, &r).await?;
-                    let exported = receiver
-                        .logs(&who, r.get_ref())
-                        .await
-                        .map_err(export_status)?;
-                    Ok(Response::new(ExportLogsServiceResponse {
-                        partial_success: partial_logs(&exported),
-                    }))
-                }
-            });
-            let mut grpc = shared.grpc::<ExportLogsServiceRequest, ExportLogsServiceResponse>();
+            let mut grpc = service.grpc();
             Ok(grpc.unary(handler, req).await)
         })
     }

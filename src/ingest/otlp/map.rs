@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -117,6 +117,27 @@ impl Mapped {
     fn count_drop(&mut self, why: DropReason) {
         *self.dropped.entry(why).or_default() += 1;
     }
+
+    /// Maps the spans or log records of one resource, scope by scope; `record` says what
+    /// one of them offers the mapping.
+    fn add_resource<'a, T: Message + 'a>(
+        &mut self,
+        resource: Option<&'a Resource>,
+        scopes: impl Iterator<Item = (Option<&'a InstrumentationScope>, &'a [T])>,
+        record: impl Fn(&'a T, &'a str, &'a [KeyValue], &'a str) -> Record<'a>,
+    ) {
+        let resource = resource_attributes(resource);
+        let service = service_name(resource);
+        for (scope, items) in scopes {
+            let scope = scope.map_or("", |s| s.name.as_str());
+            for item in items {
+                match map(&record(item, service, resource, scope)) {
+                    Err(why) => self.count_drop(why),
+                    Ok(r) => self.push(r, item.encoded_len()),
+                }
+            }
+        }
+    }
 }
 
 /// Who reported the record: a span's kind decides whether the resource is the MCP server or
@@ -148,18 +169,11 @@ struct Record<'a> {
 pub fn traces(req: &ExportTraceServiceRequest) -> Mapped {
     let mut out = Mapped::default();
     for rs in &req.resource_spans {
-        let resource = resource_attributes(rs.resource.as_ref());
-        let service = service_name(resource);
-        for ss in &rs.scope_spans {
-            let scope = ss.scope.as_ref().map_or("", |s| s.name.as_str());
-            for span in &ss.spans {
-                let record = span_record(span, service, resource, scope);
-                match map(&record) {
-                    Err(why) => out.count_drop(why),
-                    Ok(r) => out.push(r, span.encoded_len()),
-                }
-            }
-        }
+        let scopes = rs
+            .scope_spans
+            .iter()
+            .map(|ss| (ss.scope.as_ref(), ss.spans.as_slice()));
+        out.add_resource(rs.resource.as_ref(), scopes, span_record);
     }
     out
 }
@@ -168,18 +182,11 @@ pub fn traces(req: &ExportTraceServiceRequest) -> Mapped {
 pub fn logs(req: &ExportLogsServiceRequest) -> Mapped {
     let mut out = Mapped::default();
     for rl in &req.resource_logs {
-        let resource = resource_attributes(rl.resource.as_ref());
-        let service = service_name(resource);
-        for sl in &rl.scope_logs {
-            let scope = sl.scope.as_ref().map_or("", |s| s.name.as_str());
-            for log in &sl.log_records {
-                let record = log_record(log, service, resource, scope);
-                match map(&record) {
-                    Err(why) => out.count_drop(why),
-                    Ok(r) => out.push(r, log.encoded_len()),
-                }
-            }
-        }
+        let scopes = rl
+            .scope_logs
+            .iter()
+            .map(|sl| (sl.scope.as_ref(), sl.log_records.as_slice()));
+        out.add_resource(rl.resource.as_ref(), scopes, log_record);
     }
     out
 }

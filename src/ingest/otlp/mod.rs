@@ -7,7 +7,9 @@
 //! the caller's ingest quota and stores them through the same [`Ingestor`] as native ingest
 //! (validation, scrubbing, fsync before the answer). Events that ingest rejects are counted in
 //! the answer's `partial_success` with their reasons; dropped spans are not rejections (the
-//! exporter did nothing wrong) and only show in `/metrics`.
+//! exporter did nothing wrong) and only show in `/metrics`. What differs between the two
+//! signals (message types, JSON decoding, mapping, answers) is [`Export`], so that each
+//! transport serves traces and logs with one piece of code.
 //!
 //! Not here: credentials are checked by each transport before an export reaches the receiver
 //! (gRPC metadata in [`grpc`], the HTTP middleware for HTTP), and findings are not exported as
@@ -19,8 +21,12 @@ pub mod map;
 
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use prost::Message;
 
 use super::{Incoming, Ingestor, Rejection};
@@ -63,6 +69,104 @@ pub struct Exported {
     pub rejected: u64,
     /// Why they were refused; empty when nothing was.
     pub message: String,
+}
+
+impl Exported {
+    /// `partial_success` as (rejected, error message); `None` on full success, where the
+    /// spec requires the field to be left unset.
+    pub fn partial(&self) -> Option<(i64, String)> {
+        (self.rejected > 0 || !self.message.is_empty()).then(|| {
+            (
+                i64::try_from(self.rejected).unwrap_or(i64::MAX),
+                self.message.clone(),
+            )
+        })
+    }
+}
+
+/// The export request of one signal, with everything the transports need that differs
+/// between traces and logs, so that each transport serves both with one piece of code.
+pub trait Export: Message + Default + Send + Sync + 'static {
+    /// The export's protobuf answer.
+    type Response: Message + Default + Send + 'static;
+    const SIGNAL: Signal;
+    /// The request's protobuf message name, for decode errors.
+    const MESSAGE: &'static str;
+    /// The OTLP/gRPC service's full name.
+    const SERVICE: &'static str;
+    /// The OTLP/gRPC path of the service's `Export` method.
+    const EXPORT_PATH: &'static str;
+
+    /// Decodes the OTLP/JSON encoding; the error names where the body is wrong.
+    fn from_json(body: &[u8]) -> Result<Self, String>;
+    /// The export's events and what was dropped ([`map`]).
+    fn mapped(&self) -> map::Mapped;
+    /// The protobuf answer, with `partial_success` when some items were rejected.
+    fn response(done: &Exported) -> Self::Response;
+    /// The OTLP/JSON answer.
+    fn json_response(done: &Exported) -> Vec<u8>;
+}
+
+impl Export for ExportTraceServiceRequest {
+    type Response = ExportTraceServiceResponse;
+    const SIGNAL: Signal = Signal::Traces;
+    const MESSAGE: &'static str = "ExportTraceServiceRequest";
+    const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const EXPORT_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+    fn from_json(body: &[u8]) -> Result<Self, String> {
+        json::traces(body)
+    }
+
+    fn mapped(&self) -> map::Mapped {
+        map::traces(self)
+    }
+
+    fn response(done: &Exported) -> Self::Response {
+        ExportTraceServiceResponse {
+            partial_success: done
+                .partial()
+                .map(|(rejected, message)| ExportTracePartialSuccess {
+                    rejected_spans: rejected,
+                    error_message: message,
+                }),
+        }
+    }
+
+    fn json_response(done: &Exported) -> Vec<u8> {
+        json::traces_response(done.rejected, &done.message)
+    }
+}
+
+impl Export for ExportLogsServiceRequest {
+    type Response = ExportLogsServiceResponse;
+    const SIGNAL: Signal = Signal::Logs;
+    const MESSAGE: &'static str = "ExportLogsServiceRequest";
+    const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const EXPORT_PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
+    fn from_json(body: &[u8]) -> Result<Self, String> {
+        json::logs(body)
+    }
+
+    fn mapped(&self) -> map::Mapped {
+        map::logs(self)
+    }
+
+    fn response(done: &Exported) -> Self::Response {
+        ExportLogsServiceResponse {
+            partial_success: done
+                .partial()
+                .map(|(rejected, message)| ExportLogsPartialSuccess {
+                    rejected_log_records: rejected,
+                    error_message: message,
+                }),
+        }
+    }
+
+    fn json_response(done: &Exported) -> Vec<u8> {
+        json::logs_response(done.rejected, &done.message)
+    }
 }
 
 /// Why an export was refused as a whole (nothing of it was stored).
@@ -149,20 +253,13 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    pub async fn traces(
+    /// Stores a trace or logs export: what it achieved, or why nothing of it was stored.
+    pub async fn export<E: Export>(
         &self,
         who: &Principal,
-        req: &ExportTraceServiceRequest,
+        req: &E,
     ) -> Result<Exported, ExportError> {
-        self.store(who, Signal::Traces, map::traces(req)).await
-    }
-
-    pub async fn logs(
-        &self,
-        who: &Principal,
-        req: &ExportLogsServiceRequest,
-    ) -> Result<Exported, ExportError> {
-        self.store(who, Signal::Logs, map::logs(req)).await
+        self.store(who, E::SIGNAL, req.mapped()).await
     }
 
     async fn store(
