@@ -590,7 +590,8 @@ async fn exports_need_an_ingest_credential_once_tokens_exist() {
     client.export(r).await.unwrap();
 
     let body = req.encode_to_vec();
-    let (status, _, _, _) = post(
+    // Refusals on OTLP routes are google.rpc.Status bodies in the request's encoding.
+    let (status, ct, refused, _) = post(
         &s,
         "/v1/traces",
         "application/x-protobuf",
@@ -600,7 +601,10 @@ async fn exports_need_an_ingest_credential_once_tokens_exist() {
     )
     .await;
     assert_eq!(status, 401);
-    let (status, _, _, _) = post(
+    assert_eq!(ct, "application/x-protobuf");
+    let st = RpcStatus::decode(refused.as_slice()).unwrap();
+    assert_eq!(st.code, tonic::Code::Unauthenticated as i32, "{st:?}");
+    let (status, ct, refused, _) = post(
         &s,
         "/v1/traces",
         "application/x-protobuf",
@@ -610,6 +614,23 @@ async fn exports_need_an_ingest_credential_once_tokens_exist() {
     )
     .await;
     assert_eq!(status, 403);
+    assert_eq!(ct, "application/x-protobuf");
+    let st = RpcStatus::decode(refused.as_slice()).unwrap();
+    assert_eq!(st.code, tonic::Code::PermissionDenied as i32, "{st:?}");
+    assert!(st.message.contains("ingest"), "{st:?}");
+    let (status, ct, refused, _) = post(
+        &s,
+        "/v1/traces",
+        "application/json",
+        None,
+        None,
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(ct, "application/json");
+    let st: Value = serde_json::from_slice(&refused).unwrap();
+    assert_eq!(st["code"], tonic::Code::Unauthenticated as i32, "{st}");
     let (status, _, _, _) = post(
         &s,
         "/v1/traces",

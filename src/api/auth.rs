@@ -107,14 +107,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
 /// The answer to a refused request: 401 with `WWW-Authenticate` (naming the resource metadata
 /// when an identity provider is configured), 403, or 429 with `Retry-After`.
-pub fn refusal(s: &Shared, headers: &axum::http::HeaderMap, r: Refusal) -> Response {
+/// On the OTLP routes (`otlp`) the body is a `google.rpc.Status`, as the OTLP spec requires.
+pub fn refusal(s: &Shared, headers: &axum::http::HeaderMap, r: Refusal, otlp: bool) -> Response {
     let title = match r.kind() {
         ErrorKind::Unauthenticated => "unauthenticated",
         ErrorKind::PermissionDenied => "forbidden",
         _ => "too many requests",
     };
     let unauthenticated = r.kind() == ErrorKind::Unauthenticated;
-    let mut resp = problem(r, title).into_response();
+    let mut resp = if otlp {
+        super::otlp::refused(headers, &r)
+    } else {
+        problem(r, title).into_response()
+    };
     if unauthenticated {
         let value = match s.auth.jwt() {
             Some(_) => format!(
@@ -176,6 +181,7 @@ pub async fn authorize(State(s): State<Arc<Shared>>, mut req: Request, next: Nex
     let Access::Needs(role) = access(req.method(), &route) else {
         return next.run(req).await;
     };
+    let otlp = route.starts_with("/v1/");
     let header_value = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -183,13 +189,13 @@ pub async fn authorize(State(s): State<Arc<Shared>>, mut req: Request, next: Nex
     let addr = req.extensions().get::<Peer>().map(|p| p.0.ip());
     let principal = match s.auth.authenticate(header_value, addr).await {
         Ok(p) => p,
-        Err(r) => return refusal(&s, req.headers(), r),
+        Err(r) => return refusal(&s, req.headers(), r, otlp),
     };
     if let Err(r) = principal
         .require(role)
         .and_then(|()| s.auth.take_api(&principal))
     {
-        return refusal(&s, req.headers(), r);
+        return refusal(&s, req.headers(), r, otlp);
     }
     let tenant = match req.headers().get(TENANT_HEADER).map(|v| v.to_str()) {
         None => principal.tenant.clone(),
@@ -200,7 +206,7 @@ pub async fn authorize(State(s): State<Arc<Shared>>, mut req: Request, next: Nex
                 "`{TENANT_HEADER}` may only name the caller's own tenant ({:?}), or `{SYSTEM_TENANT}` for an admin",
                 &*principal.tenant
             ));
-            return refusal(&s, req.headers(), r);
+            return refusal(&s, req.headers(), r, otlp);
         }
     };
     req.extensions_mut().insert(Caller { principal, tenant });

@@ -7,7 +7,8 @@
 //! does not decode, 413 over `http.max_body_bytes` (after decompression too), 415 for another
 //! content type or encoding, 429 with `Retry-After` over the ingest quota, 503 with
 //! `Retry-After` while starting or while the WAL cannot take writes. Credentials are checked
-//! by the API's middleware like every route (role `ingest`); its refusals are problem JSON.
+//! by the API's middleware like every route (role `ingest`); on these routes its refusals
+//! (401, 403, 429) are `google.rpc.Status` bodies too ([`refused`]).
 //!
 //! These routes are described by the OTLP specification, not by `/api/v1/openapi.json`.
 
@@ -102,6 +103,36 @@ impl From<ExportError> for Failure {
     }
 }
 
+/// A refused credential on an OTLP route (401, 403, 429 from the API's middleware): the OTLP
+/// spec wants every 4xx body to be a `google.rpc.Status`, in the request's encoding
+/// (protobuf when the request's is neither).
+pub fn refused(headers: &HeaderMap, r: &crate::auth::Refusal) -> Response {
+    let kind = r.kind();
+    let status = StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::FORBIDDEN);
+    let encoding = match content_essence(headers).as_str() {
+        JSON => Encoding::Json,
+        _ => Encoding::Protobuf,
+    };
+    Failure {
+        retry_after: r.retry_after_secs(),
+        ..Failure::new(status, kind, r.to_string())
+    }
+    .response(encoding)
+}
+
+/// The request's media type, lower case, without parameters.
+fn content_essence(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 fn answer(status: StatusCode, encoding: Encoding, body: Vec<u8>) -> Response {
     let mut resp = (
         status,
@@ -178,13 +209,7 @@ async fn read(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let encoding = match essence.as_str() {
+    let encoding = match content_essence(headers).as_str() {
         PROTOBUF => Encoding::Protobuf,
         JSON => Encoding::Json,
         _ => {
