@@ -115,7 +115,7 @@ pub async fn run(
     let auth = open_auth(&config, &listeners, metrics.clone())?;
     let key = match config.scrub_key {
         Some(k) => k,
-        None => crate::scrub::load_or_create_key(&config.data_dir.join("scrub.key"))?,
+        None => crate::scrub::load_or_create_key(&config.data_dir.join(crate::scrub::KEY_FILE))?,
     };
     let scrubber = Arc::new(Scrubber::new(&config.scrub, key)?);
     // Signed history (chain/): refuses to start on a readable or damaged signing key.

@@ -175,8 +175,8 @@ async fn serve(file: Option<PathBuf>, flags: Overrides) -> anyhow::Result<()> {
     crate::app::run(config, listeners, shutdown_signal()).await
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM (the collector's and `wrap --listen`'s graceful stop).
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -199,7 +199,7 @@ async fn shutdown_signal() {
 
 fn scrub(file: Option<PathBuf>, data_dir: PathBuf) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
-    let key_path = data_dir.join("scrub.key");
+    let key_path = data_dir.join(crate::scrub::KEY_FILE);
     let key = if key_path.exists() {
         crate::scrub::load_or_create_key(&key_path)?
     } else {

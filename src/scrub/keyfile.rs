@@ -22,6 +22,9 @@ pub fn key_from_hex(text: &str) -> Option<[u8; 32]> {
     Some(key)
 }
 
+/// The installation key's file name in a data dir.
+pub const KEY_FILE: &str = "scrub.key";
+
 /// Loads the installation key from `path`, or generates one there (mode 0600) if absent.
 pub fn load_or_create_key(path: &Path) -> Result<[u8; 32], ScrubError> {
     let fail = |source: std::io::Error| ScrubError::KeyFile {

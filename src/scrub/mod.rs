@@ -133,7 +133,7 @@ use sha2::Sha256;
 use crate::event::{Event, Redaction};
 use engine::{Engine, Found, KindId};
 
-pub use keyfile::{key_from_hex, load_or_create_key};
+pub use keyfile::{key_from_hex, load_or_create_key, KEY_FILE};
 pub use offline::{scrub_jsonl, OfflineSummary};
 
 /// Every marker starts with this.

@@ -106,34 +106,13 @@ pub async fn run(p: Proxy) -> anyhow::Result<u8> {
     tokio::pin!(serve);
     tokio::select! {
         r = &mut serve => r?,
-        () = shutdown() => {
+        () = crate::cli::shutdown_signal() => {
             let _ = stop_tx.send(true);
             // Open SSE streams never end by themselves; they get a moment, not forever.
             let _ = tokio::time::timeout(std::time::Duration::from_secs(3), serve).await;
         }
     }
     Ok(0)
-}
-
-async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }
 
 /// Headers that belong to one hop and are not forwarded.

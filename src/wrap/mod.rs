@@ -189,11 +189,11 @@ pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 256 << 20;
 /// fingerprints match a collector on the same machine), else one kept in the state dir.
 pub fn scrub_key(data_dir: Option<&PathBuf>) -> anyhow::Result<[u8; 32]> {
     let path = match data_dir {
-        Some(d) => d.join("scrub.key"),
+        Some(d) => d.join(crate::scrub::KEY_FILE),
         None => ship::default_spool_dir()
             .parent()
-            .map(|p| p.join("scrub.key"))
-            .unwrap_or_else(|| PathBuf::from("scrub.key")),
+            .map(|p| p.join(crate::scrub::KEY_FILE))
+            .unwrap_or_else(|| PathBuf::from(crate::scrub::KEY_FILE)),
     };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| {
