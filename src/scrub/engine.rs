@@ -284,7 +284,8 @@ fn secret_group(re: &Regex) -> Option<usize> {
     re.capture_names().position(|n| n == Some("secret"))
 }
 
-fn floor_char(s: &str, mut i: usize) -> usize {
+/// The largest char boundary of `s` at or below `i` (at most `s.len()`).
+pub(crate) fn floor_char(s: &str, mut i: usize) -> usize {
     i = i.min(s.len());
     while !s.is_char_boundary(i) {
         i -= 1;

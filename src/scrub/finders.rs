@@ -5,6 +5,7 @@
 //! whole string, and returns spans that lie on `char` boundaries.
 
 use super::checks;
+use super::engine::floor_char;
 use super::rules::DATABASE_SCHEMES;
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -19,14 +20,6 @@ fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// of the escape does not make what follows part of a longer word.
 pub(super) fn escape_before(b: &[u8], i: usize) -> bool {
     i >= 2 && b[i - 2] == b'\\' && matches!(b[i - 1], b'n' | b'r' | b't')
-}
-
-fn floor_char(s: &str, mut i: usize) -> usize {
-    i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 /// Card numbers: 13–19 digits, optionally grouped by single spaces or dashes the way cards are

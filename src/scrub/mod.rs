@@ -133,6 +133,7 @@ use sha2::Sha256;
 use crate::event::{Event, Redaction};
 use engine::{Engine, Found, KindId};
 
+pub(crate) use engine::floor_char;
 pub use keyfile::{key_from_hex, load_or_create_key, KEY_FILE};
 pub use offline::{scrub_jsonl, OfflineSummary};
 

@@ -271,13 +271,7 @@ fn recorded(method: &str) -> bool {
 }
 
 fn clip(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
+    s.truncate(crate::scrub::floor_char(&s, max));
     s
 }
 
