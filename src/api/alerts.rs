@@ -167,7 +167,9 @@ struct ActionBody {
 }
 
 fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, Problem> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    // No body at all means the defaults; anything else must be the JSON object (whitespace
+    // alone is not JSON).
+    if body.is_empty() {
         return Ok(T::default());
     }
     let invalid = |e: String| {
@@ -525,4 +527,23 @@ pub async fn enable_webhook(
         name,
         disabled: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_empty_body_means_the_defaults() {
+        let none: ActionBody = parse_body(&Bytes::new()).unwrap();
+        assert!(none.by.is_none());
+        let by: ActionBody = parse_body(&Bytes::from_static(br#"{"by":"dana"}"#)).unwrap();
+        assert_eq!(by.by.as_deref(), Some("dana"));
+        for bad in [&b"\t"[..], b" ", b"[]", b"{\"who\":1}"] {
+            assert!(
+                parse_body::<ActionBody>(&Bytes::copy_from_slice(bad)).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
 }
