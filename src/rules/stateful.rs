@@ -21,7 +21,9 @@
 
 use std::collections::VecDeque;
 
-use rustc_hash::FxHashMap as HashMap;
+/// Keys are group values from events (user, tool, conversation...), which clients choose: the
+/// hash is seeded at random per process, so they cannot pick keys that collide.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use serde::{Deserialize, Serialize};
 
