@@ -32,6 +32,9 @@ use crate::event::StoredEvent;
 pub(crate) const MAX_LIMIT: usize = 10_000;
 /// Most histogram buckets.
 pub(crate) const MAX_BUCKETS: i128 = 10_000;
+/// Most buckets of one segment's own histogram that are kept for a range that cuts it (a
+/// finer interval over a longer segment counts the range afresh instead).
+const MAX_SEGMENT_BUCKETS: i128 = 100_000;
 /// Most terms returned.
 pub(crate) const MAX_TERMS: usize = 10_000;
 
@@ -377,38 +380,117 @@ pub(crate) fn histogram(
     let first_bucket = first / interval;
     let collector = HistogramCollector { first, interval, n };
     let what = format!("histogram {interval}");
-    let agg = Aggregation {
-        fields,
-        days,
-        tenant: &req.tenant,
-        query: &req.query,
-        user: user.as_deref(),
-        range,
-        what: &what,
+    let last_bucket = first_bucket + n as i128 - 1;
+    let mut add = |bucket: i128, c: u64| {
+        if let Some(slot) = usize::try_from(bucket - first_bucket)
+            .ok()
+            .and_then(|i| counts.get_mut(i))
+        {
+            *slot += c;
+        }
     };
-    agg.per_segment(
-        cache,
-        &mut |weight, ord, reader| {
-            let seg = collector.collect_segment(weight, ord, reader)?;
-            Ok(std::sync::Arc::new(
-                seg.into_iter()
-                    .enumerate()
-                    .filter(|(_, c)| *c > 0)
-                    .map(|(i, c)| (first_bucket + i as i128, c))
-                    .collect(),
-            ))
-        },
-        &mut |seg| {
-            for (bucket, c) in seg.iter() {
-                if let Some(slot) = usize::try_from(bucket - first_bucket)
-                    .ok()
-                    .and_then(|i| counts.get_mut(i))
-                {
-                    *slot += c;
+    for snap in days {
+        let weight = |range: (i64, i64)| -> Result<Box<dyn tantivy::query::Weight>> {
+            Ok(
+                day_query(fields, &req.tenant, user.as_deref(), snap.day, range).weight(
+                    tantivy::query::EnableScoring::disabled_from_searcher(&snap.searcher),
+                )?,
+            )
+        };
+        let ranged = weight(range)?;
+        // Built on the first segment that needs them: the day's events whatever their time,
+        // and the range's first and last buckets (the only ones a range can cut).
+        let mut whole: Option<Box<dyn tantivy::query::Weight>> = None;
+        let mut edges: Option<Vec<(i128, Box<dyn tantivy::query::Weight>)>> = None;
+        for (ord, reader) in snap.searcher.segment_readers().iter().enumerate() {
+            let ord = ord as SegmentOrdinal;
+            let (oldest, newest) = segment_span(reader)?;
+            if newest < range.0 || oldest >= range.1 {
+                continue;
+            }
+            let inside = oldest >= range.0 && newest < range.1;
+            // The segment's own buckets, whatever the range: what is kept.
+            let seg_first = i128::from(oldest).div_euclid(interval) * interval;
+            let seg_n = (i128::from(newest) - seg_first) / interval + 1;
+            if !inside && seg_n > MAX_SEGMENT_BUCKETS {
+                // Too fine to keep for the whole segment: count the range afresh.
+                let seg = collector.collect_segment(&*ranged, ord, reader)?;
+                for (i, c) in seg.into_iter().enumerate() {
+                    add(first_bucket + i as i128, c);
+                }
+                continue;
+            }
+            let key = aggcache::Key {
+                segment: reader.segment_id(),
+                deleted: reader.num_deleted_docs(),
+                tenant: req.tenant.clone(),
+                query: req.query.clone(),
+                what: what.clone(),
+            };
+            let kept = match cache.get(&key) {
+                Some(kept) => kept,
+                None => {
+                    // Inside the range the range's buckets hold the whole segment.
+                    let (w, c) = if inside {
+                        (&ranged, HistogramCollector { first, interval, n })
+                    } else {
+                        let w = match &mut whole {
+                            Some(w) => w,
+                            None => whole.insert(weight((i64::MIN, i64::MAX))?),
+                        };
+                        let c = HistogramCollector {
+                            first: seg_first,
+                            interval,
+                            n: seg_n as usize,
+                        };
+                        (&*w, c)
+                    };
+                    let from = c.first / interval;
+                    let seg = c.collect_segment(&**w, ord, reader)?;
+                    let fresh: aggcache::Counts = std::sync::Arc::new(
+                        seg.into_iter()
+                            .enumerate()
+                            .filter(|(_, c)| *c > 0)
+                            .map(|(i, c)| (from + i as i128, c))
+                            .collect(),
+                    );
+                    cache.put(key, fresh.clone());
+                    fresh
+                }
+            };
+            if inside {
+                for (bucket, c) in kept.iter() {
+                    add(*bucket, *c);
+                }
+                continue;
+            }
+            // Cut: the buckets the range holds whole come from the kept counts; the first and
+            // last, which the range may cut, are counted exactly.
+            for (bucket, c) in kept.iter() {
+                if *bucket > first_bucket && *bucket < last_bucket {
+                    add(*bucket, *c);
                 }
             }
-        },
-    )?;
+            let edges = match &mut edges {
+                Some(e) => e,
+                None => {
+                    let mut e = Vec::new();
+                    for bucket in [first_bucket, last_bucket] {
+                        if e.iter().any(|(b, _)| *b == bucket) {
+                            continue;
+                        }
+                        let lo = clamp_i64((bucket * interval).max(i128::from(range.0)));
+                        let hi = clamp_i64(((bucket + 1) * interval).min(i128::from(range.1)));
+                        e.push((bucket, weight((lo, hi))?));
+                    }
+                    edges.insert(e)
+                }
+            };
+            for (bucket, w) in edges.iter() {
+                add(*bucket, u64::from(w.count(reader)?));
+            }
+        }
+    }
     Ok(counts
         .into_iter()
         .enumerate()

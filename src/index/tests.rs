@@ -1077,3 +1077,81 @@ fn kept_histogram_counts_follow_new_segments_other_queries_and_retention() {
         .unwrap();
     assert_eq!(old_hist(&ix), 0);
 }
+
+#[test]
+fn histograms_over_ranges_that_cut_segments_count_exactly_from_kept_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Indexes::open(config(dir.path())).unwrap();
+    let t0 = today() + 2 * HOUR;
+    // Two segments of events spread over 3 hours, 7 minutes and some seconds apart, and one
+    // other tenant's events among them.
+    let mut times = Vec::new();
+    for i in 0..60u64 {
+        let ts = t0 + time::Duration::seconds(i as i64 * 187);
+        let tenant = if i % 7 == 3 { "other" } else { "acme" };
+        ix.add(i, &stored(tenant, &format!("e{i}"), ts, i + 1))
+            .unwrap();
+        if tenant == "acme" {
+            times.push(ts);
+        }
+        if i == 29 {
+            ix.commit(30).unwrap();
+        }
+    }
+    ix.commit(60).unwrap();
+    let interval = Duration::from_secs(600);
+    let expected = |start: OffsetDateTime, end: OffsetDateTime| -> Vec<u64> {
+        let iv = interval.as_micros() as i128;
+        let first = (start.unix_timestamp_nanos() / 1000).div_euclid(iv) * iv;
+        let n = ((end.unix_timestamp_nanos() / 1000) - first + iv - 1) / iv;
+        let mut out = vec![0u64; n as usize];
+        for ts in &times {
+            if *ts >= start && *ts < end {
+                let us = ts.unix_timestamp_nanos() / 1000;
+                out[((us - first) / iv) as usize] += 1;
+            }
+        }
+        out
+    };
+    let hist = |start: OffsetDateTime, end: OffsetDateTime| -> Vec<u64> {
+        ix.histogram(&HistogramRequest {
+            tenant: "acme".into(),
+            query: String::new(),
+            start,
+            end,
+            interval,
+        })
+        .unwrap()
+        .iter()
+        .map(|b| b.count)
+        .collect()
+    };
+    // Ranges that cut both segments at both ends, off the bucket grid, then on it, then
+    // inside one bucket; each asked twice (the second answer comes from kept counts).
+    let ranges = [
+        (
+            t0 + time::Duration::seconds(401),
+            t0 + time::Duration::seconds(7_777),
+        ),
+        (t0 + time::Duration::seconds(2_000), t0 + 3 * HOUR),
+        (t0 - HOUR, t0 + time::Duration::seconds(5_432)),
+        (
+            t0 + time::Duration::seconds(3_700),
+            t0 + time::Duration::seconds(3_790),
+        ),
+    ];
+    for (start, end) in ranges {
+        assert_eq!(hist(start, end), expected(start, end), "{start} .. {end}");
+    }
+    assert_eq!(
+        ix.agg_cache.len(),
+        2,
+        "the segments' own counts are kept although every range cut them"
+    );
+    // The whole day (which holds both segments) and the cut ranges again, from kept counts.
+    let day = (today(), today() + DAY);
+    for (start, end) in std::iter::once(day).chain(ranges) {
+        assert_eq!(hist(start, end), expected(start, end), "{start} .. {end}");
+    }
+    assert_eq!(ix.agg_cache.len(), 2);
+}
