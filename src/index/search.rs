@@ -303,8 +303,11 @@ struct Aggregation<'a> {
 }
 
 impl Aggregation<'_> {
-    /// Calls `merge` with every segment's result: kept in `cache` when the range holds the
-    /// whole segment (computed by `compute` on a miss), computed afresh when the range cuts it.
+    /// Calls `merge(result, false)` with every segment's result: kept in `cache` for the whole
+    /// segment (computed by `compute` on a miss). Where the range cuts a segment and most of it
+    /// looks inside (by its time span), the kept whole is merged and the part outside the
+    /// range is computed and taken off with `merge(part, true)`; where most looks outside, the
+    /// range is computed afresh.
     fn per_segment<V: Clone>(
         &self,
         cache: &aggcache::AggCache<V>,
@@ -313,34 +316,69 @@ impl Aggregation<'_> {
             SegmentOrdinal,
             &SegmentReader,
         ) -> Result<V>,
-        merge: &mut dyn FnMut(&V),
+        merge: &mut dyn FnMut(&V, bool),
     ) -> Result<()> {
         for snap in self.days {
-            let q = day_query(self.fields, self.tenant, self.user, snap.day, self.range);
-            let weight = q.weight(tantivy::query::EnableScoring::disabled_from_searcher(
-                &snap.searcher,
-            ))?;
+            let weight = |range: (i64, i64)| -> Result<Box<dyn tantivy::query::Weight>> {
+                Ok(
+                    day_query(self.fields, self.tenant, self.user, snap.day, range).weight(
+                        tantivy::query::EnableScoring::disabled_from_searcher(&snap.searcher),
+                    )?,
+                )
+            };
+            let ranged = weight(self.range)?;
+            let mut whole: Option<Box<dyn tantivy::query::Weight>> = None;
             for (ord, reader) in snap.searcher.segment_readers().iter().enumerate() {
+                let ord = ord as SegmentOrdinal;
                 let (oldest, newest) = segment_span(reader)?;
+                if newest < self.range.0 || oldest >= self.range.1 {
+                    continue;
+                }
                 let inside = oldest >= self.range.0 && newest < self.range.1;
-                let key = inside.then(|| aggcache::Key {
+                // The share of the segment's time span that the range leaves out.
+                let span = (i128::from(newest) - i128::from(oldest)).max(1);
+                let out_span = (i128::from(self.range.0) - i128::from(oldest)).max(0)
+                    + (i128::from(newest) + 1 - i128::from(self.range.1)).max(0);
+                if !inside && out_span * 2 > span {
+                    merge(&compute(&*ranged, ord, reader)?, false);
+                    continue;
+                }
+                let key = aggcache::Key {
                     segment: reader.segment_id(),
                     deleted: reader.num_deleted_docs(),
                     tenant: self.tenant.to_string(),
                     query: self.query.to_string(),
                     what: self.what.to_string(),
-                });
-                let seg = match key.as_ref().and_then(|k| cache.get(k)) {
+                };
+                let kept = match cache.get(&key) {
                     Some(kept) => kept,
                     None => {
-                        let fresh = compute(&*weight, ord as SegmentOrdinal, reader)?;
-                        if let Some(k) = key {
-                            cache.put(k, fresh.clone());
-                        }
+                        // Inside the range, the range's query holds the whole segment.
+                        let w = if inside {
+                            &ranged
+                        } else {
+                            match &mut whole {
+                                Some(w) => w,
+                                None => whole.insert(weight((i64::MIN, i64::MAX))?),
+                            }
+                        };
+                        let fresh = compute(&**w, ord, reader)?;
+                        cache.put(key, fresh.clone());
                         fresh
                     }
                 };
-                merge(&seg);
+                merge(&kept, false);
+                if inside {
+                    continue;
+                }
+                for part in [
+                    (oldest, self.range.0),
+                    (self.range.1, newest.saturating_add(1)),
+                ] {
+                    if part.0 < part.1 {
+                        merge(&compute(&*weight(part)?, ord, reader)?, true);
+                    }
+                }
             }
         }
         Ok(())
@@ -544,14 +582,21 @@ pub(crate) fn terms(
                 collector.collect_segment(weight, ord, reader)??,
             ))
         },
-        &mut |seg| {
+        &mut |seg, take_off| {
             for (value, n) in seg.iter() {
-                *counts.entry(value.clone()).or_default() += n;
+                if take_off {
+                    if let Some(c) = counts.get_mut(value) {
+                        *c = c.saturating_sub(*n);
+                    }
+                } else {
+                    *counts.entry(value.clone()).or_default() += n;
+                }
             }
         },
     )?;
     let mut out: Vec<TermCount> = counts
         .into_iter()
+        .filter(|(_, count)| *count > 0)
         .map(|(value, count)| TermCount { value, count })
         .collect();
     out.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));

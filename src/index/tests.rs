@@ -1155,3 +1155,68 @@ fn histograms_over_ranges_that_cut_segments_count_exactly_from_kept_counts() {
     }
     assert_eq!(ix.agg_cache.len(), 2);
 }
+
+#[test]
+fn terms_over_ranges_that_cut_segments_take_the_outside_off_kept_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Indexes::open(config(dir.path())).unwrap();
+    let t0 = today() + 2 * HOUR;
+    let users = ["ann", "bo", "cy", "di", "ed"];
+    let mut kept: Vec<(OffsetDateTime, &str)> = Vec::new();
+    for i in 0..80u64 {
+        let ts = t0 + time::Duration::seconds(i as i64 * 113);
+        let mut e = stored("acme", &format!("e{i}"), ts, i + 1);
+        // Skewed: some users only early or only late, so taking the wrong part off shows.
+        let user = users[((i * i) % 7) as usize % users.len()];
+        e.event.user = user.into();
+        if i % 9 == 4 {
+            e.tenant = "other".into();
+        } else {
+            kept.push((ts, user));
+        }
+        ix.add(i, &e).unwrap();
+        if i == 39 {
+            ix.commit(40).unwrap();
+        }
+    }
+    ix.commit(80).unwrap();
+    let expected = |start: OffsetDateTime, end: OffsetDateTime| -> Vec<(String, u64)> {
+        let mut m = std::collections::BTreeMap::new();
+        for (ts, u) in &kept {
+            if *ts >= start && *ts < end {
+                *m.entry(u.to_string()).or_insert(0u64) += 1;
+            }
+        }
+        let mut v: Vec<(String, u64)> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
+    };
+    let terms = |start: OffsetDateTime, end: OffsetDateTime| -> Vec<(String, u64)> {
+        ix.terms(&TermsRequest {
+            tenant: "acme".into(),
+            query: String::new(),
+            start,
+            end,
+            field: "user".into(),
+            size: 10,
+        })
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.value, t.count))
+        .collect()
+    };
+    let s = |secs: i64| t0 + time::Duration::seconds(secs);
+    // Most of each segment inside (kept counts, the outside taken off), then most outside
+    // (counted afresh), then one segment whole and the other cut.
+    let ranges = [(s(300), s(8_000)), (s(2_000), s(2_600)), (s(-10), s(5_000))];
+    for _ in 0..2 {
+        for (start, end) in ranges {
+            assert_eq!(terms(start, end), expected(start, end), "{start} .. {end}");
+        }
+    }
+    assert_eq!(
+        ix.terms_cache.len(),
+        2,
+        "both segments' own counts are kept although the ranges cut them"
+    );
+}
