@@ -32,9 +32,10 @@ use crate::event::StoredEvent;
 pub(crate) const MAX_LIMIT: usize = 10_000;
 /// Most histogram buckets.
 pub(crate) const MAX_BUCKETS: i128 = 10_000;
-/// Most buckets of one segment's own histogram that are kept for a range that cuts it (a
-/// finer interval over a longer segment counts the range afresh instead).
-const MAX_SEGMENT_BUCKETS: i128 = 100_000;
+/// Most buckets of one segment's own histogram that are kept for a range that cuts it: the
+/// same bound as a request's, so no kept entry is larger than an uncut request keeps (a finer
+/// interval over a longer segment counts the range afresh instead).
+const MAX_SEGMENT_BUCKETS: i128 = MAX_BUCKETS;
 /// Most terms returned.
 pub(crate) const MAX_TERMS: usize = 10_000;
 
