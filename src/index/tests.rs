@@ -1154,6 +1154,25 @@ fn histograms_over_ranges_that_cut_segments_count_exactly_from_kept_counts() {
         assert_eq!(hist(start, end), expected(start, end), "{start} .. {end}");
     }
     assert_eq!(ix.agg_cache.len(), 2);
+    // An interval too fine to keep a segment's own counts (over 10,000 of its buckets): the
+    // range is counted afresh, exactly, and nothing more is kept.
+    let (start, end) = (
+        t0 + time::Duration::seconds(374),
+        t0 + time::Duration::seconds(2_620),
+    );
+    let fine = ix
+        .histogram(&HistogramRequest {
+            tenant: "acme".into(),
+            query: String::new(),
+            start,
+            end,
+            interval: Duration::from_millis(500),
+        })
+        .unwrap();
+    let inside = times.iter().filter(|t| **t >= start && **t < end).count() as u64;
+    assert_eq!(fine.iter().map(|b| b.count).sum::<u64>(), inside);
+    assert!(inside > 5);
+    assert_eq!(ix.agg_cache.len(), 2);
 }
 
 #[test]
