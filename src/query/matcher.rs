@@ -258,6 +258,15 @@ fn for_each_host(field: &FieldRef, ev: &StoredEvent, f: &mut dyn FnMut(&str)) {
     });
 }
 
+thread_local! {
+    /// The last value read as a URL on this thread, and its host. Rules ask for the host of
+    /// the same value once per selection that names it (the SSRF rule twice per event), and
+    /// comparing a value costs far less than parsing a URL. Keyed by the whole text, so a hit
+    /// is always the same answer.
+    static LAST_HOST: std::cell::RefCell<(String, Option<String>)> =
+        const { std::cell::RefCell::new((String::new(), None)) };
+}
+
 /// The host of `s` read as a URL (`scheme://host...`), as [`FieldRef::Host`] describes.
 pub fn url_host(s: &str) -> Option<String> {
     let s = s.trim();
@@ -265,6 +274,20 @@ pub fn url_host(s: &str) -> Option<String> {
     if !s.contains("://") || s.len() > 8192 {
         return None;
     }
+    LAST_HOST.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return parse_host(s);
+        };
+        if last.0 != s {
+            last.0.clear();
+            last.0.push_str(s);
+            last.1 = parse_host(s);
+        }
+        last.1.clone()
+    })
+}
+
+fn parse_host(s: &str) -> Option<String> {
     let url = url::Url::parse(s).ok()?;
     let host = match url.host()? {
         url::Host::Domain(d) => d.to_ascii_lowercase(),
