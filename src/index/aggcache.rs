@@ -52,6 +52,20 @@ impl<V: Clone> AggCache<V> {
             .cloned()
     }
 
+    /// The kept value of `key`, or `compute`'s, kept (a failure is not kept).
+    pub fn get_or_compute(
+        &self,
+        key: Key,
+        compute: impl FnOnce() -> super::Result<V>,
+    ) -> super::Result<V> {
+        if let Some(kept) = self.get(&key) {
+            return Ok(kept);
+        }
+        let fresh = compute()?;
+        self.put(key, fresh.clone());
+        Ok(fresh)
+    }
+
     pub fn put(&self, key: Key, counts: V) {
         let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if m.len() >= MAX_ENTRIES {

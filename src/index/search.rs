@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use tantivy::collector::{Collector, Count, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::columnar::StrColumn;
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery, Weight};
 use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::{
     DateTime, DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument,
@@ -303,7 +303,89 @@ struct Aggregation<'a> {
     what: &'a str,
 }
 
-impl Aggregation<'_> {
+/// The weights of one day for an aggregation: the range's, and the whole day's (built on
+/// first use).
+struct DayWeights<'a> {
+    agg: &'a Aggregation<'a>,
+    snap: &'a Snapshot,
+    ranged: Box<dyn Weight>,
+    whole: Option<Box<dyn Weight>>,
+}
+
+impl<'a> DayWeights<'a> {
+    fn new(agg: &'a Aggregation<'a>, snap: &'a Snapshot) -> Result<Self> {
+        Ok(DayWeights {
+            agg,
+            snap,
+            ranged: agg.weight(snap, agg.range)?,
+            whole: None,
+        })
+    }
+
+    /// The tenant's events matching the query in `range` of this day.
+    fn weight(&self, range: (i64, i64)) -> Result<Box<dyn Weight>> {
+        self.agg.weight(self.snap, range)
+    }
+
+    /// The tenant's events matching the query, whatever their time.
+    fn whole(&mut self) -> Result<&dyn Weight> {
+        let w = match self.whole.take() {
+            Some(w) => w,
+            None => self.agg.weight(self.snap, (i64::MIN, i64::MAX))?,
+        };
+        Ok(&**self.whole.insert(w))
+    }
+}
+
+/// A segment that holds events of the range.
+struct Overlap<'a> {
+    ord: SegmentOrdinal,
+    reader: &'a SegmentReader,
+    oldest: i64,
+    newest: i64,
+    /// The range holds all of the segment.
+    inside: bool,
+}
+
+impl<'a> Aggregation<'a> {
+    fn weight(&self, snap: &Snapshot, range: (i64, i64)) -> Result<Box<dyn Weight>> {
+        Ok(
+            day_query(self.fields, self.tenant, self.user, snap.day, range).weight(
+                tantivy::query::EnableScoring::disabled_from_searcher(&snap.searcher),
+            )?,
+        )
+    }
+
+    /// The day's segments with events in the range (by their oldest and newest event).
+    fn overlaps<'s>(&self, snap: &'s Snapshot) -> Result<Vec<Overlap<'s>>> {
+        let mut out = Vec::new();
+        for (ord, reader) in snap.searcher.segment_readers().iter().enumerate() {
+            let (oldest, newest) = segment_span(reader)?;
+            if newest < self.range.0 || oldest >= self.range.1 {
+                continue;
+            }
+            out.push(Overlap {
+                ord: ord as SegmentOrdinal,
+                reader,
+                oldest,
+                newest,
+                inside: oldest >= self.range.0 && newest < self.range.1,
+            });
+        }
+        Ok(out)
+    }
+
+    /// What a segment's whole result is kept under.
+    fn key(&self, reader: &SegmentReader) -> aggcache::Key {
+        aggcache::Key {
+            segment: reader.segment_id(),
+            deleted: reader.num_deleted_docs(),
+            tenant: self.tenant.to_string(),
+            query: self.query.to_string(),
+            what: self.what.to_string(),
+        }
+    }
+
     /// Calls `merge(result, false)` with every segment's result: kept in `cache` for the whole
     /// segment (computed by `compute` on a miss). Where the range cuts a segment and most of it
     /// looks inside (by its time span), the kept whole is merged and the part outside the
@@ -312,72 +394,40 @@ impl Aggregation<'_> {
     fn per_segment<V: Clone>(
         &self,
         cache: &aggcache::AggCache<V>,
-        compute: &mut dyn FnMut(
-            &dyn tantivy::query::Weight,
-            SegmentOrdinal,
-            &SegmentReader,
-        ) -> Result<V>,
+        compute: &mut dyn FnMut(&dyn Weight, SegmentOrdinal, &SegmentReader) -> Result<V>,
         merge: &mut dyn FnMut(&V, bool),
     ) -> Result<()> {
         for snap in self.days {
-            let weight = |range: (i64, i64)| -> Result<Box<dyn tantivy::query::Weight>> {
-                Ok(
-                    day_query(self.fields, self.tenant, self.user, snap.day, range).weight(
-                        tantivy::query::EnableScoring::disabled_from_searcher(&snap.searcher),
-                    )?,
-                )
-            };
-            let ranged = weight(self.range)?;
-            let mut whole: Option<Box<dyn tantivy::query::Weight>> = None;
-            for (ord, reader) in snap.searcher.segment_readers().iter().enumerate() {
-                let ord = ord as SegmentOrdinal;
-                let (oldest, newest) = segment_span(reader)?;
-                if newest < self.range.0 || oldest >= self.range.1 {
-                    continue;
-                }
-                let inside = oldest >= self.range.0 && newest < self.range.1;
+            let mut weights = DayWeights::new(self, snap)?;
+            for seg in self.overlaps(snap)? {
+                let (ord, reader) = (seg.ord, seg.reader);
                 // The share of the segment's time span that the range leaves out.
-                let span = (i128::from(newest) - i128::from(oldest)).max(1);
-                let out_span = (i128::from(self.range.0) - i128::from(oldest)).max(0)
-                    + (i128::from(newest) + 1 - i128::from(self.range.1)).max(0);
-                if !inside && out_span * 2 > span {
-                    merge(&compute(&*ranged, ord, reader)?, false);
+                let span = (i128::from(seg.newest) - i128::from(seg.oldest)).max(1);
+                let out_span = (i128::from(self.range.0) - i128::from(seg.oldest)).max(0)
+                    + (i128::from(seg.newest) + 1 - i128::from(self.range.1)).max(0);
+                if !seg.inside && out_span * 2 > span {
+                    merge(&compute(&*weights.ranged, ord, reader)?, false);
                     continue;
                 }
-                let key = aggcache::Key {
-                    segment: reader.segment_id(),
-                    deleted: reader.num_deleted_docs(),
-                    tenant: self.tenant.to_string(),
-                    query: self.query.to_string(),
-                    what: self.what.to_string(),
-                };
-                let kept = match cache.get(&key) {
-                    Some(kept) => kept,
-                    None => {
-                        // Inside the range, the range's query holds the whole segment.
-                        let w = if inside {
-                            &ranged
-                        } else {
-                            match &mut whole {
-                                Some(w) => w,
-                                None => whole.insert(weight((i64::MIN, i64::MAX))?),
-                            }
-                        };
-                        let fresh = compute(&**w, ord, reader)?;
-                        cache.put(key, fresh.clone());
-                        fresh
-                    }
-                };
+                // Inside the range, the range's query holds the whole segment.
+                let kept = cache.get_or_compute(self.key(reader), || {
+                    let w = if seg.inside {
+                        &*weights.ranged
+                    } else {
+                        weights.whole()?
+                    };
+                    compute(w, ord, reader)
+                })?;
                 merge(&kept, false);
-                if inside {
+                if seg.inside {
                     continue;
                 }
                 for part in [
-                    (oldest, self.range.0),
-                    (self.range.1, newest.saturating_add(1)),
+                    (seg.oldest, self.range.0),
+                    (self.range.1, seg.newest.saturating_add(1)),
                 ] {
                     if part.0 < part.1 {
-                        merge(&compute(&*weight(part)?, ord, reader)?, true);
+                        merge(&compute(&*weights.weight(part)?, ord, reader)?, true);
                     }
                 }
             }
@@ -428,76 +478,57 @@ pub(crate) fn histogram(
             *slot += c;
         }
     };
+    let agg = Aggregation {
+        fields,
+        days,
+        tenant: &req.tenant,
+        query: &req.query,
+        user: user.as_deref(),
+        range,
+        what: &what,
+    };
     for snap in days {
-        let weight = |range: (i64, i64)| -> Result<Box<dyn tantivy::query::Weight>> {
-            Ok(
-                day_query(fields, &req.tenant, user.as_deref(), snap.day, range).weight(
-                    tantivy::query::EnableScoring::disabled_from_searcher(&snap.searcher),
-                )?,
-            )
-        };
-        let ranged = weight(range)?;
-        // Built on the first segment that needs them: the day's events whatever their time,
-        // and the range's first and last buckets (the only ones a range can cut).
-        let mut whole: Option<Box<dyn tantivy::query::Weight>> = None;
-        let mut edges: Option<Vec<(i128, Box<dyn tantivy::query::Weight>)>> = None;
-        for (ord, reader) in snap.searcher.segment_readers().iter().enumerate() {
-            let ord = ord as SegmentOrdinal;
-            let (oldest, newest) = segment_span(reader)?;
-            if newest < range.0 || oldest >= range.1 {
-                continue;
-            }
-            let inside = oldest >= range.0 && newest < range.1;
+        let mut weights = DayWeights::new(&agg, snap)?;
+        // Built on the first cut segment: the range's first and last buckets (the only ones
+        // a range can cut).
+        let mut edges: Option<Vec<(i128, Box<dyn Weight>)>> = None;
+        for seg in agg.overlaps(snap)? {
+            let (ord, reader) = (seg.ord, seg.reader);
             // The segment's own buckets, whatever the range: what is kept.
-            let seg_first = i128::from(oldest).div_euclid(interval) * interval;
-            let seg_n = (i128::from(newest) - seg_first) / interval + 1;
-            if !inside && seg_n > MAX_SEGMENT_BUCKETS {
+            let seg_first = i128::from(seg.oldest).div_euclid(interval) * interval;
+            let seg_n = (i128::from(seg.newest) - seg_first) / interval + 1;
+            if !seg.inside && seg_n > MAX_SEGMENT_BUCKETS {
                 // Too fine to keep for the whole segment: count the range afresh.
-                let seg = collector.collect_segment(&*ranged, ord, reader)?;
-                for (i, c) in seg.into_iter().enumerate() {
+                let counted = collector.collect_segment(&*weights.ranged, ord, reader)?;
+                for (i, c) in counted.into_iter().enumerate() {
                     add(first_bucket + i as i128, c);
                 }
                 continue;
             }
-            let key = aggcache::Key {
-                segment: reader.segment_id(),
-                deleted: reader.num_deleted_docs(),
-                tenant: req.tenant.clone(),
-                query: req.query.clone(),
-                what: what.clone(),
-            };
-            let kept = match cache.get(&key) {
-                Some(kept) => kept,
-                None => {
-                    // Inside the range the range's buckets hold the whole segment.
-                    let (w, c) = if inside {
-                        (&ranged, HistogramCollector { first, interval, n })
-                    } else {
-                        let w = match &mut whole {
-                            Some(w) => w,
-                            None => whole.insert(weight((i64::MIN, i64::MAX))?),
-                        };
-                        let c = HistogramCollector {
-                            first: seg_first,
-                            interval,
-                            n: seg_n as usize,
-                        };
-                        (&*w, c)
+            let kept = cache.get_or_compute(agg.key(reader), || {
+                // Inside the range the range's buckets hold the whole segment.
+                let (w, c) = if seg.inside {
+                    (&*weights.ranged, HistogramCollector { first, interval, n })
+                } else {
+                    let c = HistogramCollector {
+                        first: seg_first,
+                        interval,
+                        n: seg_n as usize,
                     };
-                    let from = c.first / interval;
-                    let seg = c.collect_segment(&**w, ord, reader)?;
-                    let fresh: aggcache::Counts = std::sync::Arc::new(
-                        seg.into_iter()
-                            .enumerate()
-                            .filter(|(_, c)| *c > 0)
-                            .map(|(i, c)| (from + i as i128, c))
-                            .collect(),
-                    );
-                    cache.put(key, fresh.clone());
-                    fresh
-                }
-            };
-            if inside {
+                    (weights.whole()?, c)
+                };
+                let from = c.first / interval;
+                let counted = c.collect_segment(w, ord, reader)?;
+                Ok(std::sync::Arc::new(
+                    counted
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(_, c)| *c > 0)
+                        .map(|(i, c)| (from + i as i128, c))
+                        .collect(),
+                ))
+            })?;
+            if seg.inside {
                 for (bucket, c) in kept.iter() {
                     add(*bucket, *c);
                 }
@@ -520,7 +551,7 @@ pub(crate) fn histogram(
                         }
                         let lo = clamp_i64((bucket * interval).max(i128::from(range.0)));
                         let hi = clamp_i64(((bucket + 1) * interval).min(i128::from(range.1)));
-                        e.push((bucket, weight((lo, hi))?));
+                        e.push((bucket, weights.weight((lo, hi))?));
                     }
                     edges.insert(e)
                 }
