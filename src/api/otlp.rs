@@ -109,7 +109,7 @@ impl From<ExportError> for Failure {
 pub fn refused(headers: &HeaderMap, r: &crate::auth::Refusal) -> Response {
     let kind = r.kind();
     let status = StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::FORBIDDEN);
-    let encoding = match content_essence(headers).as_str() {
+    let encoding = match essence(content_type(headers)).as_str() {
         JSON => Encoding::Json,
         _ => Encoding::Protobuf,
     };
@@ -120,12 +120,17 @@ pub fn refused(headers: &HeaderMap, r: &crate::auth::Refusal) -> Response {
     .response(encoding)
 }
 
-/// The request's media type, lower case, without parameters.
-fn content_essence(headers: &HeaderMap) -> String {
+/// The request's `Content-Type` ("" when absent or not text).
+fn content_type(headers: &HeaderMap) -> &str {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
+}
+
+/// A media type lower case, without parameters.
+fn essence(content_type: &str) -> String {
+    content_type
         .split(';')
         .next()
         .unwrap_or("")
@@ -205,11 +210,8 @@ async fn read(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Encoding, Bytes), (Failure, Encoding)> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let encoding = match content_essence(headers).as_str() {
+    let content_type = content_type(headers);
+    let encoding = match essence(content_type).as_str() {
         PROTOBUF => Encoding::Protobuf,
         JSON => Encoding::Json,
         _ => {
