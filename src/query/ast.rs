@@ -246,17 +246,72 @@ pub struct Pattern {
     /// Every match holds a non-ASCII character, so ASCII text (most of it) cannot match: a
     /// pattern for hidden Unicode skips it at memory speed instead of running its automaton.
     non_ascii: bool,
+    /// Names this pattern in the long-text memo (clones share it: same regex, same answer).
+    id: u64,
+}
+
+/// Texts at least this long have their answers remembered (see [`Pattern::is_match`]).
+pub const MEMO_MIN_BYTES: usize = 1024;
+/// The most text one thread's memo holds; past it the memo starts again empty.
+const MEMO_MAX_BYTES: usize = 2 << 20;
+
+/// Long texts seen on one thread, each with the answers patterns gave for it.
+#[derive(Default)]
+struct Memo {
+    answers: std::collections::HashMap<Box<str>, Vec<(u64, bool)>, foldhash::fast::RandomState>,
+    bytes: usize,
+}
+
+thread_local! {
+    static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::new(Memo::default());
 }
 
 impl Pattern {
     pub fn new(re: regex::Regex) -> Pattern {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let hir = regex_syntax::parse(re.as_str()).ok();
         let non_ascii = hir.as_ref().is_some_and(needs_non_ascii);
-        Pattern { re, non_ascii }
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Pattern { re, non_ascii, id }
     }
 
+    /// Whether the regex matches somewhere in `text`.
+    ///
+    /// The answer for a text of [`MEMO_MIN_BYTES`] or more is remembered on this thread, keyed
+    /// by the whole text (compared in full, so a hit is always the same answer): long values
+    /// repeat (every session's `tools/list` returns the same descriptions, the same page is
+    /// fetched again), and comparing and hashing a text costs a fraction of running an
+    /// automaton over it (≈ 1.5 ns a byte on this project's machine).
     pub fn is_match(&self, text: &str) -> bool {
-        !(self.non_ascii && text.is_ascii()) && self.re.is_match(text)
+        if self.non_ascii && text.is_ascii() {
+            return false;
+        }
+        if text.len() < MEMO_MIN_BYTES {
+            return self.re.is_match(text);
+        }
+        MEMO.with(|memo| {
+            let Ok(mut memo) = memo.try_borrow_mut() else {
+                return self.re.is_match(text);
+            };
+            if let Some(answers) = memo.answers.get_mut(text) {
+                if let Some(&(_, hit)) = answers.iter().find(|(id, _)| *id == self.id) {
+                    return hit;
+                }
+                let hit = self.re.is_match(text);
+                answers.push((self.id, hit));
+                return hit;
+            }
+            let hit = self.re.is_match(text);
+            if memo.bytes + text.len() > MEMO_MAX_BYTES {
+                memo.answers.clear();
+                memo.bytes = 0;
+            }
+            if text.len() <= MEMO_MAX_BYTES {
+                memo.bytes += text.len();
+                memo.answers.insert(text.into(), vec![(self.id, hit)]);
+            }
+            hit
+        })
     }
 
     pub fn as_str(&self) -> &str {

@@ -23,27 +23,91 @@ use crate::event::{unix_micros, StoredEvent};
 
 /// Whether `ev` matches `expr`.
 pub fn matches(expr: &Expr, ev: &StoredEvent) -> bool {
-    match expr {
-        Expr::All => true,
-        Expr::And(items) => items.iter().all(|e| matches(e, ev)),
-        Expr::Or(items) => items.iter().any(|e| matches(e, ev)),
-        Expr::Not(inner) => !matches(inner, ev),
-        Expr::Cmp(c) => cmp(c, ev),
+    matches_in(expr, &EventView::new(ev))
+}
+
+/// One event as the matcher reads it, with what several comparisons would each work out
+/// again kept after its first use: every argument value as text, and the hosts of those that
+/// are URLs. A rule set asks the same event many questions (every injection rule looks at
+/// every argument value); evaluating them all on one view walks the arguments once.
+pub struct EventView<'a> {
+    ev: &'a StoredEvent,
+    leaves: std::cell::OnceCell<Vec<Cow<'a, str>>>,
+    hosts: std::cell::OnceCell<Vec<String>>,
+}
+
+impl<'a> EventView<'a> {
+    pub fn new(ev: &'a StoredEvent) -> EventView<'a> {
+        EventView {
+            ev,
+            leaves: std::cell::OnceCell::new(),
+            hosts: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub fn event(&self) -> &'a StoredEvent {
+        self.ev
+    }
+
+    /// Every argument value as text ([`for_each_string`] of `arguments`), in walk order.
+    fn leaves(&self) -> &[Cow<'a, str>] {
+        self.leaves.get_or_init(|| {
+            let mut out = Vec::new();
+            for_each_leaf(&self.ev.event.arguments, &mut |l| {
+                out.push(match l {
+                    Leaf::Str(s) => Cow::Borrowed(s),
+                    Leaf::Number(n) => Cow::Owned(n.to_string()),
+                    Leaf::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+                })
+            });
+            out
+        })
+    }
+
+    /// The hosts of the argument values that are URLs with a host.
+    fn argument_hosts(&self) -> &[String] {
+        self.hosts
+            .get_or_init(|| self.leaves().iter().filter_map(|s| url_host(s)).collect())
     }
 }
 
-fn cmp(c: &Cmp, ev: &StoredEvent) -> bool {
+/// Whether the event of `view` matches `expr`.
+pub fn matches_in(expr: &Expr, view: &EventView<'_>) -> bool {
+    match expr {
+        Expr::All => true,
+        Expr::And(items) => items.iter().all(|e| matches_in(e, view)),
+        Expr::Or(items) => items.iter().any(|e| matches_in(e, view)),
+        Expr::Not(inner) => !matches_in(inner, view),
+        Expr::Cmp(c) => cmp(c, view),
+    }
+}
+
+fn cmp(c: &Cmp, view: &EventView<'_>) -> bool {
+    let ev = view.ev;
     match &c.op {
         Op::Term(v) | Op::Phrase(v) => term(&c.field, v, ev),
         Op::Exists => exists(&c.field, ev),
         Op::Range { lower, upper } => range(&c.field, lower, upper, ev),
-        op => {
-            let mut hit = false;
-            for_each_string(&c.field, ev, &mut |s| {
-                hit = hit || string_op(op, s);
-            });
-            hit
-        }
+        op => match &c.field {
+            FieldRef::AnyArgument => view.leaves().iter().any(|s| string_op(op, s)),
+            FieldRef::FreeText => {
+                let e = &ev.event;
+                view.leaves().iter().any(|s| string_op(op, s))
+                    || [&e.result, &e.error]
+                        .iter()
+                        .any(|s| !s.is_empty() && string_op(op, s))
+            }
+            FieldRef::Host(inner) if **inner == FieldRef::AnyArgument => {
+                view.argument_hosts().iter().any(|h| string_op(op, h))
+            }
+            field => {
+                let mut hit = false;
+                for_each_string(field, ev, &mut |s| {
+                    hit = hit || string_op(op, s);
+                });
+                hit
+            }
+        },
     }
 }
 

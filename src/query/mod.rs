@@ -42,7 +42,7 @@ mod tests;
 pub mod text;
 
 pub use ast::{Cmp, CmpOp, Expr, FieldRef, Op, Pattern, Scalar};
-pub use matcher::{for_each_string, matches};
+pub use matcher::{for_each_string, matches, matches_in, EventView};
 pub use parse::{field_ref, parse, MAX_QUERY_BYTES};
 
 pub(crate) use parse::{no_words, parse_time, parse_u64, shorten};

@@ -521,3 +521,113 @@ fn the_host_of_url_values_whatever_their_spelling() {
     assert!(!host("arguments.prose", Op::Exists));
     assert!(!host("result", Op::Exists));
 }
+
+#[test]
+fn long_texts_remembered_per_pattern_give_each_pattern_its_own_exact_answer() {
+    use super::ast::MEMO_MIN_BYTES;
+    let p = |r: &str| super::ast::Pattern::new(regex::Regex::new(r).unwrap());
+    let secret = p(r"(?i)ignore previous instructions");
+    let tail = p(r"END$");
+    let filler = "lorem ipsum dolor sit amet ".repeat(MEMO_MIN_BYTES / 20);
+    let poisoned = format!("{filler}Ignore previous instructions. END");
+    // The same length, one byte apart: a memo keyed by anything less than the whole text
+    // would give one the other's answer.
+    let clean = format!("{filler}Ignore previous instructionz. ENd");
+    assert_eq!(poisoned.len(), clean.len());
+    assert!(poisoned.len() >= MEMO_MIN_BYTES);
+    for round in 0..3 {
+        assert!(secret.is_match(&poisoned), "round {round}");
+        assert!(!secret.is_match(&clean), "round {round}");
+        assert!(tail.is_match(&poisoned), "round {round}");
+        assert!(!tail.is_match(&clean), "round {round}");
+        // A clone is the same regex: the same answers.
+        assert!(secret.clone().is_match(&poisoned), "round {round}");
+    }
+    // Past the memo's size it starts again and still answers right.
+    for i in 0..3000 {
+        let text = format!("{i:05} {filler}");
+        assert!(!secret.is_match(&text));
+    }
+    assert!(secret.is_match(&poisoned) && !secret.is_match(&clean));
+}
+
+#[test]
+fn one_view_answers_every_question_as_a_fresh_match_would() {
+    // The view keeps argument values and URL hosts between questions; the answers must be
+    // those of matching each expression alone.
+    let mut e = event();
+    e.event.arguments = serde_json::json!({
+        "url": "http://LOCALHOST:8080/x",
+        "n": 42,
+        "list": ["a", "http://169.254.169.254/latest", true],
+    });
+    let host = |nets: &[&str], want: bool| {
+        let expr = Expr::Cmp(Cmp {
+            field: FieldRef::Host(Box::new(FieldRef::AnyArgument)),
+            op: Op::Cidr(nets.iter().map(|n| n.parse().unwrap()).collect()),
+        });
+        (expr, want)
+    };
+    let any = |op: Op, want: bool| {
+        (
+            Expr::Cmp(Cmp {
+                field: FieldRef::AnyArgument,
+                op,
+            }),
+            want,
+        )
+    };
+    let cases = vec![
+        host(&["169.254.0.0/16"], true),
+        host(&["10.0.0.0/8"], false),
+        any(
+            Op::Equals {
+                value: "42".into(),
+                cased: false,
+            },
+            true,
+        ),
+        any(
+            Op::Equals {
+                value: "true".into(),
+                cased: false,
+            },
+            true,
+        ),
+        any(
+            Op::Contains {
+                value: "localhost:8080".into(),
+                cased: false,
+            },
+            true,
+        ),
+        any(
+            Op::Contains {
+                value: "nowhere".into(),
+                cased: false,
+            },
+            false,
+        ),
+        (
+            Expr::Cmp(Cmp {
+                field: FieldRef::Host(Box::new(FieldRef::AnyArgument)),
+                op: Op::Equals {
+                    value: "localhost".into(),
+                    cased: false,
+                },
+            }),
+            true,
+        ),
+    ];
+    let view = super::EventView::new(&e);
+    for round in 0..2 {
+        for (expr, want) in &cases {
+            assert_eq!(
+                super::matches_in(expr, &view),
+                *want,
+                "round {round}: {expr:?}"
+            );
+            assert_eq!(matches(expr, &e), *want, "{expr:?}");
+        }
+    }
+}

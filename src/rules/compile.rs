@@ -16,6 +16,7 @@ use super::condition::{self, Cond};
 use super::file::{Pos, RuleDoc, Strings, YValue};
 use super::stateful::{Micros, SpikeParams};
 use super::{Kind, Rule, SeqStep, Severity};
+use crate::event::fields::FieldType;
 use crate::query::{field_ref, Cmp, CmpOp, Expr, FieldRef, Op, Pattern};
 
 /// One problem in a rule file.
@@ -399,6 +400,7 @@ pub(crate) fn optimize(e: Expr) -> Expr {
             if items.len() == 1 {
                 return items.remove(0);
             }
+            items.sort_by_key(cost);
             Expr::And(items)
         }
         Expr::Or(items) => {
@@ -409,10 +411,49 @@ pub(crate) fn optimize(e: Expr) -> Expr {
                     other => flat.push(other),
                 }
             }
-            merge_regexes(flat)
+            match merge_regexes(flat) {
+                Expr::Or(mut items) => {
+                    items.sort_by_key(cost);
+                    Expr::Or(items)
+                }
+                one => one,
+            }
         }
         Expr::Not(inner) => Expr::Not(Box::new(optimize(*inner))),
         other => other,
+    }
+}
+
+/// A rough price of evaluating `e` on one event, to try the cheap parts of an `and` or `or`
+/// first (matching has no side effects, so the order never changes an answer): a field
+/// compared whole costs least, a regex over long text most. The pack's `remote` check, for
+/// one, now comes before the regex over every argument that only matters with it.
+fn cost(e: &Expr) -> u32 {
+    match e {
+        Expr::All => 0,
+        Expr::Not(inner) => cost(inner),
+        Expr::And(items) | Expr::Or(items) => items.iter().map(cost).sum(),
+        Expr::Cmp(Cmp { field, op }) => {
+            let place = match field {
+                FieldRef::Field(def) => match def.ty {
+                    FieldType::Text | FieldType::Json => 8,
+                    _ => 1,
+                },
+                FieldRef::Label(_) => 1,
+                FieldRef::Argument(_) => 3,
+                FieldRef::AnyArgument => 4,
+                FieldRef::Host(_) => 6,
+                FieldRef::FreeText => 12,
+            };
+            let work = match op {
+                Op::Exists | Op::Term(_) | Op::Phrase(_) | Op::Range { .. } => 1,
+                Op::Equals { .. } | Op::Compare { .. } | Op::Cidr(_) => 1,
+                Op::Contains { .. } | Op::StartsWith { .. } | Op::EndsWith { .. } => 2,
+                Op::Wildcard { .. } => 3,
+                Op::Regex(_) => 6,
+            };
+            place * work
+        }
     }
 }
 
@@ -1576,6 +1617,39 @@ fn compile_carry(carry: &Spanned<YValue>, steps: &mut [SeqStep], ctx: &mut Ctx<'
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cheap_parts_of_a_condition_are_tried_first() {
+        let text = r#"
+title: order
+id: order-test
+detection:
+  payload:
+    arguments|re: 'x{3}'
+  remote:
+    transport: sse
+  call:
+    method: tools/call
+  condition: payload and (payload or remote) and call and remote
+"#;
+        let rules = compile_file("t.yml", text, false).expect("compiles");
+        let Some(Expr::And(items)) = &rules[0].detection else {
+            panic!("an and: {:?}", rules[0].detection)
+        };
+        let costs: Vec<u32> = items.iter().map(cost).collect();
+        assert!(costs.windows(2).all(|w| w[0] <= w[1]), "{costs:?}");
+        // The field comparisons come before the regex over every argument.
+        for (i, item) in items.iter().enumerate() {
+            let equals = matches!(
+                item,
+                Expr::Cmp(Cmp {
+                    op: Op::Equals { .. },
+                    ..
+                })
+            );
+            assert_eq!(equals, i < 2, "{items:?}");
+        }
+    }
 
     #[test]
     fn wildcards_and_escapes() {

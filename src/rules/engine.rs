@@ -19,7 +19,7 @@ use super::stateful::{self, Fired, Keyed, Micros, StepInput};
 use super::{Finding, Kind, Rule};
 use crate::event::fields::FieldValue;
 use crate::event::StoredEvent;
-use crate::query::{for_each_string, matches, Expr, FieldRef};
+use crate::query::{for_each_string, matches_in, EventView, Expr, FieldRef};
 
 /// Keys kept per rule by default (least recently used go first; see `/metrics`).
 pub const DEFAULT_KEY_CAP: usize = 50_000;
@@ -226,9 +226,9 @@ fn joined<'a>(values: &[Cow<'a, str>]) -> Cow<'a, str> {
     }
 }
 
-fn passes(input: &Option<Expr>, exceptions: &Option<Expr>, ev: &StoredEvent) -> bool {
-    input.as_ref().is_some_and(|e| matches(e, ev))
-        && !exceptions.as_ref().is_some_and(|e| matches(e, ev))
+fn passes(input: &Option<Expr>, exceptions: &Option<Expr>, ev: &EventView<'_>) -> bool {
+    input.as_ref().is_some_and(|e| matches_in(e, ev))
+        && !exceptions.as_ref().is_some_and(|e| matches_in(e, ev))
 }
 
 impl Engine {
@@ -284,6 +284,20 @@ impl Engine {
         self.methods = self.rules.iter().map(|r| rule_methods(r)).collect();
     }
 
+    /// Forgets every rule's state and statistics, as a new engine with the same rules would
+    /// start, but keeps the compiled rules (and what their regexes have learnt: a clone of a
+    /// rule starts its automata cold).
+    pub fn reset(&mut self) {
+        self.states = self
+            .rules
+            .iter()
+            .map(|r| State::for_kind(&r.kind, self.key_cap))
+            .collect();
+        self.stats.clear();
+        self.watermark = 0;
+        self.last_absence_check = 0;
+    }
+
     /// The state to save.
     pub fn state(&self) -> EngineState {
         EngineState {
@@ -328,6 +342,7 @@ impl Engine {
         let at = micros(ev.event.timestamp);
         self.watermark = self.watermark.max(at);
         let mut out = Vec::new();
+        let view = EventView::new(ev);
         for ((rule, state), methods) in self
             .rules
             .iter()
@@ -340,7 +355,7 @@ impl Engine {
             {
                 continue;
             }
-            let fired = evaluate_rule(rule, state, &mut self.scratch, ev, at);
+            let fired = evaluate_rule(rule, state, &mut self.scratch, &view, at);
             for (pairs, f) in fired {
                 out.push(make_finding(
                     &mut self.stats,
@@ -427,9 +442,10 @@ fn evaluate_rule(
     rule: &Rule,
     state: &mut State,
     key: &mut String,
-    ev: &StoredEvent,
+    view: &EventView<'_>,
     at: Micros,
 ) -> Vec<(Vec<(String, String)>, Fired)> {
+    let ev = view.event();
     let exceptions = &rule.exceptions;
     // The group of the event and what a kind makes of it: the key is built in a reused
     // buffer, the `field=value` pairs only when the rule fires.
@@ -447,7 +463,7 @@ fn evaluate_rule(
     };
     match (&rule.kind, state) {
         (Kind::Match, _) => {
-            if !rule.generate || !passes(&rule.detection, exceptions, ev) {
+            if !rule.generate || !passes(&rule.detection, exceptions, view) {
                 return Vec::new();
             }
             let pairs = group(&rule.group_by, ev).map(|g| g.1).unwrap_or_default();
@@ -468,7 +484,7 @@ fn evaluate_rule(
             },
             State::Count(keys),
         ) => {
-            if !passes(input, exceptions, ev) {
+            if !passes(input, exceptions, view) {
                 return Vec::new();
             }
             keyed(group_by, &mut |key| {
@@ -491,7 +507,7 @@ fn evaluate_rule(
             },
             State::Distinct(keys),
         ) => {
-            if !passes(input, exceptions, ev) {
+            if !passes(input, exceptions, view) {
                 return Vec::new();
             }
             let Some(value) = first_value(&field.1, ev) else {
@@ -516,7 +532,7 @@ fn evaluate_rule(
             },
             State::Spike(keys),
         ) => {
-            if !passes(input, exceptions, ev) {
+            if !passes(input, exceptions, view) {
                 return Vec::new();
             }
             keyed(group_by, &mut |key| {
@@ -538,7 +554,7 @@ fn evaluate_rule(
             },
             State::Terms { keys, started },
         ) => {
-            if !passes(input, exceptions, ev) {
+            if !passes(input, exceptions, view) {
                 return Vec::new();
             }
             let Some(values) = group_values(fields, ev) else {
@@ -572,7 +588,7 @@ fn evaluate_rule(
             },
             State::Change(keys),
         ) => {
-            if !passes(input, exceptions, ev) {
+            if !passes(input, exceptions, view) {
                 return Vec::new();
             }
             let Some(values) = group_values(fields, ev) else {
@@ -596,11 +612,11 @@ fn evaluate_rule(
             },
             State::Sequence(keys),
         ) => {
-            if exceptions.as_ref().is_some_and(|e| matches(e, ev)) {
+            if exceptions.as_ref().is_some_and(|e| matches_in(e, view)) {
                 return Vec::new();
             }
             // Only events matching a step touch the state; find the step first.
-            let Some(index) = steps.iter().rposition(|s| matches(&s.detection, ev)) else {
+            let Some(index) = steps.iter().rposition(|s| matches_in(&s.detection, view)) else {
                 return Vec::new();
             };
             let step = &steps[index];
@@ -639,7 +655,7 @@ fn evaluate_rule(
             },
             State::Presence(keys),
         ) => {
-            if passes(input, exceptions, ev) {
+            if passes(input, exceptions, view) {
                 keyed(group_by, &mut |key| {
                     stateful::present(keys.entry(key, Default::default), at, &ev.event.event_id);
                     None
