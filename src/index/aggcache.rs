@@ -2,11 +2,13 @@
 //!
 //! A segment never changes once written (only its deletions can grow), so what a histogram
 //! (or a terms count) counted in it for a tenant, a query and an interval (or a field) stays
-//! true: the next request over a
-//! range that holds the whole segment merges the kept counts instead of rescanning it. Buckets
-//! are aligned to the epoch, so a moving range (`-24h`) keeps hitting. Segments that a range
-//! cuts are always counted afresh; segments gone (merged away, dropped by retention) are never
-//! asked for again and age out. The cache is bounded by entry count.
+//! true: the next request merges the kept counts instead of rescanning the segment. Buckets
+//! are aligned to the epoch, so a moving range (`-24h`) keeps hitting; a range that cuts a
+//! segment takes what it holds whole from the kept counts and counts only its edges (see
+//! `search.rs`). The aggregations asked for lately are counted on new segments (a commit's, a
+//! merge's) at commit, before anyone asks (`Indexes::warm`). Segments gone (merged away,
+//! dropped by retention) are never asked for again and age out. The cache is bounded by
+//! entry count.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

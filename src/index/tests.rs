@@ -1239,3 +1239,57 @@ fn terms_over_ranges_that_cut_segments_take_the_outside_off_kept_counts() {
         "both segments' own counts are kept although the ranges cut them"
     );
 }
+
+#[test]
+fn aggregations_asked_for_lately_are_counted_on_new_segments_at_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let ix = Indexes::open(config(dir.path())).unwrap();
+    let t0 = today() + 2 * HOUR;
+    let mut pos = 0u64;
+    let mut add = |n: u64, tenant: &str| {
+        for _ in 0..n {
+            let ts = t0 + time::Duration::seconds(pos as i64 * 61);
+            ix.add(pos, &stored(tenant, &format!("e{pos}"), ts, pos + 1))
+                .unwrap();
+            pos += 1;
+        }
+        ix.commit(pos).unwrap();
+    };
+    add(20, "acme");
+    let hist = HistogramRequest {
+        tenant: "acme".into(),
+        query: String::new(),
+        start: today(),
+        end: today() + DAY,
+        interval: Duration::from_secs(300),
+    };
+    let terms = TermsRequest {
+        tenant: "acme".into(),
+        field: "user".into(),
+        query: String::new(),
+        start: today(),
+        end: today() + DAY,
+        size: 10,
+    };
+    ix.histogram(&hist).unwrap();
+    ix.terms(&terms).unwrap();
+    assert_eq!((ix.agg_cache.len(), ix.terms_cache.len()), (1, 1));
+    // A commit makes a second segment: its counts are kept before anyone asks.
+    add(15, "acme");
+    assert_eq!(
+        (ix.agg_cache.len(), ix.terms_cache.len()),
+        (2, 2),
+        "the new segment's histogram and terms are counted at commit"
+    );
+    // And the answers from them are those of counting afresh.
+    let total: u64 = ix.histogram(&hist).unwrap().iter().map(|b| b.count).sum();
+    assert_eq!(total, 35);
+    let users: u64 = ix.terms(&terms).unwrap().iter().map(|t| t.count).sum();
+    assert_eq!(users, 35);
+    // Another tenant's events are counted for the aggregations of that tenant only: the
+    // new segment gets kept counts for acme's requests (it holds none of acme's events).
+    add(5, "other");
+    assert_eq!((ix.agg_cache.len(), ix.terms_cache.len()), (3, 3));
+    let total: u64 = ix.histogram(&hist).unwrap().iter().map(|b| b.count).sum();
+    assert_eq!(total, 35);
+}
