@@ -323,9 +323,11 @@ fn for_each_host(field: &FieldRef, ev: &StoredEvent, f: &mut dyn FnMut(&str)) {
 }
 
 thread_local! {
-    /// The last value read as a URL on this thread, and its host. Rules ask for the host of
-    /// the same value once per selection that names it (the SSRF rule twice per event), and
-    /// comparing a value costs far less than parsing a URL. Keyed by the whole text, so a hit
+    /// The last value read as a URL on this thread, and its host. Within one event the
+    /// [`EventView`] already reads each argument's host once; this answers the same URL met
+    /// again in the next events (an agent fetching one endpoint over and over), and a question
+    /// outside a view. Comparing a value costs far less than parsing a URL; removing the memo
+    /// made `rules_cpu` 3–6% slower (five alternated runs). Keyed by the whole text, so a hit
     /// is always the same answer.
     static LAST_HOST: std::cell::RefCell<(String, Option<String>)> =
         const { std::cell::RefCell::new((String::new(), None)) };
