@@ -139,7 +139,7 @@ pub struct SearchResult {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HistogramRequest {
     pub tenant: String,
     pub query: String,
@@ -156,7 +156,7 @@ pub struct Bucket {
     pub count: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TermsRequest {
     pub tenant: String,
     /// An aggregatable field of the registry ([`crate::event::fields::aggregatable`]).
@@ -203,19 +203,31 @@ struct Ingest {
     last_pos: Option<u64>,
 }
 
-/// An aggregation someone asked for lately (see [`Indexes::warm`]).
+/// An aggregation someone asked for lately (see [`Indexes::warm`]): the request, its range
+/// (and size) left out, so that asking again over another range is the same aggregation.
 #[derive(Debug, Clone, PartialEq)]
 enum Recent {
-    Histogram {
-        tenant: String,
-        query: String,
-        interval: Duration,
-    },
-    Terms {
-        tenant: String,
-        query: String,
-        field: String,
-    },
+    Histogram(HistogramRequest),
+    Terms(TermsRequest),
+}
+
+impl Recent {
+    fn histogram(req: &HistogramRequest) -> Recent {
+        Recent::Histogram(HistogramRequest {
+            start: OffsetDateTime::UNIX_EPOCH,
+            end: OffsetDateTime::UNIX_EPOCH,
+            ..req.clone()
+        })
+    }
+
+    fn terms(req: &TermsRequest) -> Recent {
+        Recent::Terms(TermsRequest {
+            start: OffsetDateTime::UNIX_EPOCH,
+            end: OffsetDateTime::UNIX_EPOCH,
+            size: 1,
+            ..req.clone()
+        })
+    }
 }
 
 /// Aggregations remembered for warming at most, and for how long after they were last asked.
@@ -461,33 +473,20 @@ impl Indexes {
             let start = OffsetDateTime::UNIX_EPOCH + time::Duration::days(i64::from(*day));
             let end = start + time::Duration::days(1);
             for r in &recent {
-                let done = match r.clone() {
-                    Recent::Histogram {
-                        tenant,
-                        query,
-                        interval,
-                    } => {
+                let done = match r {
+                    Recent::Histogram(req) => {
                         let req = HistogramRequest {
-                            tenant,
-                            query,
                             start,
                             end,
-                            interval,
+                            ..req.clone()
                         };
                         search::histogram(&self.fields, &snap, &req, &self.agg_cache).map(drop)
                     }
-                    Recent::Terms {
-                        tenant,
-                        query,
-                        field,
-                    } => {
+                    Recent::Terms(req) => {
                         let req = TermsRequest {
-                            tenant,
-                            field,
-                            query,
                             start,
                             end,
-                            size: 1,
+                            ..req.clone()
                         };
                         search::terms(&self.fields, &snap, &req, &self.terms_cache).map(drop)
                     }
@@ -540,11 +539,7 @@ impl Indexes {
             req,
             &self.agg_cache,
         )?;
-        self.remember(Recent::Histogram {
-            tenant: req.tenant.clone(),
-            query: req.query.clone(),
-            interval: req.interval,
-        });
+        self.remember(Recent::histogram(req));
         Ok(out)
     }
 
@@ -555,11 +550,7 @@ impl Indexes {
             req,
             &self.terms_cache,
         )?;
-        self.remember(Recent::Terms {
-            tenant: req.tenant.clone(),
-            query: req.query.clone(),
-            field: req.field.clone(),
-        });
+        self.remember(Recent::terms(req));
         Ok(out)
     }
 
