@@ -8,6 +8,7 @@
 //! `ingest/`, never here. The field registry ([`fields`]) declares every field once, for the
 //! query language, the index, the live tail and the API.
 
+mod decode;
 pub mod fields;
 
 use std::collections::BTreeMap;
@@ -231,7 +232,9 @@ pub struct Redaction {
 }
 
 /// An event as stored: scrubbed, bound to a tenant, sequenced and hash-chained.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Deserialized in one pass by `decode.rs` (the derived `flatten` buffered every field first).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredEvent {
     #[serde(flatten)]
     pub event: Event,
