@@ -4,6 +4,8 @@
 //!
 //! Group `rules` measures wall-clock time; `rules_cpu` the bench thread's CPU time (what one
 //! core delivers on a shared machine). The budget: ≤ 2 µs per event.
+//! `wal_decode_cpu` is what the rules consumer (and the indexer) pay per event read back from
+//! the WAL when they fall behind: decoding the stored record.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -76,6 +78,30 @@ fn bench<M: criterion::measurement::Measurement + 'static>(c: &mut Criterion<M>,
     g.finish();
 }
 
+/// What the rules consumer pays before evaluating when it reads an event back from the WAL:
+/// decoding the stored record (the same day's events, as records of ~1.4 KB).
+fn decode(c: &mut Criterion<ThreadCpuTime>) {
+    let records: Vec<Vec<u8>> = events()
+        .into_iter()
+        .map(|mut e| {
+            e.hash = "00".repeat(32);
+            e.record().expect("a record")
+        })
+        .collect();
+    let mut g = c.benchmark_group("wal_decode_cpu");
+    g.throughput(Throughput::Elements(records.len() as u64));
+    g.sample_size(20);
+    g.bench_function("stored_records_demo_day", |b| {
+        b.iter(|| {
+            records
+                .iter()
+                .map(|r| StoredEvent::from_record(black_box(r)).map_or(0, |e| e.seq))
+                .sum::<u64>()
+        })
+    });
+    g.finish();
+}
+
 fn wall(c: &mut Criterion) {
     bench(c, "rules");
 }
@@ -88,6 +114,6 @@ criterion_group!(wall_clock, wall);
 criterion_group! {
     name = cpu_time;
     config = Criterion::default().with_measurement(ThreadCpuTime);
-    targets = cpu
+    targets = cpu, decode
 }
 criterion_main!(wall_clock, cpu_time);
