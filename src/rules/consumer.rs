@@ -198,7 +198,10 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
     let mut next_commit = Instant::now() + rt.commit_interval;
     let mut next_save = Instant::now() + SAVE_EVERY;
     let mut findings_due = Instant::now();
-    let mut last_commit = Instant::now() - FINDING_COMMIT_GAP;
+    // As if the last commit were long ago (the clock's start, should it be younger).
+    let mut last_commit = Instant::now()
+        .checked_sub(FINDING_COMMIT_GAP)
+        .unwrap_or_else(Instant::now);
     let mut next_retention = Instant::now();
     let mut failing = false;
     publish(&rt.status, &rt.engine, &rt.metrics);
