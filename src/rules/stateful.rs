@@ -140,8 +140,13 @@ pub fn event_count(
     };
     id.clear();
     id.push_str(event_id);
-    let i = s.events.partition_point(|(t, _)| *t <= at);
-    s.events.insert(i, (at, id));
+    // Events of one key nearly always come in time order: append without searching then.
+    if s.events.back().is_none_or(|(t, _)| *t <= at) {
+        s.events.push_back((at, id));
+    } else {
+        let i = s.events.partition_point(|(t, _)| *t <= at);
+        s.events.insert(i, (at, id));
+    }
     while s.events.len() > threshold {
         s.events.pop_front();
     }
