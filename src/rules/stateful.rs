@@ -24,6 +24,9 @@ use std::collections::VecDeque;
 /// Keys are group values from events (user, tool, conversation...), which clients choose: the
 /// hash is seeded at random per process, so they cannot pick keys that collide.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// The per-key maps: hashbrown's, whose `entry_ref` finds or adds a key with one lookup and
+/// copies the key only when it is new (every event touches a key of each stateful rule).
+type KeyMap<V> = hashbrown::HashMap<String, V, foldhash::fast::RandomState>;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +36,7 @@ pub type Micros = i64;
 /// A map of per-key state with a cap and least-recently-used eviction.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Keyed<S> {
-    map: HashMap<String, (S, u64)>,
+    map: KeyMap<(S, u64)>,
     /// Logical clock of touches.
     tick: u64,
     cap: usize,
@@ -45,7 +48,7 @@ pub struct Keyed<S> {
 impl<S> Keyed<S> {
     pub fn new(cap: usize) -> Self {
         Keyed {
-            map: HashMap::default(),
+            map: KeyMap::default(),
             tick: 0,
             cap: cap.max(1),
             evicted: 0,
@@ -60,18 +63,10 @@ impl<S> Keyed<S> {
     pub fn entry(&mut self, key: &str, init: impl FnOnce() -> S) -> &mut S {
         self.tick += 1;
         let tick = self.tick;
-        if !self.map.contains_key(key) {
-            if self.map.len() >= self.cap {
-                self.shrink_to(self.cap - self.cap / 10 - 1);
-            }
-            let slot = self.map.entry(key.to_string()).or_insert((init(), tick));
-            return &mut slot.0;
+        if self.map.len() >= self.cap && !self.map.contains_key(key) {
+            self.shrink_to(self.cap - self.cap / 10 - 1);
         }
-        // Present: checked above.
-        let slot = self
-            .map
-            .get_mut(key)
-            .unwrap_or_else(|| unreachable!("present"));
+        let slot = self.map.entry_ref(key).or_insert_with(|| (init(), tick));
         slot.1 = tick;
         &mut slot.0
     }
@@ -140,13 +135,14 @@ pub fn event_count(
     };
     id.clear();
     id.push_str(event_id);
-    // Events of one key nearly always come in time order: append without searching then.
-    if s.events.back().is_none_or(|(t, _)| *t <= at) {
-        s.events.push_back((at, id));
-    } else {
-        let i = s.events.partition_point(|(t, _)| *t <= at);
-        s.events.insert(i, (at, id));
-    }
+    // Events of one key come in time order or a little late (several streams, several
+    // sources): look for the place from the newest end.
+    let i = s
+        .events
+        .iter()
+        .rposition(|(t, _)| *t <= at)
+        .map_or(0, |i| i + 1);
+    s.events.insert(i, (at, id));
     while s.events.len() > threshold {
         s.events.pop_front();
     }
