@@ -1,7 +1,7 @@
 //! The indexer: the index as a durable consumer of the WAL.
 //!
 //! One thread takes committed events from its [`Feed`], adds them to the day indexes and
-//! commits on a timer; each commit records the WAL position it covers, and only then does the
+//! commits on a timer (or as soon as the stream pauses); each commit records the WAL position it covers, and only then does the
 //! indexer publish that position (so the WAL keeps every segment the index still needs).
 //!
 //! When adding or committing fails (a full disk, too many open files, a damaged WAL record),
@@ -24,6 +24,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// A pause in the stream this long commits what was added without waiting for the commit
+/// interval: the end of a burst or a backfill is searchable at once, and a trickle of events
+/// soon, while a steady stream (events at least every 200 ms) still commits once per interval.
+const QUIET: Duration = Duration::from_millis(200);
 
 /// Runs the indexer until the WAL's committer stops and everything durable is committed.
 pub fn run<R: LogReader>(
@@ -40,6 +44,7 @@ pub fn run<R: LogReader>(
     let mut retry_at: Option<Instant> = None;
     let mut backoff = FIRST_BACKOFF;
     let mut closed = false;
+    let mut last_event = Instant::now();
     let fail = |what: &str, e: String, backoff: &mut Duration| -> Instant {
         let reason = name_os_errors(&format!("{what}: {e}"));
         tracing::error!(error = %reason, retry_in = ?*backoff, "index writer failed; dropping what it had not committed and replaying from its checkpoint");
@@ -69,9 +74,14 @@ pub fn run<R: LogReader>(
             pending = 0;
             retry_at = None;
         }
-        let wait = next_commit.saturating_duration_since(Instant::now());
-        match feed.recv(wait) {
+        let due = if pending > 0 {
+            next_commit.min(last_event + QUIET)
+        } else {
+            next_commit
+        };
+        match feed.recv(due.saturating_duration_since(Instant::now())) {
             Ok(Received::Events(chunk)) => {
+                last_event = Instant::now();
                 for entry in chunk {
                     if let Err(e) = index.add_entry(entry) {
                         retry_at = Some(fail("cannot add an event", e.to_string(), &mut backoff));
@@ -111,7 +121,8 @@ pub fn run<R: LogReader>(
                 }
             }
         }
-        if (Instant::now() >= next_commit || closed) && pending > 0 {
+        let quiet = last_event.elapsed() >= QUIET;
+        if (Instant::now() >= next_commit || closed || quiet) && pending > 0 {
             let started = Instant::now();
             let position = feed.position();
             match index.commit(position) {
