@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{full_event, Server};
 use mcp_audit::event::{Event, Outcome};
 use mcp_audit::proto::ShipRequest;
@@ -407,5 +409,34 @@ async fn retention_drops_old_days() {
     assert_eq!(s.ids("").await, vec!["recent-1"]);
     let (status, _) = s.get("/api/v1/events/old-1", &[]).await;
     assert_eq!(status, 404);
+    s.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_in_the_stream_makes_what_came_before_searchable_without_waiting_for_the_interval()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::test_config(dir.path());
+    // An interval far longer than the test waits: only the pause can commit.
+    config.commit_interval = Duration::from_secs(60);
+    let s = Server::start_with(config).await;
+    let events: Vec<Event> = (0..20).map(|i| full_event(&format!("quiet-{i}"))).collect();
+    assert_eq!(s.send(&events).await.accepted.len(), 20);
+    let acked = Instant::now();
+    let mut total = 0;
+    while acked.elapsed() < Duration::from_secs(10) {
+        total = s.search("").await["total"].as_u64().unwrap();
+        if total == 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(total, 20, "not searchable 10 s after the ack");
+    // About the pause (200 ms) and one commit; a generous bound for a loaded CI machine.
+    assert!(
+        acked.elapsed() < Duration::from_secs(5),
+        "searchable only after {:?}",
+        acked.elapsed()
+    );
     s.stop().await.unwrap();
 }
