@@ -16,8 +16,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Wire bytes that may be in flight between ingest and the index. Events take about three
 /// times their wire size in memory on the way (decoded, serialized, in the document), and
 /// the WAL's consumers keep live events until they reach them (`wal::consumer`), so this is
-/// what bounds their queues. 64 MiB let a 1M-event burst peak at 840–1,000 MiB RSS; 32 MiB
-/// at 680 MiB, with the same throughput (README, "collector RSS").
+/// what bounds their queues. With 64 MiB a 1M-event burst peaked at 791–1,000 MiB RSS, with
+/// 32 MiB at 616–696 MiB and the same throughput (README, "collector RSS").
 pub const BACKLOG_BYTES: usize = 32 << 20;
 
 pub struct Backlog {

@@ -1,8 +1,9 @@
 //! The indexer: the index as a durable consumer of the WAL.
 //!
 //! One thread takes committed events from its [`Feed`], adds them to the day indexes and
-//! commits on a timer (or as soon as the stream pauses); each commit records the WAL position it covers, and only then does the
-//! indexer publish that position (so the WAL keeps every segment the index still needs).
+//! commits on a timer, or as soon as the stream pauses; each commit records the WAL position
+//! it covers, and only then does the indexer publish that position (so the WAL keeps every
+//! segment the index still needs).
 //!
 //! When adding or committing fails (a full disk, too many open files, a damaged WAL record),
 //! the index is marked failing in `/readyz` and `/metrics` with the cause, everything not
