@@ -22,11 +22,10 @@
 use std::collections::VecDeque;
 
 /// Keys are group values from events (user, tool, conversation...), which clients choose: the
-/// hash is seeded at random per process, so they cannot pick keys that collide.
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-/// The per-key maps: hashbrown's, whose `entry_ref` finds or adds a key with one lookup and
-/// copies the key only when it is new (every event touches a key of each stateful rule).
-type KeyMap<V> = hashbrown::HashMap<String, V, foldhash::fast::RandomState>;
+/// hash is seeded at random per process, so they cannot pick keys that collide. hashbrown's
+/// map, whose `entry_ref` finds or adds a key with one lookup and copies the key only when it
+/// is new (every event touches a key of each stateful rule).
+type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +35,7 @@ pub type Micros = i64;
 /// A map of per-key state with a cap and least-recently-used eviction.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Keyed<S> {
-    map: KeyMap<(S, u64)>,
+    map: HashMap<String, (S, u64)>,
     /// Logical clock of touches.
     tick: u64,
     cap: usize,
@@ -48,7 +47,7 @@ pub struct Keyed<S> {
 impl<S> Keyed<S> {
     pub fn new(cap: usize) -> Self {
         Keyed {
-            map: KeyMap::default(),
+            map: HashMap::default(),
             tick: 0,
             cap: cap.max(1),
             evicted: 0,
@@ -126,8 +125,8 @@ pub fn event_count(
     event_id: &str,
 ) -> Option<Fired> {
     let threshold = threshold.max(1);
-    // Insert in time order (events arrive out of order across sources), reusing the buffer of
-    // the entry that leaves (no allocation per event once the window is full).
+    // Reuse the buffer of the entry that leaves (no allocation per event once the window is
+    // full).
     let mut id = if s.events.len() >= threshold && s.events.front().is_some_and(|(t, _)| *t <= at) {
         s.events.pop_front().map(|(_, id)| id).unwrap_or_default()
     } else {
