@@ -1,6 +1,5 @@
 //! Shared helpers for integration tests: a real collector on loopback (ephemeral ports, temp
 //! data dir), real gRPC and HTTP clients.
-#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,7 +18,6 @@ use tonic::transport::Channel;
 pub struct Server {
     pub grpc: String,
     pub http: String,
-    pub data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     http_client: reqwest::Client,
@@ -47,14 +45,12 @@ impl Server {
         let grpc_addr = format!("http://{}", grpc.local_addr().unwrap());
         let http_addr = format!("http://{}", http.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let data_dir = config.data_dir.clone();
         let task = tokio::spawn(run(config, Listeners { grpc, http }, async move {
             let _ = rx.await;
         }));
         let s = Self {
             grpc: grpc_addr,
             http: http_addr,
-            data_dir,
             stop: Some(tx),
             task: Some(task),
             http_client: reqwest::Client::new(),
@@ -234,7 +230,6 @@ pub struct Collector {
     pub child: std::process::Child,
     pub grpc: u16,
     pub http: u16,
-    pub data_dir: PathBuf,
     pub log: PathBuf,
     /// `http`, or `https` for a collector serving TLS.
     pub scheme: &'static str,
@@ -303,7 +298,6 @@ impl Collector {
             child,
             grpc,
             http,
-            data_dir: data_dir.to_path_buf(),
             log,
             scheme,
             http_client,

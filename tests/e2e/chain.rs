@@ -3,14 +3,10 @@
 //! deleted, reordered or newest-deleted event, a forged checkpoint and a wrong public key,
 //! each with its own message; a readable or damaged signing key stops the collector.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{generated, mcp_audit, Collector};
+use crate::common::{generated, mcp_audit, Collector};
 use mcp_audit::wal::{FileLog, FileLogReader, Log, LogReader};
 
 const EVERY_10: [(&str, &str); 1] = [("MCP_AUDIT_CHAIN_CHECKPOINT_EVERY_EVENTS", "10")];

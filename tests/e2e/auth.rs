@@ -2,13 +2,9 @@
 //! by `mcp-audit token`, gRPC and HTTP callers on loopback, a JWKS server (axum) for OAuth
 //! access tokens signed with test keys (tests/fixtures/jwt, made for these tests only).
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{full_event, mcp_audit, Collector};
+use crate::common::{full_event, mcp_audit, Collector};
 use futures::StreamExt;
 use mcp_audit::event::Event;
 use mcp_audit::ingest::proto as convert;
@@ -689,10 +685,10 @@ mod jwt {
     use std::sync::{Arc, Mutex};
 
     const ISSUER: &str = "https://idp.test/";
-    const PEM_A: &str = include_str!("fixtures/jwt/ed25519-a.pem");
-    const PEM_B: &str = include_str!("fixtures/jwt/ed25519-b.pem");
-    const X_A: &str = include_str!("fixtures/jwt/ed25519-a.x");
-    const X_B: &str = include_str!("fixtures/jwt/ed25519-b.x");
+    const PEM_A: &str = include_str!("../fixtures/jwt/ed25519-a.pem");
+    const PEM_B: &str = include_str!("../fixtures/jwt/ed25519-b.pem");
+    const X_A: &str = include_str!("../fixtures/jwt/ed25519-a.x");
+    const X_B: &str = include_str!("../fixtures/jwt/ed25519-b.x");
 
     fn jwk(kid: &str, x: &str) -> Value {
         serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid, "x": x.trim() })

@@ -1,11 +1,7 @@
 //! Every HTTP error is an RFC 9457 problem (`application/problem+json` with `type`, `title`,
 //! `status`, `detail`, and `param` when a parameter is at fault), against a real collector.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::Server;
+use crate::common::{self, Server};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -1,8 +1,6 @@
 //! `mcp-audit serve` refuses a bad configuration with one line naming the key and where the
 //! value came from (file, environment variable or flag); the real binary, run to its exit.
 
-#![allow(clippy::unwrap_used)]
-
 use std::process::Command;
 
 /// Runs `mcp-audit serve ARGS` with `ENV` (and no other `MCP_AUDIT_*` variables); returns

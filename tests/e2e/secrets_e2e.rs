@@ -1,11 +1,7 @@
 //! End to end: secret-laden events go in; no raw secret can be found anywhere afterwards — not
 //! in the data dir's bytes, not in any API response, not as a searchable term, not in metrics.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::{full_event, Server};
+use crate::common::{full_event, Server};
 use mcp_audit::event::Event;
 
 /// base62 of a u32, left-padded to 6 characters (GitHub's token checksum encoding).

@@ -2,13 +2,9 @@
 //! at a time, half a header, idle keep-alive connections and stalled request bodies are all
 //! closed within the configured timeouts, while ordinary requests and a live tail go on.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{full_event, Server};
+use crate::common::{self, full_event, Server};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

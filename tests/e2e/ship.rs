@@ -2,16 +2,12 @@
 //! `file:line`, a follower whose input stays open, re-shipping stores nothing twice, a
 //! collector restart while following, and memory that does not grow with the input.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{test_config, Server};
+use crate::common::{self, test_config, Server};
 use mcp_audit::app::{run, Listeners};
 use mcp_audit::config::Config;
 use serde_json::{json, Value};

@@ -4,15 +4,11 @@
 //! alone, as are arguments nested too deep for a record, and stored text cannot drive an
 //! auditor's terminal.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use crate::common::{self, generated, test_config, Server};
 use bytes::BufMut;
-use common::{generated, test_config, Server};
 use mcp_audit::ingest::proto as convert;
 use mcp_audit::proto::{ShipRequest, ShipResponse};
 use prost::Message;

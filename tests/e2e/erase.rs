@@ -3,13 +3,9 @@
 //! `mcp-audit verify` still passes, signed checkpoints included; the erasure holds across a
 //! restart and a rebuild of the index from the WAL.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::path::Path;
 
-use common::{generated, mcp_audit, Collector};
+use crate::common::{generated, mcp_audit, Collector};
 use mcp_audit::event::Event;
 use serde_json::Value;
 

@@ -6,16 +6,12 @@
 //! SIGHUP keeping the old one in service, bad files stopping start-up with their path, and
 //! webhooks delivered to an https:// receiver.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::Collector;
+use crate::common::Collector;
 use mcp_audit::tls::x509::Summary;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,

@@ -1,12 +1,9 @@
 //! One query language everywhere: a `q` selects the same events in the live tail as in a
 //! search, and `GET /api/v1/fields` lists what it can name; against a real collector.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{full_event, Server};
+use crate::common::{full_event, Server};
 use futures::StreamExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,14 +3,10 @@
 //! records after it stops start-up until `mcp-audit recover` salvages it explicitly, `verify`
 //! reads the stored bytes, changes nothing and names the first missing sequence number.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use common::{generated, mcp_audit, Collector};
+use crate::common::{generated, mcp_audit, Collector};
 
 /// The newest WAL segment file.
 fn newest_segment(data_dir: &Path) -> PathBuf {

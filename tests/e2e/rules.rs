@@ -3,13 +3,9 @@
 //! rules when a file is bad, state and findings survive a restart and a kill -9 (no finding
 //! lost, none duplicated), and `rules check` / `rules test` work offline.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{full_event, mcp_audit, Collector};
+use crate::common::{full_event, mcp_audit, Collector};
 use serde_json::Value;
 
 async fn get(c: &Collector, path: &str, query: &[(&str, &str)]) -> (u16, Value) {

@@ -1,11 +1,7 @@
 //! Crash safety: the real binary is SIGKILLed while events stream in; after a restart every
 //! acknowledged event is searchable exactly once.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::Collector;
+use crate::common::Collector;
 use std::collections::HashSet;
 use std::time::Duration;
 

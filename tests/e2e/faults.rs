@@ -2,13 +2,9 @@
 //! cannot get a file handle, `/readyz` and `/metrics` say so and name the cause, acknowledged
 //! events wait in the WAL, and once handles are free again the index reopens and replays them.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::{generated, Collector};
+use crate::common::{generated, Collector};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_out_of_file_handles_is_visible_and_the_index_recovers() {

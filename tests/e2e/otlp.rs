@@ -2,14 +2,10 @@
 //! generated from the official OTLP protos (opentelemetry-proto), OTLP/HTTP with protobuf,
 //! JSON and gzip bodies through reqwest.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::io::Write;
 use std::time::Duration;
 
-use common::{mcp_audit, Server};
+use crate::common::{self, mcp_audit, Server};
 use mcp_audit::ingest::otlp::pb::collector::logs::v1::ExportLogsServiceRequest;
 use mcp_audit::ingest::otlp::pb::collector::trace::v1::trace_service_client::TraceServiceClient;
 use mcp_audit::ingest::otlp::pb::collector::trace::v1::{

@@ -1,9 +1,6 @@
 //! `mcp-audit verify` finds edits and deletions in stored history.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
+use crate::common;
 use std::process::Command;
 
 use mcp_audit::event::{Event, StoredEvent, GENESIS_HASH};

@@ -1,12 +1,8 @@
 //! Ingest → search round trips against a real collector on loopback.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{full_event, Server};
+use crate::common::{self, full_event, Server};
 use mcp_audit::event::{Event, Outcome};
 use mcp_audit::proto::ShipRequest;
 use serde_json::Value;

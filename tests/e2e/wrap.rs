@@ -2,15 +2,12 @@
 //! written inline in Python (no SDK) as the child: what the proxy does when the collector is
 //! not there yet and the spool is full. The official SDK and the npm reference servers are
 //! driven through `wrap` in tests/interop/test_wrap.py.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::test_config;
+use crate::common::test_config;
 use mcp_audit::app::{run, Listeners};
 use tokio::net::TcpListener;
 

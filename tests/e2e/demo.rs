@@ -1,9 +1,7 @@
 //! Generated traffic through the real collector: `serve --demo` seeds a day with its attack
 //! scenarios, and `mcp-audit demo` streams one over gRPC; both arrive scrubbed and searchable.
 
-mod common;
-
-use common::{mcp_audit, test_config, Server};
+use crate::common::{mcp_audit, test_config, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_demo_seeds_a_day_with_its_scenarios() {

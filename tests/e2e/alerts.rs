@@ -4,17 +4,13 @@
 //! and 429 Retry-After, 410 disabling a destination, a kill -9 in the middle of retries,
 //! and the three body formats.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::{full_event, mcp_audit, Collector};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use common::{full_event, mcp_audit, Collector};
 use serde_json::Value;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
