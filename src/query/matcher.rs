@@ -372,9 +372,24 @@ fn fold(s: &str, cased: bool) -> Cow<'_, str> {
     }
 }
 
+/// `s == value`, without case unless `cased` (as [`fold`] would compare them; ASCII text,
+/// nearly all of it, compared in place without looking at either twice).
+fn equals(s: &str, value: &str, cased: bool) -> bool {
+    if s == value {
+        return true;
+    }
+    if cased {
+        return false;
+    }
+    if value.is_ascii() && s.is_ascii() {
+        return s.eq_ignore_ascii_case(value);
+    }
+    fold(s, false) == fold(value, false)
+}
+
 fn string_op(op: &Op, s: &str) -> bool {
     match op {
-        Op::Equals { value, cased } => fold(s, *cased) == fold(value, *cased),
+        Op::Equals { value, cased } => equals(s, value, *cased),
         Op::Contains { value, cased } => fold(s, *cased).contains(&*fold(value, *cased)),
         Op::StartsWith { value, cased } => fold(s, *cased).starts_with(&*fold(value, *cased)),
         Op::EndsWith { value, cased } => fold(s, *cased).ends_with(&*fold(value, *cased)),

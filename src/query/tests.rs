@@ -214,6 +214,37 @@ fn s(v: &str) -> String {
 }
 
 #[test]
+fn equals_without_case_folds_unicode_as_well_as_ascii() {
+    let mut ev = event();
+    let eq = |value: &str, cased| {
+        Expr::Cmp(Cmp {
+            field: field_ref("user").unwrap(),
+            op: Op::Equals {
+                value: s(value),
+                cased,
+            },
+        })
+    };
+    for (user, value, same) in [
+        ("alice", "ALICE", true),
+        ("alice", "alic", false),
+        ("école", "ÉCOLE", true),
+        ("ÉCOLE", "école", true),
+        // The Kelvin sign's lower case is an ASCII `k`.
+        ("\u{212A}elvin", "kelvin", true),
+        ("école", "ecole", false),
+    ] {
+        ev.event.user = user.into();
+        assert_eq!(matches(&eq(value, false), &ev), same, "{user} = {value}");
+        assert_eq!(
+            matches(&eq(value, true), &ev),
+            user == value,
+            "{user} == {value}"
+        );
+    }
+}
+
+#[test]
 fn string_operators_are_case_insensitive_unless_cased() {
     let ops = |cased| {
         [
