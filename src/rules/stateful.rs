@@ -20,6 +20,7 @@
 //! new value (terms, changes), so one burst is one finding, not one per event.
 
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 
 /// Keys are group values from events (user, tool, conversation...), which clients choose: the
 /// hash is seeded at random per process, so they cannot pick keys that collide. hashbrown's
@@ -410,49 +411,52 @@ const CAPTURE_HASHES: usize = 1024;
 /// Captures kept per step and key (the most recent).
 const CAPTURES_PER_STEP: usize = 4;
 
-/// Normalised bytes: lower-case ASCII, whitespace runs as one space (formatting does not hide
-/// copied text); at most `limit` bytes of input.
-fn normalise(text: &str, limit: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len().min(limit));
-    let mut space = false;
-    for &b in text.as_bytes().iter().take(limit) {
-        if b.is_ascii_whitespace() {
-            if !space && !out.is_empty() {
-                out.push(b' ');
-            }
-            space = true;
-        } else {
-            out.push(b.to_ascii_lowercase());
-            space = false;
-        }
-    }
-    out
-}
-
 /// Most text of a sink looked at for carried text.
 const SINK_BYTES: usize = 256 << 10;
 
-/// Rolling (Rabin-Karp) hashes of every `GRAM`-byte window, in one pass.
-fn gram_hashes(bytes: &[u8]) -> Vec<u64> {
+/// Calls `f` with the hash of every `GRAM`-byte window of `text` normalised (lower-case ASCII,
+/// whitespace runs as one space, leading whitespace dropped: formatting does not hide copied
+/// text), its first `limit` bytes, until `f` breaks. One pass with a rolling (Rabin-Karp) hash
+/// and a ring of the window's bytes: nothing is allocated, and a sink stops at its first hit.
+fn for_each_gram(text: &str, limit: usize, mut f: impl FnMut(u64) -> ControlFlow<()>) {
     const BASE: u64 = 0x100_0000_01b3;
-    if bytes.len() < GRAM {
-        return Vec::new();
-    }
     // BASE^(GRAM-1), to take the outgoing byte off.
-    let top = (1..GRAM).fold(1u64, |p, _| p.wrapping_mul(BASE));
-    let mut h = bytes[..GRAM].iter().fold(0u64, |h, &b| {
-        h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1)
-    });
-    let mut out = Vec::with_capacity(bytes.len() - GRAM + 1);
-    out.push(mix(h));
-    for i in GRAM..bytes.len() {
-        h = h
-            .wrapping_sub((u64::from(bytes[i - GRAM]) + 1).wrapping_mul(top))
-            .wrapping_mul(BASE)
-            .wrapping_add(u64::from(bytes[i]) + 1);
-        out.push(mix(h));
+    const TOP: u64 = {
+        let mut p = 1u64;
+        let mut i = 1;
+        while i < GRAM {
+            p = p.wrapping_mul(BASE);
+            i += 1;
+        }
+        p
+    };
+    let mut ring = [0u8; GRAM];
+    let mut n = 0usize;
+    let mut h = 0u64;
+    let mut space = false;
+    for &b in text.as_bytes().iter().take(limit) {
+        let b = if b.is_ascii_whitespace() {
+            let skip = space || n == 0;
+            space = true;
+            if skip {
+                continue;
+            }
+            b' '
+        } else {
+            space = false;
+            b.to_ascii_lowercase()
+        };
+        let slot = n % GRAM;
+        if n >= GRAM {
+            h = h.wrapping_sub((u64::from(ring[slot]) + 1).wrapping_mul(TOP));
+        }
+        h = h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1);
+        ring[slot] = b;
+        n += 1;
+        if n >= GRAM && f(mix(h)).is_break() {
+            return;
+        }
     }
-    out
 }
 
 /// Spreads a polynomial hash's bits (winnowing keeps minima, which want uniform values).
@@ -465,34 +469,43 @@ fn mix(mut x: u64) -> u64 {
 
 impl Fingerprint {
     pub fn of(text: &str) -> Fingerprint {
-        let hashes = gram_hashes(&normalise(text, CAPTURE_BYTES));
+        const MASK: usize = WINNOW - 1;
+        const _: () = assert!(WINNOW.is_power_of_two());
         let mut kept: Vec<u64> = Vec::new();
-        if hashes.is_empty() {
-            return Fingerprint(kept);
-        }
         // The minimum of every window of WINNOW hashes (the rightmost on ties), with a
-        // monotonic queue: linear in the text.
-        let w = WINNOW.min(hashes.len());
-        let mut queue: VecDeque<usize> = VecDeque::with_capacity(w);
+        // monotonic queue of (index, hash) in a ring of WINNOW slots: linear in the text.
+        let mut ring = [(0usize, 0u64); WINNOW];
+        let (mut head, mut len) = (0usize, 0usize);
         let mut last: Option<usize> = None;
-        for (i, h) in hashes.iter().enumerate() {
-            while queue.back().is_some_and(|&j| hashes[j] >= *h) {
-                queue.pop_back();
+        let mut i = 0usize;
+        for_each_gram(text, CAPTURE_BYTES, |h| {
+            // What left the window first, so the ring never holds more than WINNOW.
+            if len > 0 && ring[head].0 + WINNOW <= i {
+                head = (head + 1) & MASK;
+                len -= 1;
             }
-            queue.push_back(i);
-            if queue.front().is_some_and(|&j| j + w <= i) {
-                queue.pop_front();
+            while len > 0 && ring[(head + len - 1) & MASK].1 >= h {
+                len -= 1;
             }
-            if i + 1 >= w {
-                let m = queue.front().copied().unwrap_or(i);
+            ring[(head + len) & MASK] = (i, h);
+            len += 1;
+            if i + 1 >= WINNOW {
+                let (m, h) = ring[head];
                 if last != Some(m) {
-                    kept.push(hashes[m]);
+                    kept.push(h);
                     last = Some(m);
                 }
-                if kept.len() >= CAPTURE_HASHES {
-                    break;
-                }
             }
+            i += 1;
+            if kept.len() >= CAPTURE_HASHES {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        // Fewer windows than WINNOW: their minimum stands for them all.
+        if i > 0 && i < WINNOW {
+            kept.push(ring[head].1);
         }
         kept.sort_unstable();
         kept.dedup();
@@ -504,9 +517,16 @@ impl Fingerprint {
         if self.0.is_empty() {
             return false;
         }
-        gram_hashes(&normalise(text, SINK_BYTES))
-            .iter()
-            .any(|h| self.0.binary_search(h).is_ok())
+        let mut hit = false;
+        for_each_gram(text, SINK_BYTES, |h| {
+            hit = self.0.binary_search(&h).is_ok();
+            if hit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        hit
     }
 }
 
@@ -836,6 +856,79 @@ mod tests {
             "{\"title\": \"Weekly report\", \"body\": \"numbers look fine, see the email\"}"
         ));
         assert!(!Fingerprint::of("short").carried_by("short"));
+    }
+
+    /// The fingerprint as first written (normalise into a buffer, hash every window into a
+    /// vector, then winnow it): saved state holds fingerprints, so the one-pass version must
+    /// give the same hashes for the same text.
+    fn two_pass_fingerprint(text: &str) -> Vec<u64> {
+        let mut norm = Vec::new();
+        let mut space = false;
+        for &b in text.as_bytes().iter().take(CAPTURE_BYTES) {
+            if b.is_ascii_whitespace() {
+                if !space && !norm.is_empty() {
+                    norm.push(b' ');
+                }
+                space = true;
+            } else {
+                norm.push(b.to_ascii_lowercase());
+                space = false;
+            }
+        }
+        if norm.len() < GRAM {
+            return Vec::new();
+        }
+        const BASE: u64 = 0x100_0000_01b3;
+        let top = (1..GRAM).fold(1u64, |p, _| p.wrapping_mul(BASE));
+        let mut h = norm[..GRAM].iter().fold(0u64, |h, &b| {
+            h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1)
+        });
+        let mut hashes = vec![mix(h)];
+        for i in GRAM..norm.len() {
+            h = h
+                .wrapping_sub((u64::from(norm[i - GRAM]) + 1).wrapping_mul(top))
+                .wrapping_mul(BASE)
+                .wrapping_add(u64::from(norm[i]) + 1);
+            hashes.push(mix(h));
+        }
+        let w = WINNOW.min(hashes.len());
+        let mut kept = Vec::new();
+        let mut last = None;
+        for i in (w - 1)..hashes.len() {
+            // The rightmost minimum of the window ending at i.
+            let m = (i + 1 - w..=i).rev().min_by_key(|&j| hashes[j]).unwrap();
+            if last != Some(m) {
+                kept.push(hashes[m]);
+                last = Some(m);
+            }
+            if kept.len() >= CAPTURE_HASHES {
+                break;
+            }
+        }
+        kept.sort_unstable();
+        kept.dedup();
+        kept
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_fingerprints_are_the_two_pass_ones(
+            text in "[ \n\tA-Za-z0-9,.é]{0,300}",
+            repeat in 1usize..4,
+        ) {
+            let text = text.repeat(repeat);
+            proptest::prop_assert_eq!(Fingerprint::of(&text).0, two_pass_fingerprint(&text));
+        }
+    }
+
+    #[test]
+    fn one_pass_fingerprints_of_long_texts_stop_where_the_two_pass_ones_did() {
+        let long: String = (0..40_000u32)
+            .map(|i| format!("{} ", i.wrapping_mul(2654435761)))
+            .collect();
+        assert_eq!(Fingerprint::of(&long).0, two_pass_fingerprint(&long));
+        let fp = Fingerprint::of(&long);
+        assert!(fp.carried_by(&format!("xx {} yy", &long[2000..2100])));
     }
 
     #[test]
