@@ -318,6 +318,11 @@ impl Pattern {
         self.re.as_str()
     }
 
+    /// Names this pattern (its clones share it).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Whether ASCII text can never match (see [`Pattern::is_match`]).
     pub fn needs_non_ascii(&self) -> bool {
         self.non_ascii

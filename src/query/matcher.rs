@@ -13,7 +13,8 @@ use std::ops::Bound;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::ast::{Cmp, Expr, FieldRef, Op, Scalar};
+use super::ast::{Cmp, Expr, FieldRef, Op, Pattern, Scalar};
+use super::guard::ArgumentGuard;
 use super::text::{
     for_each_at_path, number_leaf, query_value, string_leaf, words, FieldText, Typed,
     MAX_EXACT_BYTES,
@@ -34,15 +35,36 @@ pub struct EventView<'a> {
     ev: &'a StoredEvent,
     leaves: std::cell::OnceCell<Vec<Cow<'a, str>>>,
     hosts: std::cell::OnceCell<Vec<String>>,
+    guard: Option<&'a ArgumentGuard>,
+    /// Whether the guard found something in some argument value.
+    guard_hit: std::cell::OnceCell<bool>,
 }
 
 impl<'a> EventView<'a> {
     pub fn new(ev: &'a StoredEvent) -> EventView<'a> {
+        EventView::guarded(ev, None)
+    }
+
+    /// A view whose regexes over every argument value ask `guard` first (see
+    /// [`ArgumentGuard`]).
+    pub fn guarded(ev: &'a StoredEvent, guard: Option<&'a ArgumentGuard>) -> EventView<'a> {
         EventView {
             ev,
             leaves: std::cell::OnceCell::new(),
             hosts: std::cell::OnceCell::new(),
+            guard,
+            guard_hit: std::cell::OnceCell::new(),
         }
+    }
+
+    /// Whether the guard answers `p` over the argument values: no value can match it.
+    fn ruled_out(&self, p: &Pattern) -> bool {
+        self.guard.is_some_and(|g| {
+            g.covers(p)
+                && !*self
+                    .guard_hit
+                    .get_or_init(|| self.leaves().iter().any(|s| g.may_match(s)))
+        })
     }
 
     pub fn event(&self) -> &'a StoredEvent {
@@ -89,7 +111,12 @@ fn cmp(c: &Cmp, view: &EventView<'_>) -> bool {
         Op::Exists => exists(&c.field, ev),
         Op::Range { lower, upper } => range(&c.field, lower, upper, ev),
         op => match &c.field {
-            FieldRef::AnyArgument => view.leaves().iter().any(|s| string_op(op, s)),
+            FieldRef::AnyArgument => {
+                if matches!(op, Op::Regex(p) if view.ruled_out(p)) {
+                    return false;
+                }
+                view.leaves().iter().any(|s| string_op(op, s))
+            }
             FieldRef::FreeText => {
                 let e = &ev.event;
                 view.leaves().iter().any(|s| string_op(op, s))

@@ -35,6 +35,7 @@
 //! tests. Nothing here may panic on user input.
 
 mod ast;
+mod guard;
 mod matcher;
 mod parse;
 #[cfg(test)]
@@ -42,6 +43,7 @@ mod tests;
 pub mod text;
 
 pub use ast::{Cmp, CmpOp, Expr, FieldRef, Op, Pattern, Scalar};
+pub use guard::ArgumentGuard;
 pub use matcher::{for_each_string, matches, matches_in, EventView};
 pub use parse::{field_ref, parse, MAX_QUERY_BYTES};
 

@@ -662,3 +662,37 @@ fn one_view_answers_every_question_as_a_fresh_match_would() {
         }
     }
 }
+
+proptest::proptest! {
+    /// A view with the guard over argument regexes answers every question as one without it.
+    #[test]
+    fn the_argument_guard_never_changes_an_answer(
+        values in proptest::collection::vec("[a-c/. |$()-]{0,12}", 0..4),
+    ) {
+        let re = |r: &str| {
+            Expr::Cmp(Cmp {
+                field: FieldRef::AnyArgument,
+                op: Op::Regex(Pattern::new(regex::Regex::new(r).unwrap())),
+            })
+        };
+        let exprs = [
+            re(r"(?i)\bab\b"),
+            re(r"^\.\./"),
+            re(r"\$\(\s*c"),
+            re(r"a\|\s*b$"),
+            // Not over every argument: never guarded.
+            on("result", Op::Regex(Pattern::new(regex::Regex::new("a").unwrap()))),
+        ];
+        let guard = ArgumentGuard::new(exprs.iter()).expect("a guard over four regexes");
+        let mut ev = event();
+        ev.event.arguments = serde_json::Value::Array(
+            values.iter().map(|v| json!(v)).collect(),
+        );
+        ev.event.result = values.concat();
+        let guarded = EventView::guarded(&ev, Some(&guard));
+        let plain = EventView::new(&ev);
+        for e in &exprs {
+            proptest::prop_assert_eq!(matches_in(e, &guarded), matches_in(e, &plain), "{:?} on {:?}", e, values);
+        }
+    }
+}

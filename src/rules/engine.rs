@@ -19,7 +19,7 @@ use super::stateful::{self, Fired, Keyed, Micros, StepInput};
 use super::{Finding, Kind, Rule};
 use crate::event::fields::FieldValue;
 use crate::event::StoredEvent;
-use crate::query::{for_each_string, matches_in, EventView, Expr, FieldRef};
+use crate::query::{for_each_string, matches_in, ArgumentGuard, EventView, Expr, FieldRef};
 
 /// Keys kept per rule by default (least recently used go first; see `/metrics`).
 pub const DEFAULT_KEY_CAP: usize = 50_000;
@@ -111,6 +111,8 @@ pub struct Engine {
     states: Vec<State>,
     /// Which rules look at an event of which method, so most rules skip most events at once.
     methods: MethodFilter,
+    /// All the rules' regexes over every argument value, joined (see [`ArgumentGuard`]).
+    guard: Option<ArgumentGuard>,
     stats: HashMap<String, RuleStats>,
     watermark: Micros,
     last_absence_check: Micros,
@@ -242,10 +244,12 @@ impl Engine {
             .map(|r| State::for_kind(&r.kind, key_cap))
             .collect();
         let methods = MethodFilter::new(&rules);
+        let guard = ArgumentGuard::new(rules.iter().flat_map(|r| evaluated(r)));
         Engine {
             rules,
             states,
             methods,
+            guard,
             stats: HashMap::new(),
             watermark: 0,
             last_absence_check: 0,
@@ -281,6 +285,7 @@ impl Engine {
             })
             .collect();
         self.methods = MethodFilter::new(&self.rules);
+        self.guard = ArgumentGuard::new(self.rules.iter().flat_map(|r| evaluated(r)));
     }
 
     /// Forgets every rule's state and statistics, as a new engine with the same rules would
@@ -341,7 +346,7 @@ impl Engine {
         let at = micros(ev.event.timestamp);
         self.watermark = self.watermark.max(at);
         let mut out = Vec::new();
-        let view = EventView::new(ev);
+        let view = EventView::guarded(ev, self.guard.as_ref());
         let method = self.methods.bit(&ev.event.method);
         for ((rule, state), mask) in self
             .rules
@@ -453,6 +458,23 @@ impl MethodFilter {
             .and_then(|i| 1u64.checked_shl(u32::try_from(i).ok()?))
             .unwrap_or(0)
     }
+}
+
+/// The expressions the engine evaluates for a rule: its detection (a rule that only names a
+/// correlation's step has none of its own) or input, its steps, its exceptions.
+fn evaluated(r: &Rule) -> Vec<&Expr> {
+    let mut out: Vec<&Expr> = match &r.kind {
+        Kind::Match => r.detection.iter().filter(|_| r.generate).collect(),
+        Kind::EventCount { input, .. }
+        | Kind::ValueCount { input, .. }
+        | Kind::Spike { input, .. }
+        | Kind::NewTerm { input, .. }
+        | Kind::Change { input, .. }
+        | Kind::Absence { input, .. } => input.iter().collect(),
+        Kind::Sequence { steps, .. } => steps.iter().map(|s| &s.detection).collect(),
+    };
+    out.extend(r.exceptions.as_ref());
+    out
 }
 
 /// The methods a rule needs (see [`MethodFilter`]).
