@@ -36,7 +36,7 @@ enum State {
     /// `started`: event time of the rule's first event per tenant (its warm-up starts there).
     Terms {
         keys: Keyed<stateful::TermsState>,
-        started: HashMap<String, Micros>,
+        started: stateful::HashMap<String, Micros>,
     },
     Change(Keyed<stateful::ChangeState>),
     Sequence(Keyed<stateful::SequenceState>),
@@ -52,7 +52,7 @@ impl State {
             Kind::Spike { .. } => State::Spike(Keyed::new(cap)),
             Kind::NewTerm { .. } => State::Terms {
                 keys: Keyed::new(cap),
-                started: HashMap::new(),
+                started: Default::default(),
             },
             Kind::Change { .. } => State::Change(Keyed::new(cap)),
             Kind::Sequence { .. } => State::Sequence(Keyed::new(cap)),

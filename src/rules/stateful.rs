@@ -26,7 +26,7 @@ use std::ops::ControlFlow;
 /// hash is seeded at random per process, so they cannot pick keys that collide. hashbrown's
 /// map, whose `entry_ref` finds or adds a key with one lookup and copies the key only when it
 /// is new (every event touches a key of each stateful rule).
-type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+pub(super) type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
 use serde::{Deserialize, Serialize};
 
@@ -431,7 +431,8 @@ fn for_each_gram(text: &str, limit: usize, mut f: impl FnMut(u64) -> ControlFlow
         p
     };
     let mut ring = [0u8; GRAM];
-    let mut n = 0usize;
+    // Bytes taken, and where the next goes in the ring (`n % GRAM`, kept without dividing).
+    let (mut n, mut slot) = (0usize, 0usize);
     let mut h = 0u64;
     let mut space = false;
     for &b in text.as_bytes().iter().take(limit) {
@@ -446,13 +447,13 @@ fn for_each_gram(text: &str, limit: usize, mut f: impl FnMut(u64) -> ControlFlow
             space = false;
             b.to_ascii_lowercase()
         };
-        let slot = n % GRAM;
         if n >= GRAM {
             h = h.wrapping_sub((u64::from(ring[slot]) + 1).wrapping_mul(TOP));
         }
         h = h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1);
         ring[slot] = b;
         n += 1;
+        slot = if slot + 1 == GRAM { 0 } else { slot + 1 };
         if n >= GRAM && f(mix(h)).is_break() {
             return;
         }
