@@ -214,16 +214,18 @@ fn group(
     Some((key, pairs(fields, &values)))
 }
 
-/// The value a term or change rule follows: its fields' values joined.
-fn joined<'a>(values: &[Cow<'a, str>]) -> Cow<'a, str> {
-    match values {
-        [one] => one.clone(),
-        many => Cow::Owned(
-            many.iter()
+/// The value a term or change rule follows: its fields' values joined (borrowed when there
+/// is one field, as nearly always); `None` when one has no value.
+fn joined<'a>(fields: &[(String, FieldRef)], ev: &'a StoredEvent) -> Option<Cow<'a, str>> {
+    match fields {
+        [(_, one)] => first_value(one, ev),
+        many => Some(Cow::Owned(
+            group_values(many, ev)?
+                .iter()
                 .map(|v| v.as_ref())
                 .collect::<Vec<_>>()
                 .join(" / "),
-        ),
+        )),
     }
 }
 
@@ -621,10 +623,9 @@ fn evaluate_rule(
             if !passes(input, exceptions, view) {
                 return Vec::new();
             }
-            let Some(values) = group_values(fields, ev) else {
+            let Some(value) = joined(fields, ev) else {
                 return Vec::new();
             };
-            let value = joined(&values);
             let start = match started.get(ev.tenant.as_str()) {
                 Some(t) => *t,
                 None => {
@@ -655,10 +656,9 @@ fn evaluate_rule(
             if !passes(input, exceptions, view) {
                 return Vec::new();
             }
-            let Some(values) = group_values(fields, ev) else {
+            let Some(value) = joined(fields, ev) else {
                 return Vec::new();
             };
-            let value = joined(&values);
             keyed(group_by, &mut |key| {
                 stateful::change(
                     keys.entry(key, Default::default),
