@@ -19,8 +19,8 @@ if [ ! -x /usr/bin/chromium ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
-if [ ! -x "$venv/bin/pytest" ] || ! "$venv/bin/python" -c "import playwright" 2>/dev/null; then
-    python3 -m venv "$venv"
+if ! "$venv/bin/pytest" --version >/dev/null 2>&1 || ! "$venv/bin/python" -c "import playwright" 2>/dev/null; then
+    python3 -m venv --clear "$venv"
     "$venv/bin/pip" install --quiet "playwright==$PLAYWRIGHT_VERSION" pytest
 fi
 

@@ -18,8 +18,8 @@ export MCP_AUDIT_BIN="$target/debug/mcp-audit"
 
 venv="$target/interop-venv"
 stamp="$venv/.requirements"
-if [ ! -x "$venv/bin/pytest" ] || ! cmp -s "$here/requirements.txt" "$stamp"; then
-    python3 -m venv "$venv"
+if ! "$venv/bin/pytest" --version >/dev/null 2>&1 || ! cmp -s "$here/requirements.txt" "$stamp"; then
+    python3 -m venv --clear "$venv"
     "$venv/bin/pip" install --quiet -r "$here/requirements.txt"
     cp "$here/requirements.txt" "$stamp"
 fi
