@@ -350,16 +350,17 @@ impl Engine {
         let mut out = Vec::new();
         let view = EventView::guarded(ev, self.guard.as_ref());
         let method = self.methods.bit(&ev.event.method);
-        for ((rule, state), mask) in self
+        for (((rule, state), mask), input) in self
             .rules
             .iter()
             .zip(self.states.iter_mut())
             .zip(&self.methods.masks)
+            .zip(&self.methods.inputs)
         {
             if mask.is_some_and(|m| m & method == 0) {
                 continue;
             }
-            let fired = evaluate_rule(rule, state, &mut self.scratch, &view, at);
+            let fired = evaluate_rule(rule, input, state, &mut self.scratch, &view, at);
             for (pairs, f) in fired {
                 out.push(make_finding(
                     &mut self.stats,
@@ -426,6 +427,9 @@ struct MethodFilter {
     names: Vec<String>,
     /// Parallel to the engine's rules.
     masks: Vec<Option<u64>>,
+    /// Parallel to the engine's rules: the input each is evaluated with once its mask let the
+    /// event through, without the method test the mask stands for (most rules begin with one).
+    inputs: Vec<Option<Expr>>,
 }
 
 impl MethodFilter {
@@ -449,7 +453,22 @@ impl MethodFilter {
                 Some(mask)
             })
             .collect();
-        MethodFilter { names, masks }
+        let inputs = rules
+            .iter()
+            .zip(&masks)
+            .map(|(r, mask): (&Arc<Rule>, &Option<u64>)| {
+                let input = rule_input(r)?;
+                Some(match mask {
+                    Some(_) => without_methods(input),
+                    None => input.clone(),
+                })
+            })
+            .collect();
+        MethodFilter {
+            names,
+            masks,
+            inputs,
+        }
     }
 
     /// The bit of `method` (compared as `Equals` does for ASCII), 0 when no rule requires it.
@@ -479,9 +498,10 @@ fn evaluated(r: &Rule) -> Vec<&Expr> {
     out
 }
 
-/// The methods a rule needs (see [`MethodFilter`]).
-fn rule_methods(r: &Rule) -> Option<Vec<String>> {
-    let input = match &r.kind {
+/// What a rule matches events with before its kind does anything (`None` for a sequence, whose
+/// steps do).
+fn rule_input(r: &Rule) -> Option<&Expr> {
+    match &r.kind {
         Kind::Match => r.detection.as_ref(),
         Kind::EventCount { input, .. }
         | Kind::ValueCount { input, .. }
@@ -489,15 +509,38 @@ fn rule_methods(r: &Rule) -> Option<Vec<String>> {
         | Kind::NewTerm { input, .. }
         | Kind::Change { input, .. }
         | Kind::Absence { input, .. } => input.as_ref(),
-        Kind::Sequence { steps, .. } => {
-            let mut all = Vec::new();
-            for s in steps {
-                all.extend(expr_methods(&s.detection)?);
+        Kind::Sequence { .. } => None,
+    }
+}
+
+/// `e` with the method test [`expr_methods`] read off it made always true: an event the
+/// rule's mask let through passes it (its method equals one of them, ASCII case aside, so
+/// `Equals` holds too).
+fn without_methods(e: &Expr) -> Expr {
+    match e {
+        Expr::Cmp(_) | Expr::Or(_) if expr_methods(e).is_some() => Expr::All,
+        Expr::And(items) => match items.iter().position(|i| expr_methods(i).is_some()) {
+            Some(at) => {
+                let mut items = items.clone();
+                items[at] = without_methods(&items[at]);
+                Expr::And(items)
             }
-            return Some(all);
+            None => e.clone(),
+        },
+        other => other.clone(),
+    }
+}
+
+/// The methods a rule needs (see [`MethodFilter`]).
+fn rule_methods(r: &Rule) -> Option<Vec<String>> {
+    if let Kind::Sequence { steps, .. } = &r.kind {
+        let mut all = Vec::new();
+        for s in steps {
+            all.extend(expr_methods(&s.detection)?);
         }
-    };
-    let mut m = expr_methods(input?)?;
+        return Some(all);
+    }
+    let mut m = expr_methods(rule_input(r)?)?;
     // Methods are compared case-insensitively by `Equals`: keep every spelling an event uses.
     m.dedup();
     Some(m)
@@ -506,6 +549,7 @@ fn rule_methods(r: &Rule) -> Option<Vec<String>> {
 /// Evaluates one rule on one event, with its state; what fired, with the group's pairs.
 fn evaluate_rule(
     rule: &Rule,
+    input: &Option<Expr>,
     state: &mut State,
     key: &mut String,
     view: &EventView<'_>,
@@ -529,7 +573,7 @@ fn evaluate_rule(
     };
     match (&rule.kind, state) {
         (Kind::Match, _) => {
-            if !rule.generate || !passes(&rule.detection, exceptions, view) {
+            if !rule.generate || !passes(input, exceptions, view) {
                 return Vec::new();
             }
             let pairs = group(&rule.group_by, ev).map(|g| g.1).unwrap_or_default();
@@ -543,10 +587,10 @@ fn evaluate_rule(
         }
         (
             Kind::EventCount {
-                input,
                 group_by,
                 threshold,
                 window,
+                ..
             },
             State::Count(keys),
         ) => {
@@ -565,11 +609,11 @@ fn evaluate_rule(
         }
         (
             Kind::ValueCount {
-                input,
                 group_by,
                 field,
                 threshold,
                 window,
+                ..
             },
             State::Distinct(keys),
         ) => {
@@ -592,9 +636,7 @@ fn evaluate_rule(
         }
         (
             Kind::Spike {
-                input,
-                group_by,
-                params,
+                group_by, params, ..
             },
             State::Spike(keys),
         ) => {
@@ -612,11 +654,11 @@ fn evaluate_rule(
         }
         (
             Kind::NewTerm {
-                input,
                 group_by,
                 fields,
                 warmup,
                 min_existing,
+                ..
             },
             State::Terms { keys, started },
         ) => {
@@ -647,9 +689,7 @@ fn evaluate_rule(
         }
         (
             Kind::Change {
-                input,
-                group_by,
-                fields,
+                group_by, fields, ..
             },
             State::Change(keys),
         ) => {
@@ -713,12 +753,7 @@ fn evaluate_rule(
                 )
             })
         }
-        (
-            Kind::Absence {
-                input, group_by, ..
-            },
-            State::Presence(keys),
-        ) => {
+        (Kind::Absence { group_by, .. }, State::Presence(keys)) => {
             if passes(input, exceptions, view) {
                 keyed(group_by, &mut |key| {
                     stateful::present(keys.entry(key, Default::default), at, &ev.event.event_id);
@@ -932,6 +967,19 @@ detection:
   condition: sel
 "#;
         let mut engine = Engine::new(compile_file("t.yml", text, false).unwrap(), 10);
+        // Past the mask, the rules test the rest of their input only.
+        let described: Vec<String> = engine
+            .methods
+            .inputs
+            .iter()
+            .map(|i| format!("{i:?}"))
+            .collect();
+        assert!(
+            described.iter().all(|d| !d.contains("FieldDef(method)")),
+            "{described:?}"
+        );
+        assert!(described[0].contains("\"x\""), "{described:?}");
+        assert!(described[2].contains("\"x\""), "{described:?}");
         let mut fired = |method: &str| {
             let mut ids: Vec<String> = engine
                 .evaluate(&stored(method, "x"), 0)
