@@ -24,6 +24,7 @@ pub(crate) mod file;
 pub mod pack;
 #[cfg(test)]
 mod pack_tests;
+mod select;
 mod stateful;
 
 use serde::{Deserialize, Serialize};
