@@ -204,6 +204,9 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
         .unwrap_or_else(Instant::now);
     let mut next_retention = Instant::now();
     let mut failing = false;
+    // Reading the WAL failed (its files could not be opened, say): the health entry goes as
+    // soon as a read succeeds, not with the next findings commit, which may never be due.
+    let mut read_failing = false;
     publish(&rt.status, &rt.engine, &rt.metrics);
     loop {
         while let Ok(Control::Replace(rules)) = rt.control.try_recv() {
@@ -243,10 +246,18 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
             Err(e) => {
                 tracing::error!(error = %e, "rules cannot read the WAL");
                 rt.health.fail("rules", format!("cannot read the WAL: {e}"));
+                read_failing = true;
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
             }
         };
+        if read_failing {
+            read_failing = false;
+            // A failing findings store keeps the entry until its next commit succeeds.
+            if !failing {
+                rt.health.recover("rules");
+            }
+        }
         let findings_waiting = !pending.is_empty() && Instant::now() >= findings_due;
         if (Instant::now() >= next_commit || closed || findings_waiting) && uncommitted {
             let position = rt.feed.position();
