@@ -53,7 +53,7 @@ pub(super) struct MethodFilter {
 impl MethodFilter {
     pub(super) fn new(rules: &[Arc<Rule>]) -> MethodFilter {
         let mut names: Vec<String> = Vec::new();
-        let masks = rules
+        let masks: Vec<Option<u64>> = rules
             .iter()
             .map(|r| {
                 let mut mask = 0u64;
@@ -74,7 +74,7 @@ impl MethodFilter {
         let inputs = rules
             .iter()
             .zip(&masks)
-            .map(|(r, mask): (&Arc<Rule>, &Option<u64>)| {
+            .map(|(r, mask)| {
                 let input = rule_input(r)?;
                 Some(match mask {
                     Some(_) => without_methods(input),
@@ -103,14 +103,9 @@ impl MethodFilter {
 /// correlation's step has none of its own) or input, its steps, its exceptions.
 pub(super) fn evaluated(r: &Rule) -> Vec<&Expr> {
     let mut out: Vec<&Expr> = match &r.kind {
-        Kind::Match => r.detection.iter().filter(|_| r.generate).collect(),
-        Kind::EventCount { input, .. }
-        | Kind::ValueCount { input, .. }
-        | Kind::Spike { input, .. }
-        | Kind::NewTerm { input, .. }
-        | Kind::Change { input, .. }
-        | Kind::Absence { input, .. } => input.iter().collect(),
         Kind::Sequence { steps, .. } => steps.iter().map(|s| &s.detection).collect(),
+        Kind::Match if !r.generate => Vec::new(),
+        _ => rule_input(r).into_iter().collect(),
     };
     out.extend(r.exceptions.as_ref());
     out
