@@ -102,6 +102,94 @@ fn decode(c: &mut Criterion<ThreadCpuTime>) {
     g.finish();
 }
 
+/// CPU seconds of the whole process so far (every thread, tantivy's included), in ticks.
+fn process_cpu_ticks() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = after.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// What storing a finding costs the collector: the findings index's writes and commits, on
+/// every thread tantivy uses (so process CPU, not the bench thread's). `bench`'s traffic makes
+/// a finding per ten events, so this is a share of the pack's end-to-end cost that `rules_cpu`
+/// does not see. A commit costs milliseconds whatever it holds, so the cost per finding
+/// depends on how many each commit carries: 1,000 is what commits paced 250 ms apart carried
+/// under `bench`; 5,000 what one commit a second (`index.commit_interval_ms`) carries.
+/// Prints µs of process CPU per finding.
+fn findings_store(c: &mut Criterion) {
+    use mcp_audit::index::findings::Findings;
+    use mcp_audit::rules::{Finding, Severity};
+    const N: usize = 20_000;
+    let start = time::macros::datetime!(2026-11-02 00:00 UTC);
+    let findings: Vec<Finding> = (0..N)
+        .map(|i| {
+            let user = ["alice", "bob", "carol", "dave"][i % 4];
+            Finding {
+                // Ids are hashes: spread like the engine's.
+                id: format!(
+                    "{:024x}",
+                    (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c)
+                ),
+                tenant: "default".into(),
+                rule: "mcp-destructive-without-consent".into(),
+                title: "Destructive tool called without explicit consent".into(),
+                severity: Severity::Medium,
+                tags: vec!["owasp.mcp02".into(), "owasp.llm06".into()],
+                group_key: format!("user={user} server=jira tool=create_ticket"),
+                event_ids: vec![format!("demo-bench-{}", i * 10)],
+                explanation: format!(
+                    "{user} ran destructive jira/create_ticket without consenting to it"
+                ),
+                time: start + time::Duration::milliseconds(i as i64 * 3),
+                pos: i as u64 * 10,
+            }
+        })
+        .collect();
+    let mut g = c.benchmark_group("findings_store");
+    g.throughput(Throughput::Elements(N as u64));
+    g.sample_size(10);
+    let mut report = Vec::new();
+    for per_commit in [1_000, 5_000] {
+        let ticks = std::cell::Cell::new((0u64, 0u64));
+        g.bench_function(format!("commit_every_{per_commit}"), |b| {
+            b.iter_batched(
+                || tempfile::tempdir().expect("a temp dir"),
+                |dir| {
+                    let before = process_cpu_ticks();
+                    let store = Findings::open(dir.path()).expect("the store opens");
+                    for chunk in findings.chunks(per_commit) {
+                        store.stage(chunk.iter().cloned());
+                        store
+                            .commit(chunk[chunk.len() - 1].pos + 1)
+                            .expect("committed");
+                    }
+                    drop(store);
+                    let (t, n) = ticks.get();
+                    ticks.set((t + process_cpu_ticks().saturating_sub(before), n + 1));
+                    dir
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        report.push((per_commit, ticks.get()));
+    }
+    g.finish();
+    // `/proc/self/stat` counts in ticks of 1/100 s (USER_HZ).
+    for (per_commit, (t, n)) in report {
+        if n > 0 {
+            println!(
+                "findings_store commit_every_{per_commit}: {:.1} µs of process CPU per finding ({n} runs of {N})",
+                t as f64 / 100.0 / n as f64 / N as f64 * 1e6
+            );
+        }
+    }
+}
+
 fn wall(c: &mut Criterion) {
     bench(c, "rules");
 }
@@ -110,7 +198,7 @@ fn cpu(c: &mut Criterion<ThreadCpuTime>) {
     bench(c, "rules_cpu");
 }
 
-criterion_group!(wall_clock, wall);
+criterion_group!(wall_clock, wall, findings_store);
 criterion_group! {
     name = cpu_time;
     config = Criterion::default().with_measurement(ThreadCpuTime);

@@ -157,7 +157,7 @@ pub async fn run(
     let wal_end = log.next_position();
     let feed = consumers.register("index", index.checkpoint().wal_next, log.reader());
     let index_position = feed.done_handle();
-    let (rules_handle, rules_thread, findings_committed) = if config.rules_enabled {
+    let (rules_handle, rules_thread, findings_visible) = if config.rules_enabled {
         let (h, t, c) = start_rules(
             &config,
             rules_state,
@@ -184,16 +184,16 @@ pub async fn run(
             &config.data_dir,
             alerts_config,
             config.webhooks.clone(),
-            findings_committed.load(Ordering::Acquire),
+            findings_visible.load(Ordering::Acquire),
         )
         .map_err(anyhow::Error::msg)?,
     );
     let alerts_stop = Arc::new(AtomicBool::new(false));
     let alerter_thread = {
-        let (alerts, findings, committed, stop, health, metrics) = (
+        let (alerts, findings, visible, stop, health, metrics) = (
             alerts.clone(),
             findings.clone(),
-            findings_committed.clone(),
+            findings_visible.clone(),
             alerts_stop.clone(),
             health.clone(),
             metrics.clone(),
@@ -201,9 +201,7 @@ pub async fn run(
         std::thread::Builder::new()
             .name("alerter".into())
             .spawn(move || {
-                crate::alerts::store::run_alerter(
-                    alerts, findings, committed, stop, health, metrics,
-                )
+                crate::alerts::store::run_alerter(alerts, findings, visible, stop, health, metrics)
             })?
     };
     let deliverer = tokio::spawn(crate::alerts::deliver::run(
@@ -512,7 +510,7 @@ fn start_rules(
         .context("cannot read the findings store")?
         .max(start);
     let feed = consumers.register("rules", start, log.reader());
-    let committed = Arc::new(AtomicU64::new(stored_below));
+    let visible = Arc::new(AtomicU64::new(stored_below));
     let runtime = rules::consumer::Runtime {
         engine,
         feed,
@@ -524,7 +522,7 @@ fn start_rules(
         status,
         health: health.clone(),
         metrics: metrics.clone(),
-        committed: committed.clone(),
+        visible: visible.clone(),
         retention_days: config.retention_days,
     };
     let health = health.clone();
@@ -543,7 +541,7 @@ fn start_rules(
                 health.fail("rules", format!("the rules stopped after a panic ({what}); restart the collector"));
             }
         })?;
-    Ok((handle, thread, committed))
+    Ok((handle, thread, visible))
 }
 
 /// Reloads the rules when a file of the rules dir changes (checked every 2 s).

@@ -285,13 +285,15 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Runs the alerter until `stop` is set: applies committed findings (those below
-/// `committed`, the rules consumer's last findings commit) in position order, queues due
-/// notifications, and saves before the deliverer may send them.
+/// Runs the alerter until `stop` is set: applies the findings below `visible` (the position
+/// the rules consumer has evaluated and staged every finding of) in position order, queues due
+/// notifications, and saves before the deliverer may send them. A staged finding that a crash
+/// loses before its commit is made again by the replay with the same id and position, which
+/// the alerter's saved cursor has already passed: it is not notified twice.
 pub fn run_alerter(
     alerts: Arc<Alerts>,
     findings: Arc<Findings>,
-    committed: Arc<AtomicU64>,
+    visible: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
@@ -302,7 +304,7 @@ pub fn run_alerter(
         let result = step(
             &alerts,
             &findings,
-            committed.load(Ordering::Acquire),
+            visible.load(Ordering::Acquire),
             &metrics,
         );
         match result {
@@ -337,14 +339,14 @@ pub fn run_alerter(
 fn step(
     alerts: &Alerts,
     findings: &Findings,
-    committed: u64,
+    visible: u64,
     metrics: &Metrics,
 ) -> Result<usize, String> {
     let mut m = alerts.lock();
     let now = OffsetDateTime::now_utc();
-    while m.state.cursor < committed {
+    while m.state.cursor < visible {
         let batch = findings
-            .between(m.state.cursor, committed, BATCH)
+            .between(m.state.cursor, visible, BATCH)
             .map_err(|e| format!("cannot read findings: {e}"))?;
         let full = batch.len() == BATCH;
         // A full batch may end inside one position's findings: apply up to the position
@@ -352,7 +354,7 @@ fn step(
         let (apply_below, next) = match batch.last().map(|f| f.pos) {
             Some(last) if full && batch.iter().any(|f| f.pos < last) => (last, last),
             Some(last) if full => (last + 1, last + 1),
-            _ => (committed, committed),
+            _ => (visible, visible),
         };
         for f in batch.iter().filter(|f| f.pos < apply_below) {
             m.apply(f, now);

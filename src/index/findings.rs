@@ -6,11 +6,19 @@
 //! it, so a replay after a crash skips exactly those. Findings are small and few next to
 //! events, so one index holds them all; retention deletes old ones by time.
 //!
+//! Visible before durable: a finding is [staged](Findings::stage) the moment its event is
+//! evaluated, and every read (search, get, the alerter's `between`) sees staged findings
+//! beside committed ones. Commits, which make them durable, come with the consumer's position
+//! commits (every `index.commit_interval_ms`). A tantivy commit writes a segment and costs
+//! milliseconds whatever it holds, so committing for each burst of findings (four a second
+//! under a noisy rule) cost more than the findings did. A staged finding lost to a crash is
+//! made again, with the same id, when its events are replayed from the WAL.
+//!
 //! ## On disk
 //! `<data_dir>/findings/`: a tantivy index; `_source` holds each finding as JSON.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Count, TopDocs};
@@ -47,7 +55,19 @@ pub struct Findings {
     /// `None` after a failure: the next write opens a new one (tantivy's own rollback panics
     /// on a writer whose threads died).
     writer: Mutex<Option<IndexWriter>>,
+    /// Findings staged and not yet visible through `reader`, oldest first.
+    recent: RwLock<Recent>,
     f: Fields,
+}
+
+/// The staged findings. Readers take the lock before the searcher, and a commit trims the
+/// list under it together with the reader's reload, so each finding is seen exactly once.
+#[derive(Default)]
+struct Recent {
+    findings: Vec<Finding>,
+    /// How many of `findings` (from the front) are committed but not yet in the reader (its
+    /// reload failed): the next commit does not add them again.
+    committed: usize,
 }
 
 /// A findings query; everything optional but the tenant.
@@ -64,6 +84,21 @@ pub struct FindingsQuery {
     pub limit: usize,
 }
 
+impl FindingsQuery {
+    /// Whether `f` answers this query (what [`Findings::query`] asks of the index).
+    fn admits(&self, f: &Finding) -> bool {
+        f.tenant == self.tenant
+            && self.rule.as_ref().is_none_or(|r| *r == f.rule)
+            && self.severity.is_none_or(|s| f.severity >= s)
+            && self.since.is_none_or(|t| f.time >= t)
+            && self.until.is_none_or(|t| f.time < t)
+            && self
+                .event_id
+                .as_ref()
+                .is_none_or(|e| f.event_ids.iter().any(|id| id == e))
+    }
+}
+
 /// Memory budget of the findings writer (tantivy's smallest).
 const WRITER_MEMORY: usize = 15_000_000;
 
@@ -78,6 +113,14 @@ fn micros(t: OffsetDateTime) -> i64 {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Findings {
@@ -128,6 +171,7 @@ impl Findings {
             index,
             reader,
             writer: Mutex::new(Some(writer)),
+            recent: RwLock::new(Recent::default()),
             f,
         })
     }
@@ -159,7 +203,13 @@ impl Findings {
         }
     }
 
-    pub fn add(&self, finding: &Finding) -> Result<()> {
+    /// Makes `findings` visible to every reader at once; the next [`commit`](Self::commit)
+    /// makes them durable.
+    pub fn stage(&self, findings: impl IntoIterator<Item = Finding>) {
+        write(&self.recent).findings.extend(findings);
+    }
+
+    fn document(&self, finding: &Finding) -> Result<TantivyDocument> {
         let source = serde_json::to_vec(finding).map_err(|e| {
             IndexError::Tantivy(format!("cannot store finding {}: {e}", finding.id))
         })?;
@@ -177,28 +227,39 @@ impl Findings {
         );
         doc.add_u64(self.f.pos, finding.pos);
         doc.add_bytes(self.f.source, &source);
-        self.with_writer(|w| w.add_document(doc).map(|_| ()).map_err(Into::into))
+        Ok(doc)
     }
 
-    /// Makes every added finding durable and searchable, recording that they cover every
-    /// event below `wal_next`.
+    /// Makes every staged finding durable, recording that they cover every event below
+    /// `wal_next`. After a failure the writer is dropped with what it held; the findings stay
+    /// staged (and visible) for the next commit to write again.
     pub fn commit(&self, wal_next: u64) -> Result<()> {
         let payload = serde_json::to_string(&Payload { wal_next })
             .map_err(|e| IndexError::Tantivy(e.to_string()))?;
-        self.with_writer(|w| {
-            let mut prepared = w.prepare_commit()?;
-            prepared.set_payload(&payload);
-            prepared.commit()?;
-            Ok(())
-        })?;
+        // Only the consumer stages and commits, so nothing is staged while this runs.
+        let written = {
+            let recent = read(&self.recent);
+            let result = self.with_writer(|w| {
+                for f in &recent.findings[recent.committed..] {
+                    w.add_document(self.document(f)?)?;
+                }
+                let mut prepared = w.prepare_commit()?;
+                prepared.set_payload(&payload);
+                prepared.commit()?;
+                Ok(())
+            });
+            if let Err(e) = result {
+                lock(&self.writer).take();
+                return Err(e);
+            }
+            recent.findings.len()
+        };
+        let mut recent = write(&self.recent);
+        recent.committed = written;
         self.reader.reload()?;
+        recent.findings.drain(..written);
+        recent.committed = 0;
         Ok(())
-    }
-
-    /// Drops findings not committed and the writer with them (after a failure: the caller adds
-    /// them again to a new writer).
-    pub fn reset(&self) {
-        lock(&self.writer).take();
     }
 
     fn query(&self, q: &FindingsQuery) -> Box<dyn Query> {
@@ -251,7 +312,7 @@ impl Findings {
 
     /// Findings matching `q`, newest first, and how many match in all.
     pub fn search(&self, q: &FindingsQuery) -> Result<(u64, Vec<Finding>)> {
-        let searcher = self.reader.searcher();
+        let (searcher, staged) = self.snapshot(|f| q.admits(f));
         let query = self.query(q);
         let top = TopDocs::with_limit(q.limit.max(1))
             .order_by_fast_field::<DateTime>("time", Order::Desc);
@@ -267,16 +328,34 @@ impl Findings {
                 IndexError::Tantivy(format!("a stored finding is unreadable: {e}"))
             })?);
         }
-        Ok((total as u64, out))
+        let total = total as u64 + staged.len() as u64;
+        out.extend(staged);
+        out.sort_by_key(|f| std::cmp::Reverse(f.time));
+        out.truncate(q.limit.max(1));
+        Ok((total, out))
     }
 
-    /// Committed findings of every tenant triggered at WAL positions in `from..to`, in
-    /// position order (ties by id), at most `limit`.
+    /// The reader's view and the staged findings `keep` admits, taken together so that no
+    /// finding is in both or in neither.
+    fn snapshot(&self, keep: impl Fn(&Finding) -> bool) -> (tantivy::Searcher, Vec<Finding>) {
+        let recent = read(&self.recent);
+        let searcher = self.reader.searcher();
+        let staged = recent
+            .findings
+            .iter()
+            .filter(|f| keep(f))
+            .cloned()
+            .collect();
+        (searcher, staged)
+    }
+
+    /// Findings (committed or staged) of every tenant triggered at WAL positions in
+    /// `from..to`, in position order (ties by id), at most `limit`.
     pub fn between(&self, from: u64, to: u64, limit: usize) -> Result<Vec<Finding>> {
         if from >= to {
             return Ok(Vec::new());
         }
-        let searcher = self.reader.searcher();
+        let (searcher, staged) = self.snapshot(|f| (from..to).contains(&f.pos));
         let query = RangeQuery::new(
             std::ops::Bound::Included(Term::from_field_u64(self.f.pos, from)),
             std::ops::Bound::Excluded(Term::from_field_u64(self.f.pos, to)),
@@ -294,13 +373,18 @@ impl Findings {
                 IndexError::Tantivy(format!("a stored finding is unreadable: {e}"))
             })?);
         }
+        out.extend(staged);
         out.sort_by(|a, b| a.pos.cmp(&b.pos).then_with(|| a.id.cmp(&b.id)));
+        out.truncate(limit.max(1));
         Ok(out)
     }
 
     /// One finding by id.
     pub fn get(&self, tenant: &str, id: &str) -> Result<Option<Finding>> {
-        let searcher = self.reader.searcher();
+        let (searcher, staged) = self.snapshot(|f| f.tenant == tenant && f.id == id);
+        if let Some(f) = staged.into_iter().next() {
+            return Ok(Some(f));
+        }
         let q = BooleanQuery::new(vec![
             (
                 Occur::Must,
@@ -348,12 +432,120 @@ impl Findings {
         Ok(n)
     }
 
-    /// Number of committed findings.
+    /// Number of findings, staged ones included.
     pub fn len(&self) -> u64 {
-        self.reader.searcher().num_docs()
+        let recent = read(&self.recent);
+        self.reader.searcher().num_docs() + recent.findings.len() as u64
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(i: u64, tenant: &str) -> Finding {
+        let start = time::macros::datetime!(2026-11-02 00:00 UTC);
+        Finding {
+            id: format!("f{i:03}"),
+            tenant: tenant.into(),
+            rule: if i.is_multiple_of(2) { "even" } else { "odd" }.into(),
+            title: "t".into(),
+            severity: Severity::Medium,
+            tags: Vec::new(),
+            group_key: String::new(),
+            event_ids: vec![format!("e{i}")],
+            explanation: String::new(),
+            time: start + time::Duration::seconds(i as i64),
+            pos: i * 10,
+        }
+    }
+
+    fn ids(found: &[Finding]) -> Vec<&str> {
+        found.iter().map(|f| f.id.as_str()).collect()
+    }
+
+    fn everything(tenant: &str) -> FindingsQuery {
+        FindingsQuery {
+            tenant: tenant.into(),
+            limit: 100,
+            ..FindingsQuery::default()
+        }
+    }
+
+    #[test]
+    fn staged_findings_are_read_at_once_and_exactly_once_after_their_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Findings::open(dir.path()).unwrap();
+        store.stage((0..4).map(|i| finding(i, "acme")));
+        store.commit(40).unwrap();
+        store.stage(
+            (4..7)
+                .map(|i| finding(i, "acme"))
+                .chain([finding(7, "other")]),
+        );
+
+        // Committed and staged together, newest first, the tenant's only.
+        let (total, found) = store.search(&everything("acme")).unwrap();
+        assert_eq!(total, 7);
+        assert_eq!(
+            ids(&found),
+            ["f006", "f005", "f004", "f003", "f002", "f001", "f000"]
+        );
+        let odd = FindingsQuery {
+            rule: Some("odd".into()),
+            limit: 2,
+            ..everything("acme")
+        };
+        let (total, found) = store.search(&odd).unwrap();
+        assert_eq!((total, ids(&found)), (3, vec!["f005", "f003"]));
+        let by_event = FindingsQuery {
+            event_id: Some("e5".into()),
+            ..everything("acme")
+        };
+        assert_eq!(ids(&store.search(&by_event).unwrap().1), ["f005"]);
+        assert_eq!(store.get("acme", "f005").unwrap().unwrap().pos, 50);
+        assert!(
+            store.get("acme", "f007").unwrap().is_none(),
+            "another tenant's"
+        );
+        assert_eq!(
+            ids(&store.between(20, 71, 100).unwrap()),
+            ["f002", "f003", "f004", "f005", "f006", "f007"]
+        );
+        assert_eq!(
+            ids(&store.between(20, 70, 3).unwrap()),
+            ["f002", "f003", "f004"]
+        );
+        assert_eq!(store.len(), 8);
+
+        store.commit(80).unwrap();
+        assert_eq!(store.search(&everything("acme")).unwrap().0, 7);
+        assert_eq!(store.between(0, 80, 100).unwrap().len(), 8);
+        assert_eq!(store.len(), 8);
+        assert_eq!(store.position().unwrap(), 80);
+
+        // A new process sees what was committed, and nothing staged is left over.
+        drop(store);
+        let store = Findings::open(dir.path()).unwrap();
+        assert_eq!(store.search(&everything("acme")).unwrap().0, 7);
+        assert_eq!(store.len(), 8);
+    }
+
+    #[test]
+    fn staged_findings_not_committed_are_gone_with_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Findings::open(dir.path()).unwrap();
+        store.stage([finding(1, "acme")]);
+        store.commit(20).unwrap();
+        store.stage([finding(2, "acme")]);
+        assert_eq!(store.len(), 2);
+        drop(store);
+        let store = Findings::open(dir.path()).unwrap();
+        assert_eq!(store.position().unwrap(), 20, "a replay starts here");
+        assert_eq!(ids(&store.search(&everything("acme")).unwrap().1), ["f001"]);
     }
 }

@@ -1,8 +1,9 @@
 //! The rules as a durable consumer of the WAL.
 //!
 //! One thread takes committed events from its [`Feed`], evaluates them with the [`Engine`],
-//! and adds the findings to the findings store, which commits on a timer with the WAL
-//! position it covers. Every [`SAVE_EVERY`] the engine's state is saved with its position,
+//! and stages the findings in the findings store (visible at once to the API and the
+//! alerter), which commits them on a timer (`index.commit_interval_ms`) with the WAL position
+//! it covers. Every [`SAVE_EVERY`] the engine's state is saved with its position,
 //! and only then is that position published (so the WAL keeps what a restart must replay).
 //!
 //! After a restart or a kill -9: the state saved at position `S` is restored, the feed replays
@@ -27,15 +28,6 @@ use crate::health::Health;
 use crate::index::findings::Findings;
 use crate::metrics::Metrics;
 use crate::wal::{Feed, LogReader, Received};
-
-/// How soon a finding is committed (made searchable) after its event was evaluated; the
-/// position alone is committed every `commit_interval`.
-const FINDING_COMMIT_DELAY: Duration = Duration::from_millis(50);
-/// The least time between two commits made for findings. While findings keep coming (a rule
-/// that fires on one call in ten of a backfill), a commit every [`FINDING_COMMIT_DELAY`] made
-/// twenty small segments a second for tantivy to write, sync and merge; this keeps a finding
-/// searchable within ~0.3 s of its evaluation and the commits to four a second.
-const FINDING_COMMIT_GAP: Duration = Duration::from_millis(250);
 
 /// How often the engine's state is saved (a restart replays at most this much).
 pub const SAVE_EVERY: Duration = Duration::from_secs(30);
@@ -147,8 +139,9 @@ pub struct Runtime<R: LogReader> {
     pub status: Arc<RwLock<Status>>,
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
-    /// Set to the position of each findings commit (tests and `/metrics` follow it).
-    pub committed: Arc<AtomicU64>,
+    /// The position below which every finding is visible in the store, staged or committed
+    /// (the alerter follows it).
+    pub visible: Arc<AtomicU64>,
     pub retention_days: u32,
 }
 
@@ -193,15 +186,9 @@ pub fn info(r: &Rule, s: Option<&RuleStats>) -> RuleInfo {
 
 /// Runs until the WAL's committer stops and every durable event has been evaluated.
 pub fn run<R: LogReader>(mut rt: Runtime<R>) {
-    let mut pending: Vec<Finding> = Vec::new();
     let mut uncommitted = false;
     let mut next_commit = Instant::now() + rt.commit_interval;
     let mut next_save = Instant::now() + SAVE_EVERY;
-    let mut findings_due = Instant::now();
-    // As if the last commit were long ago (the clock's start, should it be younger).
-    let mut last_commit = Instant::now()
-        .checked_sub(FINDING_COMMIT_GAP)
-        .unwrap_or_else(Instant::now);
     let mut next_retention = Instant::now();
     let mut failing = false;
     // Reading the WAL failed (its files could not be opened, say): the health entry goes as
@@ -214,30 +201,26 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
             publish(&rt.status, &rt.engine, &rt.metrics);
             tracing::info!(rules = rt.engine.rules().len(), "rules reloaded");
         }
-        let due = if pending.is_empty() {
-            next_commit
-        } else {
-            next_commit.min(findings_due)
-        };
-        let wait = due.saturating_duration_since(Instant::now());
+        let wait = next_commit.saturating_duration_since(Instant::now());
         let closed = match rt.feed.recv(wait) {
             Ok(Received::Events(chunk)) => {
                 let started = Instant::now();
-                let had_findings = !pending.is_empty();
+                let mut made: Vec<Finding> = Vec::new();
                 for entry in &chunk {
                     for f in rt.engine.evaluate(&entry.event, entry.pos) {
                         if f.pos >= rt.stored_below {
-                            pending.push(f);
+                            made.push(f);
                         }
                     }
-                }
-                if !had_findings && !pending.is_empty() {
-                    findings_due = (Instant::now() + FINDING_COMMIT_DELAY)
-                        .max(last_commit + FINDING_COMMIT_GAP);
                 }
                 rt.metrics
                     .rules_eval
                     .observe(started.elapsed().as_secs_f64() / chunk.len().max(1) as f64);
+                for f in &made {
+                    rt.metrics.finding(&f.rule, f.severity.as_str());
+                }
+                rt.findings.stage(made);
+                rt.visible.store(rt.feed.position(), Ordering::Release);
                 uncommitted = true;
                 false
             }
@@ -258,22 +241,11 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
                 rt.health.recover("rules");
             }
         }
-        let findings_waiting = !pending.is_empty() && Instant::now() >= findings_due;
-        if (Instant::now() >= next_commit || closed || findings_waiting) && uncommitted {
+        if (Instant::now() >= next_commit || closed) && uncommitted {
             let position = rt.feed.position();
-            let result = pending
-                .iter()
-                .try_for_each(|f| rt.findings.add(f))
-                .and_then(|()| rt.findings.commit(position));
-            match result {
+            match rt.findings.commit(position) {
                 Ok(()) => {
-                    last_commit = Instant::now();
-                    for f in &pending {
-                        rt.metrics.finding(&f.rule, f.severity.as_str());
-                    }
-                    pending.clear();
                     uncommitted = false;
-                    rt.committed.store(position, Ordering::Release);
                     if failing {
                         rt.health.recover("rules");
                         failing = false;
@@ -281,14 +253,13 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
                     publish(&rt.status, &rt.engine, &rt.metrics);
                 }
                 Err(e) => {
-                    // Keep the findings and try again; the WAL keeps the events meanwhile.
+                    // The findings stay staged for the next commit; the WAL keeps the events
+                    // meanwhile.
                     let reason =
                         crate::error::name_os_errors(&format!("cannot store findings: {e}"));
                     tracing::error!(error = %reason, "rules");
                     rt.health.fail("rules", reason);
                     failing = true;
-                    rt.findings.reset();
-                    findings_due = Instant::now() + rt.commit_interval;
                 }
             }
             next_commit = Instant::now() + rt.commit_interval;
