@@ -59,6 +59,8 @@ pub struct Metrics {
     pub findings: Family<Vec<(String, String)>, Counter>,
     /// Rule evaluation time per event (all rules).
     pub rules_eval: Histogram,
+    /// Durable events the rules have not evaluated yet.
+    pub rules_lag_events: Gauge,
     /// Errors of the last rules load or reload (0 when it was good).
     pub rules_load_errors: Gauge,
     /// Group keys held per rule, and keys evicted because a rule reached its cap.
@@ -324,13 +326,18 @@ impl Metrics {
         );
         r.register(
             "findings",
-            "Findings stored, by rule and severity",
+            "Findings made (stored, or staged for the next commit), by rule and severity",
             self.findings.clone(),
         );
         r.register(
             "rules_eval_seconds",
             "Time to evaluate every rule on one event",
             self.rules_eval.0.clone(),
+        );
+        r.register(
+            "rules_lag_events",
+            "Acknowledged events the rules have not evaluated yet (grows while the findings store fails: the WAL keeps them)",
+            self.rules_lag_events.clone(),
         );
         r.register(
             "rules_load_errors",

@@ -191,6 +191,8 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
     let mut next_save = Instant::now() + SAVE_EVERY;
     let mut next_retention = Instant::now();
     let mut failing = false;
+    // The last findings commit failed: evaluating waits for one that succeeds.
+    let mut store_failing = false;
     // Reading the WAL failed (its files could not be opened, say): the health entry goes as
     // soon as a read succeeds, not with the next findings commit, which may never be due.
     let mut read_failing = false;
@@ -202,38 +204,48 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
             tracing::info!(rules = rt.engine.rules().len(), "rules reloaded");
         }
         let wait = next_commit.saturating_duration_since(Instant::now());
-        let closed = match rt.feed.recv(wait) {
-            Ok(Received::Events(chunk)) => {
-                let started = Instant::now();
-                let mut made: Vec<Finding> = Vec::new();
-                for entry in &chunk {
-                    for f in rt.engine.evaluate(&entry.event, entry.pos) {
-                        if f.pos >= rt.stored_below {
-                            made.push(f);
+        let closed = if store_failing {
+            // The findings store is failing: nothing more is evaluated until what is staged
+            // is committed, so staged findings cannot grow without bound. The WAL keeps the
+            // events; the feed reads them back once a commit succeeds.
+            rt.feed.discard_live();
+            std::thread::sleep(wait);
+            rt.feed.is_closed()
+        } else {
+            match rt.feed.recv(wait) {
+                Ok(Received::Events(chunk)) => {
+                    let started = Instant::now();
+                    let mut made: Vec<Finding> = Vec::new();
+                    for entry in &chunk {
+                        for f in rt.engine.evaluate(&entry.event, entry.pos) {
+                            if f.pos >= rt.stored_below {
+                                made.push(f);
+                            }
                         }
                     }
+                    rt.metrics
+                        .rules_eval
+                        .observe(started.elapsed().as_secs_f64() / chunk.len().max(1) as f64);
+                    for f in &made {
+                        rt.metrics.finding(&f.rule, f.severity.as_str());
+                    }
+                    rt.findings.stage(made);
+                    rt.visible.store(rt.feed.position(), Ordering::Release);
+                    uncommitted = true;
+                    false
                 }
-                rt.metrics
-                    .rules_eval
-                    .observe(started.elapsed().as_secs_f64() / chunk.len().max(1) as f64);
-                for f in &made {
-                    rt.metrics.finding(&f.rule, f.severity.as_str());
+                Ok(Received::Idle) => false,
+                Ok(Received::Closed) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "rules cannot read the WAL");
+                    rt.health.fail("rules", format!("cannot read the WAL: {e}"));
+                    read_failing = true;
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
                 }
-                rt.findings.stage(made);
-                rt.visible.store(rt.feed.position(), Ordering::Release);
-                uncommitted = true;
-                false
-            }
-            Ok(Received::Idle) => false,
-            Ok(Received::Closed) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "rules cannot read the WAL");
-                rt.health.fail("rules", format!("cannot read the WAL: {e}"));
-                read_failing = true;
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
             }
         };
+        rt.metrics.rules_lag_events.set(rt.feed.unread() as i64);
         if read_failing {
             read_failing = false;
             // A failing findings store keeps the entry until its next commit succeeds.
@@ -246,6 +258,7 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
             match rt.findings.commit(position) {
                 Ok(()) => {
                     uncommitted = false;
+                    store_failing = false;
                     if failing {
                         rt.health.recover("rules");
                         failing = false;
@@ -260,6 +273,7 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
                     tracing::error!(error = %reason, "rules");
                     rt.health.fail("rules", reason);
                     failing = true;
+                    store_failing = true;
                 }
             }
             next_commit = Instant::now() + rt.commit_interval;

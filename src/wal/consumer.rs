@@ -303,6 +303,11 @@ impl<R: LogReader> Feed<R> {
         self.next
     }
 
+    /// Durable events not handed out yet.
+    pub fn unread(&self) -> u64 {
+        self.reader.durable_end().saturating_sub(self.next)
+    }
+
     /// The shared durable position (for whoever needs to know how far this consumer is).
     pub fn done_handle(&self) -> Arc<AtomicU64> {
         self.done.clone()
