@@ -186,11 +186,8 @@ rules = ["mcp-sql-injection"]
 }
 
 fn traversal(id: &str, user: &str) -> mcp_audit::event::Event {
-    let mut e = full_event(id);
+    let mut e = crate::common::traversal(id);
     e.user = user.into();
-    e.server = "filesystem".into();
-    e.tool = "read_file".into();
-    e.arguments = serde_json::json!({"path": "../../../../etc/shadow"});
     e
 }
 

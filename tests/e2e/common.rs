@@ -189,6 +189,15 @@ impl Server {
     }
 }
 
+/// A call that reads `/etc/shadow` through `../` (the pack's path-traversal rule fires on it).
+pub fn traversal(id: &str) -> Event {
+    let mut e = full_event(id);
+    e.server = "filesystem".into();
+    e.tool = "read_file".into();
+    e.arguments = serde_json::json!({"path": "../../../../etc/shadow"});
+    e
+}
+
 /// A fully populated event.
 pub fn full_event(id: &str) -> Event {
     let mut e = Event::new(id, "tools/call", "create_issue");

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::common::{full_event, generated, Collector};
+use crate::common::{generated, traversal, Collector};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_out_of_file_handles_is_visible_and_the_index_recovers() {
@@ -139,14 +139,6 @@ async fn traversal_findings(http: &reqwest::Client, c: &Collector) -> (u64, Vec<
     (v["total"].as_u64().unwrap(), events)
 }
 
-fn traversal(id: &str) -> mcp_audit::event::Event {
-    let mut e = full_event(id);
-    e.server = "filesystem".into();
-    e.tool = "read_file".into();
-    e.arguments = serde_json::json!({"path": "../../../../etc/shadow"});
-    e
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_findings_store_is_visible_and_loses_no_finding() {
     let tmp = tempfile::tempdir().unwrap();
@@ -158,17 +150,8 @@ async fn a_failing_findings_store_is_visible_and_loses_no_finding() {
         (r.status().as_u16(), r.text().await.unwrap())
     };
     let lag = || async {
-        let m = http
-            .get(c.url("/metrics"))
-            .send()
+        c.metric("mcp_audit_rules_lag_events")
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        m.lines()
-            .find_map(|l| l.strip_prefix("mcp_audit_rules_lag_events "))
-            .and_then(|v| v.trim().parse::<u64>().ok())
             .expect("the rules' lag is in /metrics")
     };
     let batch = |name: &str, n: usize| -> Vec<_> {
@@ -207,16 +190,16 @@ async fn a_failing_findings_store_is_visible_and_loses_no_finding() {
     // The rules evaluate nothing more (staged findings would pile up in memory): the events
     // wait in the WAL, and the lag says so.
     c.send(&batch("c", 30)).await;
-    let mut lagging = 0;
+    let mut lagging = 0.0;
     for _ in 0..100 {
         lagging = lag().await;
-        if lagging >= 30 {
+        if lagging >= 30.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        lagging, 30,
+        lagging, 30.0,
         "the rules kept evaluating while the store failed"
     );
     assert_eq!(traversal_findings(&http, &c).await.0, 20);
@@ -228,7 +211,7 @@ async fn a_failing_findings_store_is_visible_and_loses_no_finding() {
     let mut found = (0, Vec::new());
     for _ in 0..400 {
         found = traversal_findings(&http, &c).await;
-        if ready().await.0 == 200 && found.0 >= 50 && lag().await == 0 {
+        if ready().await.0 == 200 && found.0 >= 50 && lag().await == 0.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

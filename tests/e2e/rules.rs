@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{full_event, mcp_audit, Collector};
+use crate::common::{full_event, mcp_audit, traversal, Collector};
 use serde_json::Value;
 
 async fn get(c: &Collector, path: &str, query: &[(&str, &str)]) -> (u16, Value) {
@@ -42,14 +42,6 @@ async fn wait_findings(c: &Collector, rule: &str, n: usize) -> Vec<Value> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("never {n} findings of {rule}: {last}\n{}", c.log_text());
-}
-
-fn traversal(id: &str) -> mcp_audit::event::Event {
-    let mut e = full_event(id);
-    e.server = "filesystem".into();
-    e.tool = "read_file".into();
-    e.arguments = serde_json::json!({"path": "../../../../etc/shadow"});
-    e
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
