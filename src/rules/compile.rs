@@ -1494,7 +1494,7 @@ fn compile_correlation(
             return None;
         }
     };
-    if !matches!(kind, Kind::Sequence { .. }) && kind_input(&kind).is_none() {
+    if !matches!(kind, Kind::Sequence { .. }) && kind.input().is_none() {
         ctx.err(
             Pos::of(c),
             Some("correlation.rules".to_string()),
@@ -1503,18 +1503,6 @@ fn compile_correlation(
         return None;
     }
     Some(kind)
-}
-
-fn kind_input(k: &Kind) -> Option<&Expr> {
-    match k {
-        Kind::EventCount { input, .. }
-        | Kind::ValueCount { input, .. }
-        | Kind::Spike { input, .. }
-        | Kind::NewTerm { input, .. }
-        | Kind::Change { input, .. }
-        | Kind::Absence { input, .. } => input.as_ref(),
-        Kind::Match | Kind::Sequence { .. } => None,
-    }
 }
 
 /// `carry: {from: <step>, field: result, into: <step>, in: arguments}`: the `into` step only

@@ -166,6 +166,20 @@ impl Kind {
             Kind::Absence { .. } => "absence",
         }
     }
+
+    /// The expression a correlation matches events with (`None` for a detection, whose rule's
+    /// `detection` does, and a sequence, whose steps do).
+    pub fn input(&self) -> Option<&Expr> {
+        match self {
+            Kind::EventCount { input, .. }
+            | Kind::ValueCount { input, .. }
+            | Kind::Spike { input, .. }
+            | Kind::NewTerm { input, .. }
+            | Kind::Change { input, .. }
+            | Kind::Absence { input, .. } => input.as_ref(),
+            Kind::Match | Kind::Sequence { .. } => None,
+        }
+    }
 }
 
 /// One step of a `temporal_ordered` rule.

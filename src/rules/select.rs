@@ -116,13 +116,7 @@ pub(super) fn evaluated(r: &Rule) -> Vec<&Expr> {
 fn rule_input(r: &Rule) -> Option<&Expr> {
     match &r.kind {
         Kind::Match => r.detection.as_ref(),
-        Kind::EventCount { input, .. }
-        | Kind::ValueCount { input, .. }
-        | Kind::Spike { input, .. }
-        | Kind::NewTerm { input, .. }
-        | Kind::Change { input, .. }
-        | Kind::Absence { input, .. } => input.as_ref(),
-        Kind::Sequence { .. } => None,
+        kind => kind.input(),
     }
 }
 

@@ -439,6 +439,19 @@ impl Collector {
         );
     }
 
+    /// `GET path?query`: the status and the JSON body (`Null` when it is not JSON).
+    pub async fn get(&self, path: &str, query: &[(&str, &str)]) -> (u16, serde_json::Value) {
+        let r = self
+            .http_client
+            .get(self.url(path))
+            .query(query)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// A metric's value from `/metrics` (the first sample whose line starts with `name`).
     pub async fn metric(&self, name: &str) -> Option<f64> {
         let text = self

@@ -115,20 +115,17 @@ async fn running_out_of_file_handles_is_visible_and_the_index_recovers() {
 }
 
 /// Findings of the path-traversal rule, as `GET /api/v1/findings` counts them.
-async fn traversal_findings(http: &reqwest::Client, c: &Collector) -> (u64, Vec<String>) {
-    let v: serde_json::Value = http
-        .get(c.url("/api/v1/findings"))
-        .query(&[
-            ("rule", "mcp-path-traversal"),
-            ("since", "-7d"),
-            ("limit", "500"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+async fn traversal_findings(c: &Collector) -> (u64, Vec<String>) {
+    let (_, v) = c
+        .get(
+            "/api/v1/findings",
+            &[
+                ("rule", "mcp-path-traversal"),
+                ("since", "-7d"),
+                ("limit", "500"),
+            ],
+        )
+        .await;
     let mut events: Vec<String> = v["findings"]
         .as_array()
         .unwrap()
@@ -161,12 +158,12 @@ async fn a_failing_findings_store_is_visible_and_loses_no_finding() {
     };
     c.send(&batch("a", 10)).await;
     for _ in 0..200 {
-        if traversal_findings(&http, &c).await.0 == 10 {
+        if traversal_findings(&c).await.0 == 10 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(traversal_findings(&http, &c).await.0, 10);
+    assert_eq!(traversal_findings(&c).await.0, 10);
 
     // The findings store cannot commit: its meta.json cannot be replaced (a directory stands
     // in its place).
@@ -186,7 +183,7 @@ async fn a_failing_findings_store_is_visible_and_loses_no_finding() {
     let body = seen.unwrap_or_else(|| panic!("/readyz never said so\n{}", c.log_text()));
     assert!(body.contains("cannot store findings"), "{body}");
     // What is staged is still served meanwhile.
-    assert_eq!(traversal_findings(&http, &c).await.0, 20);
+    assert_eq!(traversal_findings(&c).await.0, 20);
     // The rules evaluate nothing more (staged findings would pile up in memory): the events
     // wait in the WAL, and the lag says so.
     c.send(&batch("c", 30)).await;
@@ -202,7 +199,7 @@ async fn a_failing_findings_store_is_visible_and_loses_no_finding() {
         lagging, 30.0,
         "the rules kept evaluating while the store failed"
     );
-    assert_eq!(traversal_findings(&http, &c).await.0, 20);
+    assert_eq!(traversal_findings(&c).await.0, 20);
 
     // The store can commit again: every finding is there once, those of the events sent
     // meanwhile too.
@@ -210,7 +207,7 @@ async fn a_failing_findings_store_is_visible_and_loses_no_finding() {
     std::fs::rename(meta.with_extension("aside"), &meta).unwrap();
     let mut found = (0, Vec::new());
     for _ in 0..400 {
-        found = traversal_findings(&http, &c).await;
+        found = traversal_findings(&c).await;
         if ready().await.0 == 200 && found.0 >= 50 && lag().await == 0.0 {
             break;
         }
@@ -233,6 +230,6 @@ async fn a_failing_findings_store_is_visible_and_loses_no_finding() {
     let c = Collector::start(&data, &[]).await;
     c.wait_total("", 50).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(traversal_findings(&http, &c).await.0, 50);
+    assert_eq!(traversal_findings(&c).await.0, 50);
     c.stop();
 }

@@ -8,17 +8,6 @@ use std::time::{Duration, Instant};
 use crate::common::{full_event, mcp_audit, traversal, Collector};
 use serde_json::Value;
 
-async fn get(c: &Collector, path: &str, query: &[(&str, &str)]) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .get(c.url(path))
-        .query(query)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 async fn post(c: &Collector, path: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
         .post(c.url(path))
@@ -33,7 +22,9 @@ async fn post(c: &Collector, path: &str) -> (u16, Value) {
 async fn wait_findings(c: &Collector, rule: &str, n: usize) -> Vec<Value> {
     let mut last = Value::Null;
     for _ in 0..300 {
-        let (status, v) = get(c, "/api/v1/findings", &[("rule", rule), ("since", "-7d")]).await;
+        let (status, v) = c
+            .get("/api/v1/findings", &[("rule", rule), ("since", "-7d")])
+            .await;
         assert_eq!(status, 200, "{v}");
         if v["findings"].as_array().unwrap().len() >= n {
             return v["findings"].as_array().unwrap().clone();
@@ -63,23 +54,23 @@ async fn a_finding_is_stored_queryable_and_filters_search() {
         "{f}"
     );
     // By id, and by the event it cites.
-    let (status, one) = get(
-        &c,
-        &format!("/api/v1/findings/{}", f["id"].as_str().unwrap()),
-        &[],
-    )
-    .await;
+    let (status, one) = c
+        .get(
+            &format!("/api/v1/findings/{}", f["id"].as_str().unwrap()),
+            &[],
+        )
+        .await;
     assert_eq!((status, &one), (200, f));
-    let (_, by_event) = get(&c, "/api/v1/findings", &[("event_id", "bad-1")]).await;
+    let (_, by_event) = c.get("/api/v1/findings", &[("event_id", "bad-1")]).await;
     assert_eq!(by_event["total"], 1);
     // Search: the events a rule flagged.
     c.wait_total("", 2).await;
-    let (_, hits) = get(
-        &c,
-        "/api/v1/search",
-        &[("rule", "mcp-path-traversal"), ("start", "-7d")],
-    )
-    .await;
+    let (_, hits) = c
+        .get(
+            "/api/v1/search",
+            &[("rule", "mcp-path-traversal"), ("start", "-7d")],
+        )
+        .await;
     let ids: Vec<&str> = hits["hits"]
         .as_array()
         .unwrap()
@@ -88,7 +79,7 @@ async fn a_finding_is_stored_queryable_and_filters_search() {
         .collect();
     assert_eq!(ids, vec!["bad-1"]);
     // The rules and their state, and metrics per rule.
-    let (_, rules) = get(&c, "/api/v1/rules", &[]).await;
+    let (_, rules) = c.get("/api/v1/rules", &[]).await;
     let r = rules["rules"]
         .as_array()
         .unwrap()
@@ -186,7 +177,7 @@ async fn sigma_rules_load_unchanged_and_reload_never_takes_running_rules_down() 
         "names line and column: {detail}"
     );
     assert!(detail.contains("tool|contans"), "names the field: {detail}");
-    let (_, rules) = get(&c, "/api/v1/rules", &[]).await;
+    let (_, rules) = c.get("/api/v1/rules", &[]).await;
     assert!(!rules["errors"].as_array().unwrap().is_empty());
     let (_, metrics) = common_metrics(&c).await;
     assert!(
@@ -207,7 +198,7 @@ async fn sigma_rules_load_unchanged_and_reload_never_takes_running_rules_down() 
     .unwrap();
     let mut reloaded = false;
     for _ in 0..200 {
-        let (_, rules) = get(&c, "/api/v1/rules", &[]).await;
+        let (_, rules) = c.get("/api/v1/rules", &[]).await;
         let r = rules["rules"]
             .as_array()
             .unwrap()
@@ -284,24 +275,24 @@ async fn state_and_findings_survive_a_restart_and_a_kill() {
     let c = Collector::start(&data, &env).await;
     c.wait_total("", 5).await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // two commit intervals of the rules
-    let (_, v) = get(
-        &c,
-        "/api/v1/findings",
-        &[("rule", "test-five-reports"), ("since", "-7d")],
-    )
-    .await;
+    let (_, v) = c
+        .get(
+            "/api/v1/findings",
+            &[("rule", "test-five-reports"), ("since", "-7d")],
+        )
+        .await;
     assert_eq!(v["total"], 1, "{v}");
     c.stop();
     let c = Collector::start(&data, &env).await;
     c.send(&[report("r-6", 5)]).await;
     c.wait_total("", 6).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (_, v) = get(
-        &c,
-        "/api/v1/findings",
-        &[("rule", "test-five-reports"), ("since", "-7d")],
-    )
-    .await;
+    let (_, v) = c
+        .get(
+            "/api/v1/findings",
+            &[("rule", "test-five-reports"), ("since", "-7d")],
+        )
+        .await;
     assert_eq!(
         v["total"], 1,
         "one burst is one finding, across restarts: {v}"
