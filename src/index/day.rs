@@ -8,6 +8,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -18,8 +19,9 @@ use time::{Date, Month};
 
 use super::doc::EventDoc;
 use super::layout::Layout;
+use super::schema::Fields;
 use super::{IndexConfig, IndexError, Result};
-use crate::wal::Checkpoint;
+use crate::wal::{Checkpoint, Entry};
 
 /// Julian day number of 1970-01-01.
 const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
@@ -28,6 +30,8 @@ const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
 const WRITER_MEMORY_MIN: usize = 15_000_000;
 const WRITER_MEMORY_MAX: usize = u32::MAX as usize - 1_000_000;
 const WRITER_THREADS_MAX: usize = 8;
+/// The writer's memory when a day is rewritten in the current format.
+const REWRITE_MEMORY: usize = 64_000_000;
 
 pub(crate) const CHECKPOINT_FILE: &str = "checkpoint.json";
 
@@ -103,6 +107,9 @@ impl Day {
         };
         let directory = MmapDirectory::open(&path).map_err(|e| context(e.into()))?;
         let index = Index::open(directory).map_err(context)?;
+        if super::upgrade::is_old_format(&index)? {
+            return Err(super::upgrade::read_only_error(&path));
+        }
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -131,6 +138,32 @@ impl Day {
                 }),
         }
     }
+}
+
+/// Rewrites the day's index if an earlier version wrote it in an older format (see
+/// [`super::upgrade`]).
+pub(crate) fn rewrite_if_old(
+    dir: &Path,
+    day: i32,
+    fields: &Arc<Fields>,
+    layout: &Layout,
+) -> Result<()> {
+    super::upgrade::rewrite_if_old(
+        &dir.join(folder_name(day)),
+        |new| {
+            let index = Index::builder()
+                .schema(fields.schema.clone())
+                .settings(layout.settings())
+                .create_in_dir(new)?;
+            Ok(index.writer_with_num_threads(1, REWRITE_MEMORY)?)
+        },
+        |pos, record| {
+            let entry = Entry::decode(pos, record)
+                .map_err(|e| IndexError::Tantivy(format!("a stored record at {pos}: {e}")))?;
+            Ok(EventDoc::new(fields.clone(), Arc::new(entry)))
+        },
+    )?;
+    Ok(())
 }
 
 /// The writing side of a day: owned by the indexing thread.

@@ -123,9 +123,28 @@ fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|e| e.into_inner())
 }
 
+fn document(f: &Fields, finding: &Finding) -> Result<TantivyDocument> {
+    let source = serde_json::to_vec(finding)
+        .map_err(|e| IndexError::Tantivy(format!("cannot store finding {}: {e}", finding.id)))?;
+    let mut doc = TantivyDocument::default();
+    doc.add_text(f.tenant, &finding.tenant);
+    doc.add_text(f.id, &finding.id);
+    doc.add_text(f.rule, &finding.rule);
+    doc.add_u64(f.severity, finding.severity as u64);
+    for id in &finding.event_ids {
+        doc.add_text(f.event_id, id);
+    }
+    doc.add_date(f.time, super::schema::tantivy_date(micros(finding.time)));
+    doc.add_u64(f.pos, finding.pos);
+    doc.add_bytes(f.source, &source);
+    Ok(doc)
+}
+
 impl Findings {
     /// Opens (or creates) the findings index in `dir`.
     pub fn open(dir: &Path) -> Result<Findings> {
+        // Before the folder is created: a crash may have left it renamed aside.
+        super::upgrade::recover(dir)?;
         std::fs::create_dir_all(dir)?;
         let mut b = Schema::builder();
         let raw = TextOptions::default().set_indexing_options(
@@ -157,6 +176,19 @@ impl Findings {
                 dir.display()
             ))
         };
+        super::upgrade::rewrite_if_old(
+            dir,
+            |new| {
+                Ok(Index::create_in_dir(new, schema.clone())?
+                    .writer_with_num_threads(1, WRITER_MEMORY)?)
+            },
+            |_, record| {
+                let finding: Finding = serde_json::from_slice(record).map_err(|e| {
+                    IndexError::Tantivy(format!("a stored finding is unreadable: {e}"))
+                })?;
+                document(&f, &finding)
+            },
+        )?;
         let directory = MmapDirectory::open(dir).map_err(|e| context(e.into()))?;
         let index = Index::open_or_create(directory, schema).map_err(context)?;
         let reader = index
@@ -209,27 +241,6 @@ impl Findings {
         write(&self.recent).findings.extend(findings);
     }
 
-    fn document(&self, finding: &Finding) -> Result<TantivyDocument> {
-        let source = serde_json::to_vec(finding).map_err(|e| {
-            IndexError::Tantivy(format!("cannot store finding {}: {e}", finding.id))
-        })?;
-        let mut doc = TantivyDocument::default();
-        doc.add_text(self.f.tenant, &finding.tenant);
-        doc.add_text(self.f.id, &finding.id);
-        doc.add_text(self.f.rule, &finding.rule);
-        doc.add_u64(self.f.severity, finding.severity as u64);
-        for id in &finding.event_ids {
-            doc.add_text(self.f.event_id, id);
-        }
-        doc.add_date(
-            self.f.time,
-            super::schema::tantivy_date(micros(finding.time)),
-        );
-        doc.add_u64(self.f.pos, finding.pos);
-        doc.add_bytes(self.f.source, &source);
-        Ok(doc)
-    }
-
     /// Makes every staged finding durable, recording that they cover every event below
     /// `wal_next`. After a failure the writer is dropped with what it held; the findings stay
     /// staged (and visible) for the next commit to write again.
@@ -241,7 +252,7 @@ impl Findings {
             let recent = read(&self.recent);
             let result = self.with_writer(|w| {
                 for f in &recent.findings[recent.committed..] {
-                    w.add_document(self.document(f)?)?;
+                    w.add_document(document(&self.f, f)?)?;
                 }
                 let mut prepared = w.prepare_commit()?;
                 prepared.set_payload(&payload);

@@ -32,6 +32,7 @@
 //! - `day`: one day's folder, reader, writer and payload; the checkpoint file.
 //! - `indexer`: the thread that consumes the WAL into the index, and recovers from failures.
 //! - `erase`: a user's events found and deleted (erasure), on the indexing thread.
+//! - `upgrade`: an index of an older on-disk format rewritten once, at start.
 
 mod aggcache;
 mod cursor;
@@ -48,6 +49,7 @@ mod schema;
 mod search;
 #[cfg(test)]
 mod tests;
+mod upgrade;
 
 use std::collections::{btree_map, BTreeMap};
 use std::fs;
@@ -267,6 +269,14 @@ impl Indexes {
     fn open_with(cfg: IndexConfig, read_only: bool) -> Result<Self> {
         let fields = Arc::new(Fields::new());
         let mut days = BTreeMap::new();
+        if !read_only {
+            for entry in fs::read_dir(&cfg.dir)? {
+                let name = entry?.file_name();
+                if let Some(index) = name.to_str().and_then(upgrade::leftover_of) {
+                    upgrade::recover(&cfg.dir.join(index))?;
+                }
+            }
+        }
         for entry in fs::read_dir(&cfg.dir)? {
             let entry = entry?;
             let name = entry.file_name();
@@ -277,6 +287,7 @@ impl Indexes {
                 let d = if read_only {
                     Day::open_existing(&cfg.dir, day)?
                 } else {
+                    day::rewrite_if_old(&cfg.dir, day, &fields, &cfg.layout)?;
                     Day::open(&cfg.dir, day, &fields.schema, &cfg.layout)?
                 };
                 days.insert(day, Arc::new(d));

@@ -25,6 +25,7 @@ mod rules;
 mod secrets_e2e;
 mod ship;
 mod tls;
+mod upgrade;
 mod verify;
 mod wal_damage;
 mod wrap;

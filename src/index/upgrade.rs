@@ -1,0 +1,184 @@
+//! Rewrites an index of an older on-disk format, once, when the collector starts.
+//!
+//! Builds up to `ffaa9c5` wrote tantivy's term dictionaries as FSTs; later ones write SSTables,
+//! which cost much less to build for the unique terms every event carries (event, trace, span
+//! and session ids: building their FSTs was ~12% of the collector's CPU when `ship` backfills).
+//! tantivy reads only the format it was built for, so an index of the old format is rewritten
+//! from its stored records: every index keeps each document's record in `_source` and its WAL
+//! position in the `pos` column, which is all a document is made from.
+//!
+//! The new index is written beside the old one (`<name>.upgrading`), committed with the old
+//! commit's payload (the WAL position it covers), then swapped in: the old folder is renamed to
+//! `<name>.old-format`, the new one to `<name>`, and the old one removed. A crash at any point
+//! leaves either the old index (the rewrite starts again) or the new one (the leftover is
+//! removed): see [`recover`].
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tantivy::schema::document::Document;
+use tantivy::schema::Value as _;
+use tantivy::{Index, IndexWriter, ReloadPolicy, TantivyDocument};
+
+use super::schema::{POS, SOURCE};
+use super::{IndexError, Result};
+
+/// Suffix of the folder a rewrite writes into.
+const NEW: &str = "upgrading";
+/// Suffix the old folder takes while the new one is moved into its place.
+const OLD: &str = "old-format";
+
+/// What tantivy says when it opens a term dictionary of the other format.
+const OLD_FORMAT_ERROR: &str = "Unsupported dictionary type";
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// The index name a leftover of an interrupted rewrite belongs to (`2026-11-28.upgrading` →
+/// `2026-11-28`); `None` for any other name.
+pub(crate) fn leftover_of(name: &str) -> Option<&str> {
+    name.strip_suffix(NEW)
+        .or_else(|| name.strip_suffix(OLD))?
+        .strip_suffix('.')
+}
+
+/// Finishes what an interrupted rewrite of the index at `path` left: a half-written new index
+/// is removed (the old one is still in place and is rewritten again); an old index renamed
+/// aside is removed once the new one is in place, or moved back if the crash came between the
+/// two renames.
+pub(crate) fn recover(path: &Path) -> Result<()> {
+    let new = sibling(path, NEW);
+    if new.exists() {
+        fs::remove_dir_all(&new)?;
+    }
+    let old = sibling(path, OLD);
+    if old.exists() {
+        if path.exists() {
+            fs::remove_dir_all(&old)?;
+        } else {
+            fs::rename(&old, path)?;
+        }
+    }
+    Ok(())
+}
+
+/// True when a segment of `index` holds term dictionaries of the older format.
+pub(crate) fn is_old_format(index: &Index) -> Result<bool> {
+    let reader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()?;
+    let searcher = reader.searcher();
+    let schema = index.schema();
+    for segment in searcher.segment_readers() {
+        for (field, entry) in schema.fields() {
+            if !entry.is_indexed() {
+                continue;
+            }
+            match segment.inverted_index(field) {
+                Ok(_) => {}
+                Err(e) if e.to_string().contains(OLD_FORMAT_ERROR) => return Ok(true),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// The error for a read-only opener (`verify`) that finds an index of the older format.
+pub(crate) fn read_only_error(path: &Path) -> IndexError {
+    IndexError::Tantivy(format!(
+        "{} was written by an earlier mcp-audit (FST term dictionaries); start the collector \
+         on this data dir once to rewrite it in the current format (this check changes nothing)",
+        path.display()
+    ))
+}
+
+/// Rewrites the index at `path` if it is of the older format: `create` makes the new, empty
+/// index's writer in the folder it is given, and `document` makes a document from a stored
+/// record and its WAL position. Returns whether it rewrote anything.
+pub(crate) fn rewrite_if_old<D: Document>(
+    path: &Path,
+    create: impl FnOnce(&Path) -> Result<IndexWriter<D>>,
+    mut document: impl FnMut(u64, &[u8]) -> Result<D>,
+) -> Result<bool> {
+    if !path.join("meta.json").exists() {
+        return Ok(false);
+    }
+    let old = Index::open_in_dir(path)?;
+    if !is_old_format(&old)? {
+        return Ok(false);
+    }
+    let started = Instant::now();
+    tracing::warn!(
+        index = %path.display(),
+        "index written by an earlier version (FST term dictionaries): rewriting it from its \
+         stored records in the current format; this runs once"
+    );
+    let new = sibling(path, NEW);
+    if new.exists() {
+        fs::remove_dir_all(&new)?;
+    }
+    fs::create_dir_all(&new)?;
+    let mut writer = create(&new)?;
+    let context = |what: &str, e: &dyn std::fmt::Display| {
+        IndexError::Tantivy(format!("rewriting {}: {what}: {e}", path.display()))
+    };
+    let source = old
+        .schema()
+        .get_field(SOURCE)
+        .map_err(|e| context("no `_source` field", &e))?;
+    let reader = old
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()?;
+    let searcher = reader.searcher();
+    let mut count = 0u64;
+    for segment in searcher.segment_readers() {
+        let pos = segment
+            .fast_fields()
+            .u64(POS)
+            .map_err(|e| context("no `pos` column", &e))?;
+        let store = segment.get_store_reader(1)?;
+        for doc in segment.doc_ids_alive() {
+            let stored: TantivyDocument = store.get(doc)?;
+            let record = stored
+                .get_first(source)
+                .and_then(|v| v.as_bytes())
+                .ok_or_else(|| context("a document without `_source`", &doc))?;
+            let at = pos
+                .first(doc)
+                .ok_or_else(|| context("a document without `pos`", &doc))?;
+            writer.add_document(document(at, record)?)?;
+            count += 1;
+        }
+    }
+    let payload = old.load_metas()?.payload;
+    let mut prepared = writer.prepare_commit()?;
+    if let Some(p) = &payload {
+        prepared.set_payload(p);
+    }
+    prepared.commit()?;
+    writer.wait_merging_threads()?;
+    drop((reader, old));
+
+    let aside = sibling(path, OLD);
+    fs::rename(path, &aside)?;
+    fs::rename(&new, path)?;
+    if let Some(parent) = path.parent() {
+        File::open(parent)?.sync_all()?;
+    }
+    fs::remove_dir_all(&aside)?;
+    tracing::info!(
+        index = %path.display(),
+        documents = count,
+        took_ms = started.elapsed().as_millis() as u64,
+        "index rewritten in the current format"
+    );
+    Ok(true)
+}
