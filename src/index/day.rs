@@ -107,7 +107,7 @@ impl Day {
         };
         let directory = MmapDirectory::open(&path).map_err(|e| context(e.into()))?;
         let index = Index::open(directory).map_err(context)?;
-        if super::upgrade::is_old_format(&index)? {
+        if super::upgrade::is_old_format(&index) {
             return Err(super::upgrade::read_only_error(&path));
         }
         let reader = index

@@ -67,27 +67,26 @@ pub(crate) fn recover(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// True when a segment of `index` holds term dictionaries of the older format.
-pub(crate) fn is_old_format(index: &Index) -> Result<bool> {
-    let reader = index
+/// True when a segment of `index` holds term dictionaries of the older format. An index that
+/// cannot be read at all is not recognisably old: opening it reports what is wrong, as before.
+pub(crate) fn is_old_format(index: &Index) -> bool {
+    let Ok(reader) = index
         .reader_builder()
         .reload_policy(ReloadPolicy::Manual)
-        .try_into()?;
+        .try_into()
+    else {
+        return false;
+    };
     let searcher = reader.searcher();
     let schema = index.schema();
-    for segment in searcher.segment_readers() {
-        for (field, entry) in schema.fields() {
-            if !entry.is_indexed() {
-                continue;
-            }
-            match segment.inverted_index(field) {
-                Ok(_) => {}
-                Err(e) if e.to_string().contains(OLD_FORMAT_ERROR) => return Ok(true),
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    Ok(false)
+    searcher.segment_readers().iter().any(|segment| {
+        schema.fields().any(|(field, entry)| {
+            entry.is_indexed()
+                && segment
+                    .inverted_index(field)
+                    .is_err_and(|e| e.to_string().contains(OLD_FORMAT_ERROR))
+        })
+    })
 }
 
 /// The error for a read-only opener (`verify`) that finds an index of the older format.
@@ -105,13 +104,15 @@ pub(crate) fn read_only_error(path: &Path) -> IndexError {
 pub(crate) fn rewrite_if_old<D: Document>(
     path: &Path,
     create: impl FnOnce(&Path) -> Result<IndexWriter<D>>,
-    mut document: impl FnMut(u64, &[u8]) -> Result<D>,
+    document: impl FnMut(u64, &[u8]) -> Result<D>,
 ) -> Result<bool> {
     if !path.join("meta.json").exists() {
         return Ok(false);
     }
-    let old = Index::open_in_dir(path)?;
-    if !is_old_format(&old)? {
+    let Ok(old) = Index::open_in_dir(path) else {
+        return Ok(false); // opening it for use says what is wrong
+    };
+    if !is_old_format(&old) {
         return Ok(false);
     }
     let started = Instant::now();
@@ -121,52 +122,15 @@ pub(crate) fn rewrite_if_old<D: Document>(
          stored records in the current format; this runs once"
     );
     let new = sibling(path, NEW);
-    if new.exists() {
-        fs::remove_dir_all(&new)?;
-    }
-    fs::create_dir_all(&new)?;
-    let mut writer = create(&new)?;
-    let context = |what: &str, e: &dyn std::fmt::Display| {
-        IndexError::Tantivy(format!("rewriting {}: {what}: {e}", path.display()))
-    };
-    let source = old
-        .schema()
-        .get_field(SOURCE)
-        .map_err(|e| context("no `_source` field", &e))?;
-    let reader = old
-        .reader_builder()
-        .reload_policy(ReloadPolicy::Manual)
-        .try_into()?;
-    let searcher = reader.searcher();
-    let mut count = 0u64;
-    for segment in searcher.segment_readers() {
-        let pos = segment
-            .fast_fields()
-            .u64(POS)
-            .map_err(|e| context("no `pos` column", &e))?;
-        let store = segment.get_store_reader(1)?;
-        for doc in segment.doc_ids_alive() {
-            let stored: TantivyDocument = store.get(doc)?;
-            let record = stored
-                .get_first(source)
-                .and_then(|v| v.as_bytes())
-                .ok_or_else(|| context("a document without `_source`", &doc))?;
-            let at = pos
-                .first(doc)
-                .ok_or_else(|| context("a document without `pos`", &doc))?;
-            writer.add_document(document(at, record)?)?;
-            count += 1;
-        }
-    }
-    let payload = old.load_metas()?.payload;
-    let mut prepared = writer.prepare_commit()?;
-    if let Some(p) = &payload {
-        prepared.set_payload(p);
-    }
-    prepared.commit()?;
-    writer.wait_merging_threads()?;
-    drop((reader, old));
-
+    let count = copy(&old, &new, create, document).map_err(|e| {
+        let _ = fs::remove_dir_all(&new);
+        IndexError::Tantivy(format!(
+            "rewriting {} in the current format failed: {e}. The old index is untouched; \
+             move it aside to start without its events",
+            path.display()
+        ))
+    })?;
+    drop(old);
     let aside = sibling(path, OLD);
     fs::rename(path, &aside)?;
     fs::rename(&new, path)?;
@@ -181,4 +145,50 @@ pub(crate) fn rewrite_if_old<D: Document>(
         "index rewritten in the current format"
     );
     Ok(true)
+}
+
+/// Writes every live document of `old` into a new index in `new`, committed with `old`'s
+/// payload; the number of documents.
+fn copy<D: Document>(
+    old: &Index,
+    new: &Path,
+    create: impl FnOnce(&Path) -> Result<IndexWriter<D>>,
+    mut document: impl FnMut(u64, &[u8]) -> Result<D>,
+) -> Result<u64> {
+    if new.exists() {
+        fs::remove_dir_all(new)?;
+    }
+    fs::create_dir_all(new)?;
+    let mut writer = create(new)?;
+    let missing = |what: &str| IndexError::Tantivy(format!("a document without `{what}`"));
+    let source = old
+        .schema()
+        .get_field(SOURCE)
+        .map_err(|_| missing(SOURCE))?;
+    let reader = old
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()?;
+    let mut count = 0u64;
+    for segment in reader.searcher().segment_readers() {
+        let pos = segment.fast_fields().u64(POS).map_err(|_| missing(POS))?;
+        let store = segment.get_store_reader(1)?;
+        for doc in segment.doc_ids_alive() {
+            let stored: TantivyDocument = store.get(doc)?;
+            let record = stored
+                .get_first(source)
+                .and_then(|v| v.as_bytes())
+                .ok_or_else(|| missing(SOURCE))?;
+            let at = pos.first(doc).ok_or_else(|| missing(POS))?;
+            writer.add_document(document(at, record)?)?;
+            count += 1;
+        }
+    }
+    let mut prepared = writer.prepare_commit()?;
+    if let Some(payload) = old.load_metas()?.payload {
+        prepared.set_payload(&payload);
+    }
+    prepared.commit()?;
+    writer.wait_merging_threads()?;
+    Ok(count)
 }

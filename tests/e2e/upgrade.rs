@@ -174,3 +174,39 @@ async fn a_rewrite_cut_short_by_a_crash_is_finished_at_the_next_start() {
     assert_eq!(names, ["2026-11-28", "checkpoint.json"]);
     assert!(!dir.path().join("findings.old-format").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_old_index_stops_the_start_and_stays_as_it_was() {
+    let dir = fixture();
+    let day = dir.path().join("index").join(DAY);
+    // A run of zeros in the middle of the day's largest document store (its footer intact).
+    let store = std::fs::read_dir(&day)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "store"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&store).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle - 512..middle + 512].fill(0);
+    std::fs::write(&store, &bytes).unwrap();
+    let before = snapshot(&day);
+
+    let log = match Collector::try_start(dir.path(), ENV).await {
+        Ok(c) => panic!("started on a damaged index:\n{}", c.stop()),
+        Err(log) => log,
+    };
+    assert!(
+        log.contains(&format!(
+            "rewriting {} in the current format failed",
+            day.display()
+        )) && log.contains("The old index is untouched; move it aside"),
+        "{log}"
+    );
+    assert!(before == snapshot(&day), "the old index was changed");
+    assert!(!dir
+        .path()
+        .join("index")
+        .join(format!("{DAY}.upgrading"))
+        .exists());
+}
