@@ -152,15 +152,18 @@ async fn an_old_format_data_dir_is_rewritten_once_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rewrite_cut_short_by_a_crash_is_finished_at_the_next_start() {
-    // A crash between the two renames: the old index set aside, the new one not yet in
-    // place, and a half-written new one left by an earlier attempt.
+    // The day: a crash between the two renames (the old index set aside, the new one not yet
+    // in place) after a half-written new one was left by an earlier attempt. The findings: a
+    // crash after the new index was in place, before the old one was removed.
     let dir = fixture();
     let index = dir.path().join("index");
     std::fs::rename(index.join(DAY), index.join(format!("{DAY}.old-format"))).unwrap();
     std::fs::create_dir_all(index.join(format!("{DAY}.upgrading"))).unwrap();
     std::fs::write(index.join(format!("{DAY}.upgrading/meta.json")), b"{").unwrap();
-    let findings_dir = dir.path().join("findings");
-    std::fs::rename(&findings_dir, dir.path().join("findings.old-format")).unwrap();
+    copy_tree(
+        &dir.path().join("findings"),
+        &dir.path().join("findings.old-format"),
+    );
 
     let c = Collector::start(dir.path(), ENV).await;
     assert_eq!(total(&c, "").await, EVENTS);
