@@ -229,8 +229,13 @@ pub fn run<R: LogReader>(mut rt: Runtime<R>) {
                     for f in &made {
                         rt.metrics.finding(&f.rule, f.severity.as_str());
                     }
+                    let fired = !made.is_empty();
                     rt.findings.stage(made);
                     rt.visible.store(rt.feed.position(), Ordering::Release);
+                    if fired {
+                        // The rules' counts are read with the findings, which are visible now.
+                        publish(&rt.status, &rt.engine, &rt.metrics);
+                    }
                     uncommitted = true;
                     false
                 }

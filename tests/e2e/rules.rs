@@ -38,7 +38,13 @@ async fn wait_findings(c: &Collector, rule: &str, n: usize) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finding_is_stored_queryable_and_filters_search() {
     let tmp = tempfile::tempdir().unwrap();
-    let c = Collector::start(&tmp.path().join("data"), &[]).await;
+    // Findings are committed long after they are served: everything below reads them (and
+    // the rules' counts) as soon as they are made.
+    let c = Collector::start(
+        &tmp.path().join("data"),
+        &[("MCP_AUDIT_INDEX_COMMIT_INTERVAL_MS", "5000")],
+    )
+    .await;
     let quiet = full_event("quiet-1");
     let started = Instant::now();
     let resp = c.send(&[traversal("bad-1"), quiet]).await;
