@@ -4,8 +4,9 @@
 //! The alerter ([`run_alerter`], one thread) follows the findings store by WAL position: the
 //! rules consumer stages every finding of the events below a position before publishing it
 //! (commits make them durable later; a replay after a crash makes the same ones again), and
-//! the alerter applies those it has not applied yet (`State::cursor`) to its alerts, queues notifications for due alerts, and saves its whole state (alerts, silences,
-//! outbox, cursor) atomically before anything is sent. A kill -9 anywhere replays exactly the
+//! the alerter applies those it has not applied yet (`State::cursor`) to its alerts, queues
+//! notifications for due alerts, and saves its whole state (alerts, silences, outbox, cursor)
+//! atomically before anything is sent. A kill -9 anywhere replays exactly the
 //! findings the saved state had not seen, and resends the notifications it had not marked
 //! delivered, with the same `webhook-id` (receivers de-duplicate on it).
 //!

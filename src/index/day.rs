@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tantivy::directory::MmapDirectory;
-use tantivy::schema::Schema;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy};
 use time::{Date, Month};
 
@@ -70,7 +69,9 @@ struct Payload {
 }
 
 impl Day {
-    pub fn open(dir: &Path, day: i32, schema: &Schema, layout: &Layout) -> Result<Day> {
+    /// Opens (or creates) the day's index; one of an older on-disk format is rewritten first
+    /// (see [`super::upgrade`]).
+    pub fn open(dir: &Path, day: i32, fields: &Arc<Fields>, layout: &Layout) -> Result<Day> {
         let path = dir.join(folder_name(day));
         fs::create_dir_all(&path)?;
         let context = |e: tantivy::TantivyError| {
@@ -82,7 +83,7 @@ impl Day {
         };
         let directory = MmapDirectory::open(&path).map_err(|e| context(e.into()))?;
         let index = Index::builder()
-            .schema(schema.clone())
+            .schema(fields.schema.clone())
             .settings(layout.settings())
             .open_or_create(directory)
             .map_err(context)?;
@@ -92,6 +93,11 @@ impl Day {
             .doc_store_cache_num_blocks(super::layout::DOCSTORE_CACHE_BLOCKS)
             .try_into()
             .map_err(context)?;
+        if super::upgrade::is_old_format(&reader) {
+            drop(index);
+            rewrite(&path, reader, fields, layout)?;
+            return Day::open(dir, day, fields, layout);
+        }
         Ok(Day {
             path,
             index,
@@ -107,15 +113,15 @@ impl Day {
         };
         let directory = MmapDirectory::open(&path).map_err(|e| context(e.into()))?;
         let index = Index::open(directory).map_err(context)?;
-        if super::upgrade::is_old_format(&index) {
-            return Err(super::upgrade::read_only_error(&path));
-        }
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .doc_store_cache_num_blocks(super::layout::DOCSTORE_CACHE_BLOCKS)
             .try_into()
             .map_err(context)?;
+        if super::upgrade::is_old_format(&reader) {
+            return Err(super::upgrade::read_only_error(&path));
+        }
         Ok(Day {
             path,
             index,
@@ -140,16 +146,11 @@ impl Day {
     }
 }
 
-/// Rewrites the day's index if an earlier version wrote it in an older format (see
-/// [`super::upgrade`]).
-pub(crate) fn rewrite_if_old(
-    dir: &Path,
-    day: i32,
-    fields: &Arc<Fields>,
-    layout: &Layout,
-) -> Result<()> {
-    super::upgrade::rewrite_if_old(
-        &dir.join(folder_name(day)),
+/// Rewrites the day's index at `path`, of an older format, which `reader` reads.
+fn rewrite(path: &Path, reader: IndexReader, fields: &Arc<Fields>, layout: &Layout) -> Result<()> {
+    super::upgrade::rewrite(
+        path,
+        reader,
         |new| {
             let index = Index::builder()
                 .schema(fields.schema.clone())
@@ -162,8 +163,7 @@ pub(crate) fn rewrite_if_old(
                 .map_err(|e| IndexError::Tantivy(format!("a stored record at {pos}: {e}")))?;
             Ok(EventDoc::new(fields.clone(), Arc::new(entry)))
         },
-    )?;
-    Ok(())
+    )
 }
 
 /// The writing side of a day: owned by the indexing thread.

@@ -176,26 +176,31 @@ impl Findings {
                 dir.display()
             ))
         };
-        super::upgrade::rewrite_if_old(
-            dir,
-            |new| {
-                Ok(Index::create_in_dir(new, schema.clone())?
-                    .writer_with_num_threads(1, WRITER_MEMORY)?)
-            },
-            |_, record| {
-                let finding: Finding = serde_json::from_slice(record).map_err(|e| {
-                    IndexError::Tantivy(format!("a stored finding is unreadable: {e}"))
-                })?;
-                document(&f, &finding)
-            },
-        )?;
         let directory = MmapDirectory::open(dir).map_err(|e| context(e.into()))?;
-        let index = Index::open_or_create(directory, schema).map_err(context)?;
+        let index = Index::open_or_create(directory, schema.clone()).map_err(context)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(context)?;
+        if super::upgrade::is_old_format(&reader) {
+            drop(index);
+            super::upgrade::rewrite(
+                dir,
+                reader,
+                |new| {
+                    Ok(Index::create_in_dir(new, schema.clone())?
+                        .writer_with_num_threads(1, WRITER_MEMORY)?)
+                },
+                |_, record| {
+                    let finding: Finding = serde_json::from_slice(record).map_err(|e| {
+                        IndexError::Tantivy(format!("a stored finding is unreadable: {e}"))
+                    })?;
+                    document(&f, &finding)
+                },
+            )?;
+            return Findings::open(dir);
+        }
         let writer = index
             .writer_with_num_threads(1, WRITER_MEMORY)
             .map_err(context)?;

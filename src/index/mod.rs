@@ -287,8 +287,7 @@ impl Indexes {
                 let d = if read_only {
                     Day::open_existing(&cfg.dir, day)?
                 } else {
-                    day::rewrite_if_old(&cfg.dir, day, &fields, &cfg.layout)?;
-                    Day::open(&cfg.dir, day, &fields.schema, &cfg.layout)?
+                    Day::open(&cfg.dir, day, &fields, &cfg.layout)?
                 };
                 days.insert(day, Arc::new(d));
             }
@@ -399,7 +398,7 @@ impl Indexes {
         let d = Arc::new(Day::open(
             &self.cfg.dir,
             day,
-            &self.fields.schema,
+            &self.fields,
             &self.cfg.layout,
         )?);
         write(&self.days).insert(day, d.clone());

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use tantivy::schema::document::Document;
 use tantivy::schema::Value as _;
-use tantivy::{Index, IndexWriter, ReloadPolicy, TantivyDocument};
+use tantivy::{IndexReader, IndexWriter, TantivyDocument};
 
 use super::schema::{POS, SOURCE};
 use super::{IndexError, Result};
@@ -67,18 +67,11 @@ pub(crate) fn recover(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// True when a segment of `index` holds term dictionaries of the older format. An index that
-/// cannot be read at all is not recognisably old: opening it reports what is wrong, as before.
-pub(crate) fn is_old_format(index: &Index) -> bool {
-    let Ok(reader) = index
-        .reader_builder()
-        .reload_policy(ReloadPolicy::Manual)
-        .try_into()
-    else {
-        return false;
-    };
+/// True when a segment `reader` reads holds term dictionaries of the older format. Other
+/// damage is not an old format: searches report it, as before.
+pub(crate) fn is_old_format(reader: &IndexReader) -> bool {
     let searcher = reader.searcher();
-    let schema = index.schema();
+    let schema = searcher.schema();
     searcher.segment_readers().iter().any(|segment| {
         schema.fields().any(|(field, entry)| {
             entry.is_indexed()
@@ -98,23 +91,15 @@ pub(crate) fn read_only_error(path: &Path) -> IndexError {
     ))
 }
 
-/// Rewrites the index at `path` if it is of the older format: `create` makes the new, empty
-/// index's writer in the folder it is given, and `document` makes a document from a stored
-/// record and its WAL position. Returns whether it rewrote anything.
-pub(crate) fn rewrite_if_old<D: Document>(
+/// Rewrites the index at `path`, of the older format, which `reader` reads: `create` makes
+/// the new, empty index's writer in the folder it is given, and `document` makes a document
+/// from a stored record and its WAL position.
+pub(crate) fn rewrite<D: Document>(
     path: &Path,
+    reader: IndexReader,
     create: impl FnOnce(&Path) -> Result<IndexWriter<D>>,
     document: impl FnMut(u64, &[u8]) -> Result<D>,
-) -> Result<bool> {
-    if !path.join("meta.json").exists() {
-        return Ok(false);
-    }
-    let Ok(old) = Index::open_in_dir(path) else {
-        return Ok(false); // opening it for use says what is wrong
-    };
-    if !is_old_format(&old) {
-        return Ok(false);
-    }
+) -> Result<()> {
     let started = Instant::now();
     tracing::warn!(
         index = %path.display(),
@@ -122,7 +107,7 @@ pub(crate) fn rewrite_if_old<D: Document>(
          stored records in the current format; this runs once"
     );
     let new = sibling(path, NEW);
-    let count = copy(&old, &new, create, document).map_err(|e| {
+    let count = copy(&reader, &new, create, document).map_err(|e| {
         let _ = fs::remove_dir_all(&new);
         IndexError::Tantivy(format!(
             "rewriting {} in the current format failed: {e}. The old index is untouched; \
@@ -130,7 +115,7 @@ pub(crate) fn rewrite_if_old<D: Document>(
             path.display()
         ))
     })?;
-    drop(old);
+    drop(reader);
     let aside = sibling(path, OLD);
     fs::rename(path, &aside)?;
     fs::rename(&new, path)?;
@@ -144,13 +129,13 @@ pub(crate) fn rewrite_if_old<D: Document>(
         took_ms = started.elapsed().as_millis() as u64,
         "index rewritten in the current format"
     );
-    Ok(true)
+    Ok(())
 }
 
-/// Writes every live document of `old` into a new index in `new`, committed with `old`'s
-/// payload; the number of documents.
+/// Writes every live document `old` reads into a new index in `new`, committed with the old
+/// index's payload; the number of documents.
 fn copy<D: Document>(
-    old: &Index,
+    old: &IndexReader,
     new: &Path,
     create: impl FnOnce(&Path) -> Result<IndexWriter<D>>,
     mut document: impl FnMut(u64, &[u8]) -> Result<D>,
@@ -161,16 +146,13 @@ fn copy<D: Document>(
     fs::create_dir_all(new)?;
     let mut writer = create(new)?;
     let missing = |what: &str| IndexError::Tantivy(format!("a document without `{what}`"));
-    let source = old
+    let searcher = old.searcher();
+    let source = searcher
         .schema()
         .get_field(SOURCE)
         .map_err(|_| missing(SOURCE))?;
-    let reader = old
-        .reader_builder()
-        .reload_policy(ReloadPolicy::Manual)
-        .try_into()?;
     let mut count = 0u64;
-    for segment in reader.searcher().segment_readers() {
+    for segment in searcher.segment_readers() {
         let pos = segment.fast_fields().u64(POS).map_err(|_| missing(POS))?;
         let store = segment.get_store_reader(1)?;
         for doc in segment.doc_ids_alive() {
@@ -185,7 +167,7 @@ fn copy<D: Document>(
         }
     }
     let mut prepared = writer.prepare_commit()?;
-    if let Some(payload) = old.load_metas()?.payload {
+    if let Some(payload) = searcher.index().load_metas()?.payload {
         prepared.set_payload(&payload);
     }
     prepared.commit()?;
